@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: MIT
+// md page state words and the piwb page copy (engine.md). Every state change is one atomic
+// operation on the page's i32 word, so JS `Atomics` on other threads and these functions agree.
+//
+// Rules kept here: an updater may only start on a page that is neither in WRITEBACK nor
+// UPDATING; the submitter only takes a page that is neither; WRITEBACK is cleared by the
+// completion path after the new entries are in the live page.
+
+import {
+  CTX_STATUS, CTX_PAGES, CTX_PIWB_SLOTS, CTX_ENTRIES, CTX_TOP, CTX_BAT,
+  PAGE_BYTES, SLOTS_PER_PAGE, MAP_OFFSET, LEVEL_NONE, ctxU32, levelPtr,
+} from "./layout";
+import { STATUS_BUSY, STATUS_BAD_PAGE } from "./status";
+
+export const MD_DIRTY: u32 = 1 << 1;
+export const MD_WRITEBACK: u32 = 1 << 2;
+export const MD_HIGHPRIO: u32 = 1 << 3;
+export const MD_UPDATING: u32 = 1 << 4;
+
+@inline function statusPtr(ctx: usize, page: u32): usize {
+  return <usize>ctxU32(ctx, CTX_STATUS) + (<usize>page << 2);
+}
+
+/** Current state word of md page `page`. */
+export function mdStatus(ctx: usize, page: u32): i32 {
+  if (page >= ctxU32(ctx, CTX_PAGES)) return STATUS_BAD_PAGE;
+  return <i32>atomic.load<u32>(statusPtr(ctx, page));
+}
+
+/**
+ * Start an update: if the page is neither WRITEBACK nor UPDATING, set UPDATING and return the
+ * previous word (so the caller sees whether it was already DIRTY); else STATUS_BUSY.
+ */
+export function mdBeginUpdate(ctx: usize, page: u32): i32 {
+  if (page >= ctxU32(ctx, CTX_PAGES)) return STATUS_BAD_PAGE;
+  const ptr = statusPtr(ctx, page);
+  let old = atomic.load<u32>(ptr);
+  while (true) {
+    if ((old & (MD_WRITEBACK | MD_UPDATING)) != 0) return STATUS_BUSY;
+    const seen = atomic.cmpxchg<u32>(ptr, old, old | MD_UPDATING);
+    if (seen == old) return <i32>old;
+    old = seen;
+  }
+  return STATUS_BUSY;
+}
+
+/** Set bits (MD_DIRTY, MD_HIGHPRIO); returns the previous word. */
+export function mdSet(ctx: usize, page: u32, bits: u32): i32 {
+  if (page >= ctxU32(ctx, CTX_PAGES)) return STATUS_BAD_PAGE;
+  return <i32>atomic.or<u32>(statusPtr(ctx, page), bits);
+}
+
+/** Clear bits (MD_UPDATING, MD_DIRTY on an error path, MD_WRITEBACK on completion). */
+export function mdClear(ctx: usize, page: u32, bits: u32): i32 {
+  if (page >= ctxU32(ctx, CTX_PAGES)) return STATUS_BAD_PAGE;
+  return <i32>atomic.and<u32>(statusPtr(ctx, page), ~bits);
+}
+
+/**
+ * Writeback submission: if the page is UPDATING or already in WRITEBACK return 0 (the caller
+ * re-queues it); if it is not DIRTY return -1 (nothing to write); else set WRITEBACK, clear
+ * DIRTY and HIGHPRIO in one step and return 1.
+ */
+export function mdTrySubmit(ctx: usize, page: u32): i32 {
+  if (page >= ctxU32(ctx, CTX_PAGES)) return STATUS_BAD_PAGE;
+  const ptr = statusPtr(ctx, page);
+  let old = atomic.load<u32>(ptr);
+  while (true) {
+    if ((old & (MD_WRITEBACK | MD_UPDATING)) != 0) return 0;
+    if ((old & MD_DIRTY) == 0) return -1;
+    const seen = atomic.cmpxchg<u32>(ptr, old, (old | MD_WRITEBACK) & ~(MD_DIRTY | MD_HIGHPRIO));
+    if (seen == old) return 1;
+    old = seen;
+  }
+  return 0;
+}
+
+/** Swap the page's pending-piwb id (-1 = none); returns the previous id. */
+export function mdExchangePiwb(ctx: usize, page: u32, piwbId: i32): i32 {
+  if (page >= ctxU32(ctx, CTX_PAGES)) return STATUS_BAD_PAGE;
+  return atomic.xchg<i32>(<usize>ctxU32(ctx, CTX_PIWB_SLOTS) + (<usize>page << 2), piwbId);
+}
+
+/** Compare-and-swap the pending-piwb id; returns the id seen (== expected on success). */
+export function mdCasPiwb(ctx: usize, page: u32, expected: i32, piwbId: i32): i32 {
+  if (page >= ctxU32(ctx, CTX_PAGES)) return STATUS_BAD_PAGE;
+  return atomic.cmpxchg<i32>(<usize>ctxU32(ctx, CTX_PIWB_SLOTS) + (<usize>page << 2), expected, piwbId);
+}
+
+/**
+ * Prepare a piwb: copy live md page `page` into the 4 KiB buffer at `piwb`, then zero every
+ * slot the top delta does not map (lower levels and holes are 0 on disk) and the tail past the
+ * last BAT entry. The header slots of page 0 are copied as they are.
+ */
+export function piwbPrepare(ctx: usize, page: u32, piwb: usize): i32 {
+  if (page >= ctxU32(ctx, CTX_PAGES)) return STATUS_BAD_PAGE;
+  const live = <usize>ctxU32(ctx, CTX_BAT) + (<usize>page * <usize>PAGE_BYTES);
+  memory.copy(piwb, live, PAGE_BYTES);
+  const entries = ctxU32(ctx, CTX_ENTRIES);
+  const top = <u8>ctxU32(ctx, CTX_TOP);
+  const first: u32 = page == 0 ? MAP_OFFSET : 0;
+  const base: i64 = <i64>page * SLOTS_PER_PAGE - MAP_OFFSET;
+  for (let i: u32 = first; i < SLOTS_PER_PAGE; i++) {
+    const c = base + i;
+    if (c >= <i64>entries || load<u8>(levelPtr(ctx, <u32>c)) != top) store<u32>(piwb + (<usize>i << 2), 0);
+  }
+  return 0;
+}
+
+/**
+ * After the piwb reached the file: copy its entries into the live page. A non-zero slot becomes
+ * mapped at the top level; a zero slot that the top delta mapped becomes a hole (discard).
+ * Slots mapped by lower levels are untouched. Returns the number of slots changed.
+ */
+export function piwbApply(ctx: usize, page: u32, piwb: usize): i32 {
+  if (page >= ctxU32(ctx, CTX_PAGES)) return STATUS_BAD_PAGE;
+  const live = <usize>ctxU32(ctx, CTX_BAT) + (<usize>page * <usize>PAGE_BYTES);
+  const entries = ctxU32(ctx, CTX_ENTRIES);
+  const top = <u8>ctxU32(ctx, CTX_TOP);
+  const first: u32 = page == 0 ? MAP_OFFSET : 0;
+  const base: i64 = <i64>page * SLOTS_PER_PAGE - MAP_OFFSET;
+  let changed: i32 = 0;
+  for (let i: u32 = first; i < SLOTS_PER_PAGE; i++) {
+    const c = base + i;
+    if (c >= <i64>entries) break;
+    const value = load<u32>(piwb + (<usize>i << 2));
+    const lp = levelPtr(ctx, <u32>c);
+    const level = load<u8>(lp);
+    if (value != 0) {
+      if (level != top || load<u32>(live + (<usize>i << 2)) != value) {
+        store<u32>(live + (<usize>i << 2), value);
+        store<u8>(lp, top);
+        changed++;
+      }
+    } else if (level == top) {
+      store<u32>(live + (<usize>i << 2), 0);
+      store<u8>(lp, LEVEL_NONE);
+      changed++;
+    }
+  }
+  return changed;
+}

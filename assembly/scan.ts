@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+// Loading the top delta's BAT: set each entry's level, mark used slots in the allocation
+// bitmap, and report every entry that breaks the format's rules (format.md 1.6, 2.4) in one
+// pass, so that open and check share it.
+
+import {
+  CTX_ENTRIES, CTX_CLUSTER, CTX_TOP, CTX_FIRST_SLOT, CTX_CAPACITY, LEVEL_NONE,
+  ctxU32, ctxF64, entryPtr, levelPtr, unitBytes,
+} from "./layout";
+import { claimSlot } from "./alloc";
+
+/** Entry points into the header/BAT area (below the data area). */
+export const PROBLEM_METADATA: u32 = 1;
+/** Entry's cluster ends past the end of the file. */
+export const PROBLEM_OUTSIDE: u32 = 2;
+/** Entry is not a whole number of clusters from the start of the data area. */
+export const PROBLEM_MISALIGNED: u32 = 3;
+/** Entry points at a cluster an earlier entry already uses. */
+export const PROBLEM_DUPLICATE: u32 = 4;
+/** Bytes of one problem record: u32 kind, u32 entry index, f64 host byte offset. */
+export const PROBLEM_BYTES: u32 = 16;
+
+/**
+ * Scan the top BAT (already in the md pages). Every non-zero entry becomes mapped at the top
+ * level; valid ones claim their slot. Records the first `maxOut` problems at `out` and returns
+ * the total number of problems.
+ */
+export function loadTopBat(ctx: usize, fileBytes: f64, out: usize, maxOut: u32): u32 {
+  const entries = ctxU32(ctx, CTX_ENTRIES);
+  const clusterBytes = <f64>ctxU32(ctx, CTX_CLUSTER);
+  const top = ctxU32(ctx, CTX_TOP);
+  const unit = unitBytes(ctx, top);
+  const firstSlot = ctxF64(ctx, CTX_FIRST_SLOT);
+  const capacity = ctxU32(ctx, CTX_CAPACITY);
+  let problems: u32 = 0;
+  for (let c: u32 = 0; c < entries; c++) {
+    const value = load<u32>(entryPtr(ctx, c));
+    if (value == 0) {
+      store<u8>(levelPtr(ctx, c), LEVEL_NONE);
+      continue;
+    }
+    store<u8>(levelPtr(ctx, c), <u8>top);
+    const host = <f64>value * unit;
+    let kind: u32 = 0;
+    if (host < firstSlot) kind = PROBLEM_METADATA;
+    else if (host + clusterBytes > fileBytes) kind = PROBLEM_OUTSIDE;
+    else {
+      const rel = (host - firstSlot) / clusterBytes;
+      if (rel != Math.floor(rel)) kind = PROBLEM_MISALIGNED;
+      else if (rel >= <f64>capacity || claimSlot(ctx, <u32>rel) != 1) kind = PROBLEM_DUPLICATE;
+    }
+    if (kind != 0) {
+      if (problems < maxOut) {
+        const rec = out + <usize>problems * <usize>PROBLEM_BYTES;
+        store<u32>(rec, kind, 0);
+        store<u32>(rec, c, 4);
+        store<f64>(rec, host, 8);
+      }
+      problems++;
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: MIT
+// One image's BAT in WebAssembly memory: the md pages, level bytes, md state words, piwb slots
+// and the slot bitmap, with a typed API over the core's functions. Byte offsets are numbers
+// (exact up to 2^53); cluster and slot indices are u32.
+
+import { checkStatus, type WasmCore } from './wasm.js';
+import { PloopError } from '../errors.js';
+
+const CTX_BYTES = 2048;
+const CTX = { bat: 0, levels: 4, status: 8, entries: 12, cluster: 16, top: 20, bitmap: 24, capacity: 28, firstSlot: 32, freeHint: 40, slotsEnd: 44, pages: 48, piwbSlots: 52, units: 1024 } as const;
+export const MD_PAGE_BYTES = 4096;
+export const LEVEL_NONE = 0xff;
+export const MD_DIRTY = 1 << 1;
+export const MD_WRITEBACK = 1 << 2;
+export const MD_HIGHPRIO = 1 << 3;
+export const MD_UPDATING = 1 << 4;
+const EXTENT_BYTES = 32;
+const PROBLEM_BYTES = 16;
+const MAP_OFFSET = 16;
+
+/** A run of the virtual disk that is one hole, or mapped contiguously by one level. */
+export interface Extent {
+  offset: number;
+  length: number;
+  /** Byte offset in the level's file, or -1 for a hole. */
+  hostOffset: number;
+  /** Delta level, or LEVEL_NONE for a hole. */
+  level: number;
+  firstClusterIndex: number;
+}
+
+export type BatProblemKind = 'metadata' | 'outside' | 'misaligned' | 'duplicate';
+export interface BatProblem {
+  kind: BatProblemKind;
+  clusterIndex: number;
+  hostOffset: number;
+}
+const PROBLEM_KINDS: BatProblemKind[] = ['metadata', 'metadata', 'outside', 'misaligned', 'duplicate'];
+
+export interface BatMapOptions {
+  batEntryCount: number;
+  clusterBytes: number;
+  mdPageCount: number;
+  firstSlotByte: number;
+  /** Bits in the slot bitmap: the most physical clusters the top delta may hold. */
+  slotCapacity: number;
+  topLevel: number;
+  /** Bytes per BAT unit, indexed by level. */
+  unitBytesByLevel: number[];
+}
+
+export class BatMap {
+  readonly core: WasmCore;
+  readonly ctx: number;
+  readonly batEntryCount: number;
+  readonly clusterBytes: number;
+  readonly mdPageCount: number;
+  readonly firstSlotByte: number;
+  readonly slotCapacity: number;
+  readonly topLevel: number;
+  readonly #regions: number[];
+  #extentBuf: number;
+  #closed = false;
+
+  constructor(core: WasmCore, o: BatMapOptions) {
+    this.core = core;
+    this.batEntryCount = o.batEntryCount;
+    this.clusterBytes = o.clusterBytes;
+    this.mdPageCount = o.mdPageCount;
+    this.firstSlotByte = o.firstSlotByte;
+    this.slotCapacity = o.slotCapacity;
+    this.topLevel = o.topLevel;
+    const ctx = core.alloc(CTX_BYTES);
+    const bat = core.alloc(o.mdPageCount * MD_PAGE_BYTES, MD_PAGE_BYTES);
+    const levels = core.alloc(o.batEntryCount + 8);
+    const status = core.alloc(o.mdPageCount * 4);
+    const piwbSlots = core.alloc(o.mdPageCount * 4);
+    const bitmap = core.alloc(Math.ceil(o.slotCapacity / 32) * 4 + 8);
+    this.#extentBuf = core.alloc(EXTENT_BYTES * 64);
+    this.#regions = [ctx, bat, levels, status, piwbSlots, bitmap, this.#extentBuf];
+    this.ctx = ctx;
+    const u32 = core.u32;
+    const w = (field: number, v: number) => (u32[(ctx + field) >>> 2] = v);
+    w(CTX.bat, bat);
+    w(CTX.levels, levels);
+    w(CTX.status, status);
+    w(CTX.entries, o.batEntryCount);
+    w(CTX.cluster, o.clusterBytes);
+    w(CTX.top, o.topLevel);
+    w(CTX.bitmap, bitmap);
+    w(CTX.capacity, o.slotCapacity);
+    core.f64[(ctx + CTX.firstSlot) >>> 3] = o.firstSlotByte;
+    w(CTX.pages, o.mdPageCount);
+    w(CTX.piwbSlots, piwbSlots);
+    core.i32.fill(-1, piwbSlots >>> 2, (piwbSlots >>> 2) + o.mdPageCount);
+    o.unitBytesByLevel.forEach((unit, level) => w(CTX.units + level * 4, unit));
+  }
+
+  #field(field: number): number {
+    return this.core.u32[(this.ctx + field) >>> 2];
+  }
+
+  /** The md pages as bytes: header + BAT exactly as in the file, padded to whole pages. */
+  pages(): Uint8Array {
+    const bat = this.#field(CTX.bat);
+    return this.core.u8.subarray(bat, bat + this.mdPageCount * MD_PAGE_BYTES);
+  }
+
+  /** Raw BAT value of entry `clusterIndex` (in the mapping level's units). */
+  entryValue(clusterIndex: number): number {
+    return this.core.u32[(this.#field(CTX.bat) >>> 2) + MAP_OFFSET + clusterIndex];
+  }
+
+  /** Set a raw BAT value in the live page (repair and tests; the engine goes through piwbs). */
+  setEntryValue(clusterIndex: number, value: number, level: number): void {
+    this.core.u32[(this.#field(CTX.bat) >>> 2) + MAP_OFFSET + clusterIndex] = value;
+    this.core.u8[this.#field(CTX.levels) + clusterIndex] = value === 0 && level === this.topLevel ? LEVEL_NONE : level;
+  }
+
+  /** Scan the loaded top BAT: set levels, claim slots, return the problems (all of them, bounded by `maxProblems`). */
+  loadTop(fileBytes: number, maxProblems = 4096): { problems: BatProblem[]; problemCount: number } {
+    const out = this.core.alloc(PROBLEM_BYTES * maxProblems);
+    try {
+      const count = this.core.exports.loadTopBat(this.ctx, fileBytes, out, maxProblems);
+      const problems: BatProblem[] = [];
+      const u32 = this.core.u32;
+      const f64 = this.core.f64;
+      for (let i = 0; i < Math.min(count, maxProblems); i++) {
+        const rec = out + i * PROBLEM_BYTES;
+        problems.push({ kind: PROBLEM_KINDS[u32[rec >>> 2]], clusterIndex: u32[(rec >>> 2) + 1], hostOffset: f64[(rec + 8) >>> 3] });
+      }
+      return { problems, problemCount: count };
+    } finally {
+      this.core.free(out);
+    }
+  }
+
+  /** Host byte offset of a virtual cluster, or -1 for a hole. */
+  lookup(clusterIndex: number): number {
+    const host = this.core.exports.lookupCluster(this.ctx, clusterIndex);
+    if (host === -2) checkStatus('BAT lookup', -2, { clusterIndex });
+    return host;
+  }
+
+  levelOf(clusterIndex: number): number {
+    return checkStatus('BAT level lookup', this.core.exports.levelOf(this.ctx, clusterIndex), { clusterIndex });
+  }
+
+  /** Extents covering [offset, offset + length): one WebAssembly call per 64 extents. */
+  mapRange(offset: number, length: number): Extent[] {
+    const extents: Extent[] = [];
+    const end = offset + length;
+    let pos = offset;
+    while (pos < end) {
+      const n = checkStatus('BAT map', this.core.exports.mapRange(this.ctx, pos, end - pos, this.#extentBuf, 64), { offset: pos, length: end - pos });
+      const f64 = this.core.f64;
+      const u32 = this.core.u32;
+      for (let i = 0; i < n; i++) {
+        const rec = this.#extentBuf + i * EXTENT_BYTES;
+        const e: Extent = {
+          offset: f64[rec >>> 3],
+          length: f64[(rec >>> 3) + 1],
+          hostOffset: f64[(rec >>> 3) + 2],
+          level: u32[(rec >>> 2) + 6],
+          firstClusterIndex: u32[(rec >>> 2) + 7],
+        };
+        extents.push(e);
+        pos = e.offset + e.length;
+      }
+    }
+    return extents;
+  }
+
+  /** Virtual clusters the top delta maps. */
+  countTopMapped(): number {
+    return this.core.exports.countTopMapped(this.ctx);
+  }
+
+  /** File byte offset of slot `slot`. */
+  slotOffset(slot: number): number {
+    return this.firstSlotByte + slot * this.clusterBytes;
+  }
+
+  /** The top level's BAT value for slot `slot`. */
+  slotValue(slot: number, unitBytes: number): number {
+    return this.slotOffset(slot) / unitBytes;
+  }
+
+  /** Slot index of a host byte offset in the top delta (fractional when misaligned). */
+  slotOf(hostOffset: number): number {
+    return (hostOffset - this.firstSlotByte) / this.clusterBytes;
+  }
+
+  allocSlot(): number {
+    return checkStatus('allocate cluster', this.core.exports.allocSlot(this.ctx), { capacity: this.slotCapacity });
+  }
+
+  claimSlot(slot: number): boolean {
+    return checkStatus('claim cluster', this.core.exports.claimSlot(this.ctx, slot), { slot }) === 1;
+  }
+
+  freeSlot(slot: number): void {
+    checkStatus('free cluster', this.core.exports.freeSlot(this.ctx, slot), { slot });
+  }
+
+  slotUsed(slot: number): boolean {
+    return checkStatus('slot state', this.core.exports.slotUsed(this.ctx, slot), { slot }) === 1;
+  }
+
+  /** 1 + the highest used slot. */
+  usedSlotsEnd(): number {
+    return this.core.exports.usedSlotsEnd(this.ctx);
+  }
+
+  /** Forget appended-but-free slots at the end (after the file was trimmed). */
+  trimSlotsEnd(): number {
+    return this.core.exports.trimSlotsEnd(this.ctx);
+  }
+
+  // md page state (engine.md). Page of entry c: ((c + 16) * 4) >> 12.
+  static pageOf(clusterIndex: number): number {
+    return ((clusterIndex + MAP_OFFSET) * 4) >>> 12;
+  }
+  static slotInPage(clusterIndex: number): number {
+    return (clusterIndex + MAP_OFFSET) % 1024;
+  }
+
+  mdStatus(page: number): number {
+    return checkStatus('md status', this.core.exports.mdStatus(this.ctx, page), { page });
+  }
+  /** Returns the previous state word, or STATUS_BUSY (-1) when the page is in WRITEBACK or UPDATING. */
+  mdBeginUpdate(page: number): number {
+    const r = this.core.exports.mdBeginUpdate(this.ctx, page);
+    return r === -1 ? -1 : checkStatus('md begin update', r, { page });
+  }
+  mdSet(page: number, bits: number): number {
+    return checkStatus('md set', this.core.exports.mdSet(this.ctx, page, bits), { page });
+  }
+  mdClear(page: number, bits: number): number {
+    return checkStatus('md clear', this.core.exports.mdClear(this.ctx, page, bits), { page });
+  }
+  /** 1 = submitted (WRITEBACK set, DIRTY cleared), 0 = busy (re-queue), -1 = not dirty. */
+  mdTrySubmit(page: number): number {
+    const r = this.core.exports.mdTrySubmit(this.ctx, page);
+    return r === -1 ? -1 : checkStatus('md submit', r, { page });
+  }
+  mdExchangePiwb(page: number, piwbId: number): number {
+    const r = this.core.exports.mdExchangePiwb(this.ctx, page, piwbId);
+    if (r === -4) checkStatus('md piwb exchange', r, { page });
+    return r;
+  }
+  /** The page's pending piwb id, or -1. */
+  mdPiwb(page: number): number {
+    return Atomics.load(this.core.i32, (this.#field(CTX.piwbSlots) >>> 2) + page);
+  }
+  mdCasPiwb(page: number, expected: number, piwbId: number): number {
+    const r = this.core.exports.mdCasPiwb(this.ctx, page, expected, piwbId);
+    if (r === -4) checkStatus('md piwb swap', r, { page });
+    return r;
+  }
+  piwbPrepare(page: number, piwbAddress: number): void {
+    checkStatus('piwb prepare', this.core.exports.piwbPrepare(this.ctx, page, piwbAddress), { page });
+  }
+  piwbApply(page: number, piwbAddress: number): number {
+    return checkStatus('piwb apply', this.core.exports.piwbApply(this.ctx, page, piwbAddress), { page });
+  }
+
+  /** Release every region; the map is unusable afterwards. */
+  dispose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const r of this.#regions) this.core.free(r);
+  }
+
+  assertOpen(): void {
+    if (this.#closed) throw new PloopError('ECLOSED', 'BAT map used after the image was closed');
+  }
+}

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+// Loads the AssemblyScript core over one shared WebAssembly.Memory, owns the typed views on it
+// and a small region allocator (the memory holds no garbage-collected objects: every region is
+// laid out by this file). Status codes from the core become PloopErrors here.
+
+import { PloopError } from '../errors.js';
+
+export const LAYOUT_VERSION = 1;
+export const STATUS_BUSY = -1;
+const WASM_PAGE_BYTES = 65536;
+const MAX_PAGES = 32768;
+const STATUS_TEXT: Record<number, string> = {
+  [-2]: 'offset or cluster outside the virtual disk',
+  [-3]: 'no free cluster left',
+  [-4]: 'md page number beyond the BAT',
+  [-5]: 'slot number beyond the allocation bitmap',
+  [-6]: 'output buffer too small',
+};
+
+/** The functions assembly/index.ts exports (offsets and lengths in bytes, indices u32). */
+export interface CoreExports {
+  layoutVersion(): number;
+  lookupCluster(ctx: number, clusterIndex: number): number;
+  levelOf(ctx: number, clusterIndex: number): number;
+  mapRange(ctx: number, offset: number, length: number, out: number, maxExtents: number): number;
+  countTopMapped(ctx: number): number;
+  claimSlot(ctx: number, slot: number): number;
+  slotUsed(ctx: number, slot: number): number;
+  allocSlot(ctx: number): number;
+  allocSlots(ctx: number, count: number, out: number): number;
+  freeSlot(ctx: number, slot: number): number;
+  usedSlotsEnd(ctx: number): number;
+  trimSlotsEnd(ctx: number): number;
+  mdStatus(ctx: number, page: number): number;
+  mdBeginUpdate(ctx: number, page: number): number;
+  mdSet(ctx: number, page: number, bits: number): number;
+  mdClear(ctx: number, page: number, bits: number): number;
+  mdTrySubmit(ctx: number, page: number): number;
+  mdExchangePiwb(ctx: number, page: number, piwbId: number): number;
+  mdCasPiwb(ctx: number, page: number, expected: number, piwbId: number): number;
+  piwbPrepare(ctx: number, page: number, piwb: number): number;
+  piwbApply(ctx: number, page: number, piwb: number): number;
+  loadTopBat(ctx: number, fileBytes: number, out: number, maxOut: number): number;
+}
+
+/** Throw a PloopError for a negative status; returns the value otherwise. */
+export function checkStatus(operation: string, status: number, data: Record<string, unknown> = {}): number {
+  if (status >= 0) return status;
+  const code = status === -2 ? 'ERANGE' : status === -3 ? 'ENOSPC' : 'EINVAL';
+  throw new PloopError(code, `${operation}: ${STATUS_TEXT[status] ?? `status ${status}`}`, { status, ...data });
+}
+
+/** One instance of the core over one memory, plus the allocator for regions in it. */
+export class WasmCore {
+  readonly memory: WebAssembly.Memory;
+  readonly exports: CoreExports;
+  readonly module: WebAssembly.Module;
+  #buffer: ArrayBufferLike | null = null;
+  #u8!: Uint8Array;
+  #u32!: Uint32Array;
+  #i32!: Int32Array;
+  #f64!: Float64Array;
+  /** Free regions, sorted by address: [start, bytes]. */
+  #free: Array<[number, number]> = [];
+  #used = new Map<number, number>();
+  #top: number;
+
+  private constructor(module: WebAssembly.Module, memory: WebAssembly.Memory, instance: WebAssembly.Instance) {
+    this.module = module;
+    this.memory = memory;
+    this.exports = instance.exports as unknown as CoreExports;
+    // Address 0 is kept unused so that 0 never names a region.
+    this.#top = 64;
+    if (this.exports.layoutVersion() !== LAYOUT_VERSION) {
+      throw new PloopError('EINVAL', `ploop.wasm layout version ${this.exports.layoutVersion()}, this library expects ${LAYOUT_VERSION}; rebuild with npm run build`);
+    }
+  }
+
+  /** Instantiate a module over a new shared memory. */
+  static async instantiate(module: WebAssembly.Module): Promise<WasmCore> {
+    const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true });
+    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    return new WasmCore(module, memory, instance);
+  }
+
+  get u8(): Uint8Array {
+    this.#refresh();
+    return this.#u8;
+  }
+  get u32(): Uint32Array {
+    this.#refresh();
+    return this.#u32;
+  }
+  get i32(): Int32Array {
+    this.#refresh();
+    return this.#i32;
+  }
+  get f64(): Float64Array {
+    this.#refresh();
+    return this.#f64;
+  }
+
+  /** Views are re-made after memory.grow(), which hands out a new buffer object. */
+  #refresh(): void {
+    const buffer = this.memory.buffer;
+    if (buffer === this.#buffer) return;
+    this.#buffer = buffer;
+    this.#u8 = new Uint8Array(buffer);
+    this.#u32 = new Uint32Array(buffer);
+    this.#i32 = new Int32Array(buffer);
+    this.#f64 = new Float64Array(buffer);
+  }
+
+  /** Reserve `bytes` of zeroed memory aligned to `align` (a power of two ≥ 8); returns its address. */
+  alloc(bytes: number, align = 8): number {
+    const size = Math.ceil(Math.max(bytes, 8) / 8) * 8;
+    for (let i = 0; i < this.#free.length; i++) {
+      const [start, len] = this.#free[i];
+      const at = Math.ceil(start / align) * align;
+      if (at + size <= start + len) {
+        this.#free.splice(i, 1);
+        if (at > start) this.#insertFree(start, at - start);
+        if (at + size < start + len) this.#insertFree(at + size, start + len - at - size);
+        this.#used.set(at, size);
+        this.u8.fill(0, at, at + size);
+        return at;
+      }
+    }
+    const at = Math.ceil(this.#top / align) * align;
+    const end = at + size;
+    const have = this.memory.buffer.byteLength;
+    if (end > have) {
+      const pages = Math.ceil((end - have) / WASM_PAGE_BYTES);
+      if (have / WASM_PAGE_BYTES + pages > MAX_PAGES) {
+        throw new PloopError('ENOSPC', `WebAssembly memory: ${bytes} more bytes would pass the ${MAX_PAGES * WASM_PAGE_BYTES}-byte limit`, { bytes });
+      }
+      this.memory.grow(pages);
+    }
+    if (at > this.#top) this.#insertFree(this.#top, at - this.#top);
+    this.#top = end;
+    this.#used.set(at, size);
+    return at;
+  }
+
+  /** Give a region back. */
+  free(address: number): void {
+    const size = this.#used.get(address);
+    if (size === undefined) throw new PloopError('EINVAL', `WebAssembly memory: free of unknown region ${address}`);
+    this.#used.delete(address);
+    this.#insertFree(address, size);
+  }
+
+  /** Bytes currently handed out. */
+  get usedBytes(): number {
+    let n = 0;
+    for (const size of this.#used.values()) n += size;
+    return n;
+  }
+
+  #insertFree(start: number, len: number): void {
+    let i = 0;
+    while (i < this.#free.length && this.#free[i][0] < start) i++;
+    this.#free.splice(i, 0, [start, len]);
+    // Merge with neighbours so that large regions can be reused.
+    if (i + 1 < this.#free.length && start + len === this.#free[i + 1][0]) {
+      this.#free[i][1] += this.#free[i + 1][1];
+      this.#free.splice(i + 1, 1);
+    }
+    if (i > 0 && this.#free[i - 1][0] + this.#free[i - 1][1] === start) {
+      this.#free[i - 1][1] += this.#free[i][1];
+      this.#free.splice(i, 1);
+    }
+  }
+}
+
+let shared: Promise<WasmCore> | null = null;
+
+async function loadModuleBytes(): Promise<Uint8Array> {
+  // dist/src/core/wasm.js → dist/ploop.wasm; src/core/wasm.ts (tsx) → dist/ploop.wasm.
+  const candidates = [new URL('../../ploop.wasm', import.meta.url), new URL('../../dist/ploop.wasm', import.meta.url)];
+  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  let lastError: unknown;
+  for (const url of candidates) {
+    try {
+      if (isNode && url.protocol === 'file:') {
+        const { readFile } = await import('node:fs/promises');
+        return await readFile(url);
+      }
+      const response = await fetch(url);
+      if (response.ok) return new Uint8Array(await response.arrayBuffer());
+      lastError = new Error(`HTTP ${response.status} for ${url}`);
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  throw new PloopError('EIO', `cannot load ploop.wasm (run npm run build first): ${lastError instanceof Error ? lastError.message : lastError}`);
+}
+
+/** The process-wide core (one memory shared by every image opened here). */
+export function getCore(): Promise<WasmCore> {
+  shared ??= (async () => {
+    const bytes = await loadModuleBytes();
+    const module = await WebAssembly.compile(bytes as BufferSource);
+    return WasmCore.instantiate(module);
+  })();
+  return shared;
+}

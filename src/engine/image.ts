@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: MIT
+// A ploop image on a store: open, read, write, discard, flush, close (one delta, one runner).
+//
+// Durability rule: an allocating write writes its data cluster, the writeback cycle makes it
+// durable (store flush), and only then writes the BAT page that maps it; the request resolves
+// after that BAT write. A BAT entry therefore never reaches the store before its data. The
+// in-use flag is written (and flushed) before the first change reaches the image and cleared on
+// a clean close, which also trims unused clusters at the end of the file.
+
+import {
+  parseHeader, deriveGeometry, dataOffValid, serializeHeader, HEADER_BYTES, INUSE_MAGIC, CLOSED_V21_MAGIC, SECTOR_BYTES,
+  type Geometry, type PloopHeader,
+} from '../format/header.js';
+import { BatMap, LEVEL_NONE, type BatProblem, type Extent } from '../core/bat-map.js';
+import { getCore } from '../core/wasm.js';
+import type { BlockStore } from '../stores/block-store.js';
+import { readFully } from '../stores/block-store.js';
+import { PloopError } from '../errors.js';
+import { ClusterLocks } from './cluster-locks.js';
+import { Writeback } from './writeback.js';
+import { isAllZero } from './zero.js';
+
+const CIF_EMPTY = 1;
+
+export interface OpenOptions {
+  /** Open for writing (default false). */
+  writable?: boolean;
+  /** Called with warnings (an image that was not closed cleanly, …); default console.warn. */
+  onWarning?: (message: string) => void;
+  /** Delay before a dirty md page is written, to gather more updates into one BAT write (ms). */
+  submitDelayMs?: number;
+  /** Keep the store open when the image closes (default: close it). */
+  keepStoreOpen?: boolean;
+  /** Accept an inconsistent image (for check/repair): invalid data_off and bad BAT entries. */
+  lenient?: boolean;
+}
+
+export interface ImageStats {
+  dataWrites: number;
+  batPageWrites: number;
+  clustersAllocated: number;
+  clustersReleased: number;
+  writebackCycles: number;
+}
+
+/** Problems found while opening, for check (only with `lenient`). */
+export interface OpenFindings {
+  batProblems: BatProblem[];
+  batProblemCount: number;
+  dataOffValid: boolean;
+  extOffValid: boolean;
+}
+
+export class PloopImage {
+  readonly store: BlockStore;
+  readonly writable: boolean;
+  readonly geometry: Geometry;
+  readonly findings: OpenFindings;
+  readonly #header: PloopHeader;
+  readonly #bat: BatMap;
+  readonly #writeback: Writeback;
+  readonly #locks = new ClusterLocks();
+  readonly #options: OpenOptions;
+  readonly #inflight = new Set<Promise<unknown>>();
+  readonly #stats = { dataWrites: 0, clustersAllocated: 0, clustersReleased: 0 };
+  #inUse: Promise<void> | null = null;
+  #closed = false;
+  /** Slots from here on were never written since open: the file reads zeros there. */
+  #pristineFromSlot: number;
+  /** The file must be at least this long before the next BAT write (appended clusters). */
+  #lengthNeeded = 0;
+  /** Slots unmapped by a completed discard; free for reuse once a flush made that durable. */
+  #releasedSlots: number[] = [];
+
+  private constructor(store: BlockStore, header: PloopHeader, geometry: Geometry, bat: BatMap, fileBytes: number, findings: OpenFindings, options: OpenOptions) {
+    this.store = store;
+    this.#header = header;
+    this.geometry = geometry;
+    this.#bat = bat;
+    this.findings = findings;
+    this.#options = options;
+    this.writable = !!options.writable;
+    this.#pristineFromSlot = Math.max(0, Math.ceil((fileBytes - geometry.firstSlotByte) / geometry.clusterBytes), bat.usedSlotsEnd());
+    this.#writeback = new Writeback(bat, {
+      barrier: () => this.#barrier(),
+      writeBat: (offset, bytes) => this.store.write(offset, bytes),
+      released: (slot) => {
+        this.#releasedSlots.push(slot);
+        this.#stats.clustersReleased++;
+      },
+    }, { batEndByte: geometry.batEndByte, submitDelayMs: options.submitDelayMs });
+  }
+
+  /** Open the ploop image held by `store`. */
+  static async open(store: BlockStore, options: OpenOptions = {}): Promise<PloopImage> {
+    if (options.writable && !store.writable) {
+      throw new PloopError('EREADONLY', `open: read-write requested but store ${store.name} is read-only`);
+    }
+    const fileBytes = await store.size();
+    const header = parseHeader(await readFully(store, 0, Math.min(HEADER_BYTES, Math.max(fileBytes, 0))));
+    const geometry = deriveGeometry(header, fileBytes, options.lenient);
+    const warn = options.onWarning ?? ((m: string) => console.warn(`ploop-wasm: ${m}`));
+    const core = await getCore();
+    const fileSlots = Math.max(0, Math.ceil((fileBytes - geometry.firstSlotByte) / geometry.clusterBytes));
+    const bat = new BatMap(core, {
+      batEntryCount: geometry.batEntryCount,
+      clusterBytes: geometry.clusterBytes,
+      mdPageCount: geometry.mdPageCount,
+      firstSlotByte: geometry.firstSlotByte,
+      slotCapacity: fileSlots + geometry.batEntryCount + 2,
+      topLevel: 0,
+      unitBytesByLevel: [geometry.unitBytes],
+    });
+    try {
+      await store.read(0, bat.pages().subarray(0, geometry.batEndByte));
+      const { problems, problemCount } = bat.loadTop(fileBytes);
+      const extOffValid = PloopImage.#claimExtension(bat, header, geometry, fileBytes);
+      const findings: OpenFindings = {
+        batProblems: problems, batProblemCount: problemCount,
+        dataOffValid: dataOffValid(header, fileBytes),
+        extOffValid,
+      };
+      if (!options.lenient) {
+        if (problemCount > 0) throw batProblemError(problems[0], problemCount, geometry);
+        if (!extOffValid) {
+          throw new PloopError('ECORRUPT', `invalid ploop header: ext_off ${header.extOff} sectors does not name a whole cluster inside the file (${fileBytes} bytes); run check --repair`, { field: 'ext_off', value: header.extOff });
+        }
+      }
+      if (header.inUse === INUSE_MAGIC) {
+        warn(options.writable
+          ? 'the image was not closed cleanly (in-use flag set); opening it read-write anyway. Run `ploop-wasm check --repair` to look for leaked clusters.'
+          : 'the image was not closed cleanly (in-use flag set); run `ploop-wasm check`.');
+      }
+      return new PloopImage(store, header, geometry, bat, fileBytes, findings, options);
+    } catch (e) {
+      bat.dispose();
+      throw e;
+    }
+  }
+
+  /** Keep a format extension cluster from being allocated over or trimmed away. */
+  static #claimExtension(bat: BatMap, header: PloopHeader, g: Geometry, fileBytes: number): boolean {
+    if (header.extOff === 0) return true;
+    const offset = header.extOff * SECTOR_BYTES;
+    const slot = bat.slotOf(offset);
+    if (!Number.isInteger(slot) || slot < 0 || offset + g.clusterBytes > fileBytes || slot >= bat.slotCapacity) return false;
+    return bat.claimSlot(slot);
+  }
+
+  /** Virtual disk size in bytes. */
+  get size(): number {
+    return this.geometry.virtualSize;
+  }
+  get clusterSize(): number {
+    return this.geometry.clusterBytes;
+  }
+  /** A copy of the header as it is now. */
+  get header(): PloopHeader {
+    return { ...this.#header };
+  }
+  get stats(): ImageStats {
+    const wb = this.#writeback.stats;
+    return { ...this.#stats, batPageWrites: wb.batPageWrites, writebackCycles: wb.cycles };
+  }
+  /** The BAT map (for check, info and tests). */
+  get bat(): BatMap {
+    return this.#bat;
+  }
+
+  /** Virtual clusters that hold data. */
+  allocatedClusters(): number {
+    return this.#bat.countTopMapped();
+  }
+
+  /** Extents of the virtual range: holes and mapped runs. */
+  map(offset = 0, length = this.size - offset): Extent[] {
+    this.#checkOpen();
+    this.#checkRange('map', offset, length);
+    return this.#bat.mapRange(offset, length);
+  }
+
+  /** Read `length` bytes at virtual `offset`. */
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    await this.readInto(offset, out);
+    return out;
+  }
+
+  /** Read `into.length` bytes at virtual `offset` into `into`. Holes read as zeros without touching the store. */
+  async readInto(offset: number, into: Uint8Array): Promise<void> {
+    this.#checkOpen();
+    this.#checkRange('read', offset, into.length);
+    if (into.length === 0) return;
+    const tasks: Promise<void>[] = [];
+    for (const e of this.#bat.mapRange(offset, into.length)) {
+      const part = into.subarray(e.offset - offset, e.offset - offset + e.length);
+      if (e.level === LEVEL_NONE) part.fill(0);
+      else tasks.push(this.store.read(e.hostOffset, part).then((n) => { if (n < part.length) part.fill(0, n); }));
+    }
+    await settleAll(tasks);
+  }
+
+  /** Write `data` at virtual `offset`; resolves once the data and the BAT page mapping it are written. */
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.#checkOpen();
+    this.#checkWritable('write');
+    this.#checkRange('write', offset, data.length);
+    if (data.length === 0) return;
+    await this.#markInUse();
+    await this.#track(this.#write(offset, data));
+  }
+
+  /**
+   * Discard [offset, offset + length): whole clusters are unmapped (their space is reused later),
+   * partial clusters that hold data get zeros written. The range reads as zeros afterwards.
+   */
+  async discard(offset: number, length: number): Promise<void> {
+    this.#checkOpen();
+    this.#checkWritable('discard');
+    this.#checkRange('discard', offset, length);
+    if (length === 0) return;
+    await this.#markInUse();
+    await this.#track(this.#discard(offset, length));
+  }
+
+  /** Wait for every request issued before, write pending BAT pages, and make it all durable. */
+  async flush(): Promise<void> {
+    this.#checkOpen();
+    await Promise.allSettled([...this.#inflight]);
+    await this.#writeback.drain();
+    if (this.writable) await this.#flushStore();
+  }
+
+  /** Flush, trim unused clusters at the end of the file, clear the in-use flag, release memory. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.flush();
+      if (this.writable && this.#inUse) {
+        await this.#inUse;
+        await this.#trimTail();
+        this.#header.inUse = this.#header.extOff !== 0 ? CLOSED_V21_MAGIC : 0;
+        await this.#writeHeader();
+        await this.store.flush();
+      }
+    } finally {
+      this.#closed = true;
+      this.#bat.dispose();
+      if (!this.#options.keepStoreOpen) await this.store.close();
+    }
+  }
+
+  async #write(offset: number, data: Uint8Array): Promise<void> {
+    const tasks: Promise<void>[] = [];
+    const clusterBytes = this.geometry.clusterBytes;
+    for (const e of this.#bat.mapRange(offset, data.length)) {
+      const part = data.subarray(e.offset - offset, e.offset - offset + e.length);
+      if (e.level === this.#bat.topLevel) {
+        tasks.push(this.#writeData(e.hostOffset, part));
+        continue;
+      }
+      // A hole: allocate cluster by cluster; zeros need no cluster at all.
+      for (let pos = 0; pos < part.length;) {
+        const virt = e.offset + pos;
+        const clusterIndex = Math.floor(virt / clusterBytes);
+        const inCluster = virt - clusterIndex * clusterBytes;
+        const n = Math.min(clusterBytes - inCluster, part.length - pos);
+        const bytes = part.subarray(pos, pos + n);
+        if (!isAllZero(bytes)) tasks.push(this.#allocatingWrite(clusterIndex, inCluster, bytes));
+        pos += n;
+      }
+    }
+    await settleAll(tasks);
+  }
+
+  async #allocatingWrite(clusterIndex: number, inCluster: number, bytes: Uint8Array): Promise<void> {
+    const release = await this.#locks.acquire(clusterIndex);
+    try {
+      // Someone may have allocated it while we waited for the lock.
+      if (this.#bat.levelOf(clusterIndex) === this.#bat.topLevel) {
+        return await this.#writeData(this.#bat.lookup(clusterIndex) + inCluster, bytes);
+      }
+      await this.#writeback.update(clusterIndex, () => {
+        const slot = this.#bat.allocSlot();
+        this.#stats.clustersAllocated++;
+        const dataWrite = this.#writeNewCluster(slot, inCluster, bytes);
+        dataWrite.catch(() => {}); // awaited (and reported) by the writeback cycle
+        return { value: this.#bat.slotValue(slot, this.geometry.unitBytes), allocatedSlot: slot, dataWrite };
+      });
+    } finally {
+      release();
+    }
+  }
+
+  /** Write a freshly allocated cluster: the payload, and zeros around it unless the slot is past every byte ever written. */
+  #writeNewCluster(slot: number, inCluster: number, bytes: Uint8Array): Promise<void> {
+    const at = this.#bat.slotOffset(slot);
+    const clusterBytes = this.geometry.clusterBytes;
+    if (slot >= this.#pristineFromSlot) {
+      this.#pristineFromSlot = slot + 1;
+      this.#lengthNeeded = Math.max(this.#lengthNeeded, at + clusterBytes);
+      return this.#writeData(at + inCluster, bytes);
+    }
+    if (inCluster === 0 && bytes.length === clusterBytes) return this.#writeData(at, bytes);
+    const whole = new Uint8Array(clusterBytes);
+    whole.set(bytes, inCluster);
+    return this.#writeData(at, whole);
+  }
+
+  #writeData(hostOffset: number, bytes: Uint8Array): Promise<void> {
+    this.#stats.dataWrites++;
+    return this.store.write(hostOffset, bytes);
+  }
+
+  async #discard(offset: number, length: number): Promise<void> {
+    const clusterBytes = this.geometry.clusterBytes;
+    const tasks: Promise<void>[] = [];
+    for (const e of this.#bat.mapRange(offset, length)) {
+      if (e.level !== this.#bat.topLevel) continue;
+      for (let pos = e.offset; pos < e.offset + e.length;) {
+        const clusterIndex = Math.floor(pos / clusterBytes);
+        const clusterStart = clusterIndex * clusterBytes;
+        const clusterEnd = Math.min(clusterStart + clusterBytes, this.size);
+        const end = Math.min(clusterEnd, e.offset + e.length);
+        if (pos === clusterStart && end === clusterEnd) tasks.push(this.#discardCluster(clusterIndex));
+        else tasks.push(this.#writeData(e.hostOffset + (pos - e.offset), new Uint8Array(end - pos)));
+        pos = end;
+      }
+    }
+    await settleAll(tasks);
+  }
+
+  async #discardCluster(clusterIndex: number): Promise<void> {
+    const release = await this.#locks.acquire(clusterIndex);
+    try {
+      if (this.#bat.levelOf(clusterIndex) !== this.#bat.topLevel) return;
+      const slot = this.#bat.slotOf(this.#bat.lookup(clusterIndex));
+      await this.#writeback.update(clusterIndex, () => ({ value: 0, releasedSlot: Number.isInteger(slot) ? slot : -1 }));
+    } finally {
+      release();
+    }
+  }
+
+  async #barrier(): Promise<void> {
+    const size = await this.store.size();
+    // Read after the await: every data write issued so far ends at or before lengthNeeded.
+    const needed = this.#lengthNeeded;
+    if (size < needed) await this.store.truncate(needed);
+    await this.#flushStore();
+  }
+
+  async #flushStore(): Promise<void> {
+    const releasing = this.#releasedSlots.splice(0);
+    try {
+      await this.store.flush();
+    } catch (e) {
+      this.#releasedSlots.push(...releasing);
+      throw e;
+    }
+    for (const slot of releasing) this.#bat.freeSlot(slot);
+  }
+
+  #markInUse(): Promise<void> {
+    this.#inUse ??= (async () => {
+      this.#header.inUse = INUSE_MAGIC;
+      this.#header.flags &= ~CIF_EMPTY;
+      await this.#writeHeader();
+      await this.store.flush();
+    })();
+    return this.#inUse;
+  }
+
+  async #writeHeader(): Promise<void> {
+    const bytes = serializeHeader(this.#header);
+    this.#bat.pages().set(bytes, 0);
+    await this.store.write(0, bytes);
+  }
+
+  async #trimTail(): Promise<void> {
+    const end = Math.max(this.#bat.slotOffset(this.#bat.usedSlotsEnd()), this.#header.dataOff * SECTOR_BYTES, this.geometry.batEndByte);
+    if ((await this.store.size()) > end) await this.store.truncate(end);
+    this.#bat.trimSlotsEnd();
+  }
+
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight.add(p);
+    const done = () => this.#inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new PloopError('ECLOSED', 'the image is closed');
+  }
+  #checkWritable(operation: string): void {
+    if (!this.writable) throw new PloopError('EREADONLY', `${operation}: the image was opened read-only`);
+  }
+  #checkRange(operation: string, offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw new PloopError('ERANGE', `${operation}: range ${offset}+${length} is outside the virtual disk (0..${this.size} bytes)`, { operation, offset, length, size: this.size });
+    }
+  }
+}
+
+/** Wait for all tasks; throw the first failure after every task has settled. */
+export async function settleAll(tasks: Promise<unknown>[]): Promise<void> {
+  if (tasks.length === 1) {
+    await tasks[0];
+    return;
+  }
+  const results = await Promise.allSettled(tasks);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
+
+function batProblemError(p: BatProblem, count: number, g: Geometry): PloopError {
+  const what = {
+    metadata: `points into the header/BAT area (data starts at byte ${g.firstSlotByte})`,
+    outside: 'points past the end of the file',
+    misaligned: `is not a whole number of ${g.clusterBytes}-byte clusters from the data area at byte ${g.firstSlotByte}`,
+    duplicate: 'points at a cluster another entry already uses',
+  }[p.kind];
+  const more = count > 1 ? ` (${count} bad entries in all)` : '';
+  return new PloopError('ECORRUPT', `corrupt BAT: entry ${p.clusterIndex} (host byte ${p.hostOffset}) ${what}${more}; run check --repair`,
+    { field: 'bat', clusterIndex: p.clusterIndex, hostOffset: p.hostOffset, kind: p.kind, count });
+}

@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: MIT
+// Public API of ploop-wasm (browser and Node). Node-only pieces are in ./node.ts.
+
+export { PloopImage, type OpenOptions, type ImageStats } from './engine/image.js';
+export { createImage, type CreateOptions } from './engine/create.js';
+export { checkImage, type CheckReport, type CheckFinding, type CheckOptions } from './engine/check.js';
+export { MemoryStore } from './stores/memory.js';
+export type { BlockStore } from './stores/block-store.js';
+export { PloopError, type PloopErrorCode } from './errors.js';
+export {
+  parseHeader, serializeHeader, newHeader, deriveGeometry,
+  type PloopHeader, type Geometry, type PloopFormat,
+} from './format/header.js';
+export type { Extent } from './core/bat-map.js';
+
+import { PloopImage, type OpenOptions } from './engine/image.js';
+import type { BlockStore } from './stores/block-store.js';
+
+/** Open the ploop image on `store` (shorthand for PloopImage.open). */
+export function open(store: BlockStore, options?: OpenOptions): Promise<PloopImage> {
+  return PloopImage.open(store, options);
+}

@@ -1,0 +1,5 @@
+// SPDX-License-Identifier: MIT
+// Node entry: everything from the main entry plus the file store.
+
+export * from './index.js';
+export { NodeFileStore } from './stores/node-fs.js';

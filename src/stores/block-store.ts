@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MIT
+// The one small interface every storage backend implements. Offsets and lengths are bytes.
+
+export interface BlockStore {
+  /** Backend name, e.g. 'memory' or 'node-fs'. */
+  readonly name: string;
+  /** False when the store refuses write/truncate. */
+  readonly writable: boolean;
+  /** Current size in bytes. */
+  size(): Promise<number>;
+  /** Read up to `into.length` bytes at `offset`; returns the bytes read (short at the end). */
+  read(offset: number, into: Uint8Array): Promise<number>;
+  /** Write all of `data` at `offset`; writing past the end grows the store (the gap reads as zeros). */
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /** Resolves once every write that completed before the call is durable. */
+  flush(): Promise<void>;
+  /** Grow (with zeros) or shrink the store to exactly `size` bytes. */
+  truncate(size: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Read exactly `length` bytes (zeros past the end of the store). */
+export async function readFully(store: BlockStore, offset: number, length: number): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  await store.read(offset, out);
+  return out;
+}
