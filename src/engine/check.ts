@@ -192,13 +192,16 @@ async function repairBat(image: PloopImage, problems: BatProblem[]): Promise<voi
   await store.flush();
 }
 
-/** Allocated and fragmented clusters (QEMU: a cluster not right after its predecessor), free slots inside. */
+/** Allocated and fragmented clusters (QEMU: a mapped cluster not right after the mapped one before it), free slots inside. */
 function statistics(bat: BatMap, entries: number): Pick<CheckReport, 'allocatedClusters' | 'fragmentedClusters' | 'freeClustersInside'> {
   let allocated = 0;
   let fragmented = 0;
   let previous = -1;
   for (let c = 0; c < entries; c++) {
-    if (bat.levelOf(c) === LEVEL_NONE) continue;
+    if (bat.levelOf(c) === LEVEL_NONE) {
+      previous = -1; // QEMU counts fragmentation within runs only
+      continue;
+    }
     allocated++;
     const host = bat.lookup(c);
     if (previous >= 0 && host !== previous + bat.clusterBytes) fragmented++;

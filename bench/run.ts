@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+// `npm run bench`: ploop-wasm against qemu-img on the same files in the same run. Each figure
+// is the median of several repetitions; ratios > 1 mean ploop-wasm is faster. Writes a table to
+// stdout and everything to bench/results.json. Needs qemu-img (apt-get install qemu-utils).
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
+import { randomFillSync } from 'node:crypto';
+import { tmpdir, cpus } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const cli = join(root, 'dist/bin/ploop-wasm.js');
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+const GiB = 1 << 30;
+const dir = mkdtempSync(join(tmpdir(), 'ploop-bench-'));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const rows: Array<{ name: string; ours: number; theirs: number; unit: string; ratio: number; against: string }> = [];
+
+function run(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+}
+function seconds(cmd: string, args: string[]): number {
+  const t = performance.now();
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed with ${r.status}`);
+  return (performance.now() - t) / 1000;
+}
+/** qemu-img bench prints "Run completed in X seconds." */
+function qemuBench(args: string[]): number {
+  const out = run('qemu-img', ['bench', '-f', 'parallels', '-t', 'writeback', ...args]);
+  const m = /Run completed in ([\d.]+) seconds/.exec(out);
+  if (!m) throw new Error(`unexpected qemu-img bench output: ${out}`);
+  return Number(m[1]);
+}
+function ours(args: string[]): { iops: number; seconds: number } {
+  return JSON.parse(run('node', [cli, 'bench', ...args, '--json']));
+}
+function record(name: string, oursValue: number, theirsValue: number, unit: string, against: string) {
+  rows.push({ name, ours: oursValue, theirs: theirsValue, unit, ratio: oursValue / theirsValue, against });
+  console.log(`${name.padEnd(44)} ours ${fmt(oursValue).padStart(10)} ${unit.padEnd(6)} ${against.padEnd(22)} ${fmt(theirsValue).padStart(10)}   ratio ${(oursValue / theirsValue).toFixed(2)}x`);
+}
+const fmt = (n: number) => (n >= 100 ? Math.round(n).toString() : n.toFixed(2));
+
+try {
+  console.log(`ploop-wasm bench, ${new Date().toISOString()}, ${cpus().length}× ${cpus()[0]?.model}, node ${process.version}, ${run('qemu-img', ['--version']).split('\n')[0]}`);
+  console.log(`median of ${REPS} runs; files in ${dir}\n`);
+  // A fully allocated 1 GiB image from random data, made by qemu-img.
+  const raw = join(dir, 'big.raw');
+  const fd = openSync(raw, 'w');
+  const chunk = new Uint8Array(16 << 20);
+  for (let off = 0; off < GiB; off += chunk.length) writeSync(fd, randomFillSync(chunk));
+  closeSync(fd);
+  const image = join(dir, 'big.hds');
+  run('qemu-img', ['convert', '-f', 'raw', '-O', 'parallels', '-o', 'cluster_size=1M', raw, image]);
+
+  // 1. 4 KiB reads, depth 1 and 32 (page cache warm: one untimed pass first).
+  const readCount = 200000;
+  seconds('cat', [image]);
+  for (const depth of [1, 32]) {
+    const q = median(Array.from({ length: REPS }, () => readCount / qemuBench(['-c', String(readCount), '-s', '4k', '-d', String(depth), image])));
+    const seq = median(Array.from({ length: REPS }, () => ours([image, '--pattern', 'seqread', '--block-size', '4K', '--depth', String(depth), '--count', String(readCount)]).iops));
+    const rnd = median(Array.from({ length: REPS }, () => ours([image, '--pattern', 'randread', '--block-size', '4K', '--depth', String(depth), '--count', String(readCount)]).iops));
+    record(`4K seq read, depth ${depth}`, seq, q, 'IOPS', 'qemu-img bench (seq)');
+    record(`4K random read, depth ${depth}`, rnd, q, 'IOPS', 'qemu-img bench (seq)');
+  }
+
+  // 2. 4 KiB allocating writes into an empty 1 GiB image (1 MiB clusters).
+  const writeCount = 50000;
+  const fresh = (name: string) => {
+    const p = join(dir, name);
+    run('node', [cli, 'create', p, '--size', '1G']);
+    return p;
+  };
+  for (const depth of [1, 32]) {
+    const q = median(Array.from({ length: REPS }, () => writeCount / qemuBench(['-w', '-c', String(writeCount), '-s', '4k', '-d', String(depth), fresh('q.hds')])));
+    const seq = median(Array.from({ length: REPS }, () => ours([fresh('o.hds'), '--pattern', 'seqwrite', '--block-size', '4K', '--depth', String(depth), '--count', String(writeCount)]).iops));
+    const rnd = median(Array.from({ length: REPS }, () => ours([fresh('o.hds'), '--pattern', 'randwrite', '--block-size', '4K', '--depth', String(depth), '--count', String(writeCount)]).iops));
+    record(`4K seq allocating write, depth ${depth}`, seq, q, 'IOPS', 'qemu-img bench -w');
+    record(`4K random allocating write, depth ${depth}`, rnd, q, 'IOPS', 'qemu-img bench -w (seq)');
+  }
+
+  // 3. Sequential convert ploop → raw, against qemu-img convert and a plain copy of the bytes.
+  const out = join(dir, 'out.raw');
+  const convertOurs = median(Array.from({ length: REPS }, () => seconds('node', [cli, 'convert', image, out, '--to', 'raw'])));
+  const convertQemu = median(Array.from({ length: REPS }, () => seconds('qemu-img', ['convert', '-f', 'parallels', '-O', 'raw', image, out])));
+  const copy = median(Array.from({ length: REPS }, () => seconds('cp', ['--sparse=never', raw, out])));
+  record('convert 1 GiB ploop → raw', GiB / convertOurs / 2 ** 20, GiB / convertQemu / 2 ** 20, 'MiB/s', 'qemu-img convert');
+  record('convert 1 GiB ploop → raw', GiB / convertOurs / 2 ** 20, GiB / copy / 2 ** 20, 'MiB/s', 'cp of the raw bytes');
+
+  writeFileSync(join(root, 'bench/results.json'), JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, reps: REPS, rows }, null, 2) + '\n');
+  console.log('\nwritten to bench/results.json');
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
