@@ -42,7 +42,8 @@ export function allocSlot(ctx: usize): i32 {
   const hintPtr = ctx + <usize>CTX_FREE_HINT;
   while (true) {
     const end = atomic.load<u32>(ctx + <usize>CTX_SLOTS_END);
-    let slot = atomic.load<u32>(hintPtr) & ~31;
+    const hint = atomic.load<u32>(hintPtr);
+    let slot = hint & ~31;
     let found: i64 = -1;
     while (slot < end) {
       const word = atomic.load<u32>(bitmap + (<usize>(slot >> 5) << 2));
@@ -58,7 +59,10 @@ export function allocSlot(ctx: usize): i32 {
       if (end >= capacity) return STATUS_NOSPACE;
       found = end;
     } else {
-      atomic.store<u32>(hintPtr, <u32>found);
+      // Advance the hint only from the value this scan started at. A plain store could raise
+      // it over a slot that freeSlot released (and lowered the hint to) meanwhile on another
+      // runner; that slot would then stay invisible and the file would grow instead.
+      atomic.cmpxchg<u32>(hintPtr, hint, <u32>found);
     }
     const got = claimSlot(ctx, <u32>found);
     if (got == 1) return <i32>found;

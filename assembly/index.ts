@@ -8,7 +8,7 @@ export {
   mdStatus, mdBeginUpdate, mdSet, mdClear, mdTrySubmit, mdExchangePiwb, mdCasPiwb,
   piwbPrepare, piwbApply,
 } from "./md";
-export { loadTopBat } from "./scan";
+export { loadTopBat, loadLowerBat, loadRawLevel } from "./scan";
 
 /** Version of the context layout; the TypeScript side refuses a module it does not match. */
 export function layoutVersion(): i32 {

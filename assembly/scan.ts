@@ -61,3 +61,61 @@ export function loadTopBat(ctx: usize, fileBytes: f64, out: usize, maxOut: u32):
   }
   return problems;
 }
+
+/**
+ * Merge a lower delta's BAT (u32 values at `src`, `entries` of them, in that delta's units)
+ * into the effective map: entries no newer level maps take this level. Entries that break the
+ * rules are recorded like loadTopBat's (no duplicate check: lower deltas are never written) and
+ * left unmapped. Call for the levels from newest to oldest. Returns the number of problems.
+ */
+export function loadLowerBat(ctx: usize, level: u32, src: usize, entries: u32, fileBytes: f64, firstSlotByte: f64, lowerLevels: usize, out: usize, maxOut: u32): u32 {
+  const count = min(entries, ctxU32(ctx, CTX_ENTRIES));
+  const clusterBytes = <f64>ctxU32(ctx, CTX_CLUSTER);
+  const unit = unitBytes(ctx, level);
+  let problems: u32 = 0;
+  for (let c: u32 = 0; c < count; c++) {
+    const value = load<u32>(src + (<usize>c << 2));
+    if (value == 0) continue;
+    const host = <f64>value * unit;
+    let kind: u32 = 0;
+    if (host < firstSlotByte) kind = PROBLEM_METADATA;
+    else if (host + clusterBytes > fileBytes) kind = PROBLEM_OUTSIDE;
+    else if ((host - firstSlotByte) / clusterBytes != Math.floor((host - firstSlotByte) / clusterBytes)) kind = PROBLEM_MISALIGNED;
+    if (kind == 0) {
+      // lowerLevels[c]: the newest level below the top that maps c (discard must not expose it).
+      if (load<u8>(lowerLevels + <usize>c) == LEVEL_NONE) store<u8>(lowerLevels + <usize>c, <u8>level);
+      if (load<u8>(levelPtr(ctx, c)) == LEVEL_NONE) {
+        store<u32>(entryPtr(ctx, c), value);
+        store<u8>(levelPtr(ctx, c), <u8>level);
+      }
+    } else {
+      if (problems < maxOut) {
+        const rec = out + <usize>problems * <usize>PROBLEM_BYTES;
+        store<u32>(rec, kind, 0);
+        store<u32>(rec, c, 4);
+        store<f64>(rec, host, 8);
+      }
+      problems++;
+    }
+  }
+  return problems;
+}
+
+/**
+ * A raw (Plain) base delta maps every cluster it covers to the same place in its file: entries
+ * no newer level maps take `level` with value c (the level's unit is the cluster size).
+ * `clusterCount` is how many clusters the raw file holds (a partial last one counts; it reads
+ * short and the rest is zero-filled). Returns the number mapped.
+ */
+export function loadRawLevel(ctx: usize, level: u32, clusterCount: u32, lowerLevels: usize): u32 {
+  const count = min(clusterCount, ctxU32(ctx, CTX_ENTRIES));
+  let mapped: u32 = 0;
+  for (let c: u32 = 0; c < count; c++) {
+    if (load<u8>(lowerLevels + <usize>c) == LEVEL_NONE) store<u8>(lowerLevels + <usize>c, <u8>level);
+    if (load<u8>(levelPtr(ctx, c)) != LEVEL_NONE) continue;
+    store<u32>(entryPtr(ctx, c), c);
+    store<u8>(levelPtr(ctx, c), <u8>level);
+    mapped++;
+  }
+  return mapped;
+}

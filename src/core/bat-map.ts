@@ -60,6 +60,8 @@ export class BatMap {
   readonly topLevel: number;
   readonly #regions: number[];
   #extentBuf: number;
+  /** u8 per entry: the newest level below the top that maps it (LEVEL_NONE if none). */
+  #lowerLevels: number;
   #closed = false;
 
   constructor(core: WasmCore, o: BatMapOptions) {
@@ -77,7 +79,9 @@ export class BatMap {
     const piwbSlots = core.alloc(o.mdPageCount * 4);
     const bitmap = core.alloc(Math.ceil(o.slotCapacity / 32) * 4 + 8);
     this.#extentBuf = core.alloc(EXTENT_BYTES * 64);
-    this.#regions = [ctx, bat, levels, status, piwbSlots, bitmap, this.#extentBuf];
+    this.#lowerLevels = core.alloc(o.batEntryCount + 8);
+    core.u8.fill(LEVEL_NONE, this.#lowerLevels, this.#lowerLevels + o.batEntryCount);
+    this.#regions = [ctx, bat, levels, status, piwbSlots, bitmap, this.#extentBuf, this.#lowerLevels];
     this.ctx = ctx;
     const u32 = core.u32;
     const w = (field: number, v: number) => (u32[(ctx + field) >>> 2] = v);
@@ -93,7 +97,15 @@ export class BatMap {
     w(CTX.pages, o.mdPageCount);
     w(CTX.piwbSlots, piwbSlots);
     core.i32.fill(-1, piwbSlots >>> 2, (piwbSlots >>> 2) + o.mdPageCount);
+    // Start as all holes: alloc() zero-fills, and a level byte of 0 would read as "mapped by
+    // level 0 at host byte 0" until loadTop() or setEntryValue() ran.
+    core.u8.fill(LEVEL_NONE, levels, levels + o.batEntryCount);
     o.unitBytesByLevel.forEach((unit, level) => w(CTX.units + level * 4, unit));
+  }
+
+  /** Bytes per BAT unit of `level` (512 for a v1 delta, the cluster size for v2 and raw). */
+  setUnitBytes(level: number, unitBytes: number): void {
+    this.core.u32[(this.ctx + CTX.units + level * 4) >>> 2] = unitBytes;
   }
 
   #field(field: number): number {
@@ -122,17 +134,48 @@ export class BatMap {
     const out = this.core.alloc(PROBLEM_BYTES * maxProblems);
     try {
       const count = this.core.exports.loadTopBat(this.ctx, fileBytes, out, maxProblems);
-      const problems: BatProblem[] = [];
-      const u32 = this.core.u32;
-      const f64 = this.core.f64;
-      for (let i = 0; i < Math.min(count, maxProblems); i++) {
-        const rec = out + i * PROBLEM_BYTES;
-        problems.push({ kind: PROBLEM_KINDS[u32[rec >>> 2]], clusterIndex: u32[(rec >>> 2) + 1], hostOffset: f64[(rec + 8) >>> 3] });
-      }
-      return { problems, problemCount: count };
+      return { problems: this.#readProblems(out, Math.min(count, maxProblems)), problemCount: count };
     } finally {
       this.core.free(out);
     }
+  }
+
+  /**
+   * Merge a lower delta's BAT (on-disk bytes, `entries` u32 values) into the map; call for
+   * levels from newest to oldest after loadTop. Returns that delta's bad entries.
+   */
+  loadLower(level: number, batBytes: Uint8Array, entries: number, fileBytes: number, firstSlotByte: number, maxProblems = 4096): { problems: BatProblem[]; problemCount: number } {
+    const src = this.core.alloc(entries * 4 + 8);
+    const out = this.core.alloc(PROBLEM_BYTES * maxProblems);
+    try {
+      this.core.u8.set(batBytes.subarray(0, entries * 4), src);
+      const count = this.core.exports.loadLowerBat(this.ctx, level, src, entries, fileBytes, firstSlotByte, this.#lowerLevels, out, maxProblems);
+      return { problems: this.#readProblems(out, Math.min(count, maxProblems)), problemCount: count };
+    } finally {
+      this.core.free(out);
+      this.core.free(src);
+    }
+  }
+
+  /** Map a raw base delta at `level`: cluster c at byte c * clusterBytes of its file. */
+  loadRaw(level: number, clusterCount: number): number {
+    return this.core.exports.loadRawLevel(this.ctx, level, clusterCount, this.#lowerLevels);
+  }
+
+  /** The newest level below the top that maps `clusterIndex`, or LEVEL_NONE. */
+  lowerLevelOf(clusterIndex: number): number {
+    return this.core.u8[this.#lowerLevels + clusterIndex];
+  }
+
+  #readProblems(out: number, n: number): BatProblem[] {
+    const problems: BatProblem[] = [];
+    const u32 = this.core.u32;
+    const f64 = this.core.f64;
+    for (let i = 0; i < n; i++) {
+      const rec = out + i * PROBLEM_BYTES;
+      problems.push({ kind: PROBLEM_KINDS[u32[rec >>> 2]], clusterIndex: u32[(rec >>> 2) + 1], hostOffset: f64[(rec + 8) >>> 3] });
+    }
+    return problems;
   }
 
   /** Host byte offset of a virtual cluster, or -1 for a hole. */

@@ -41,6 +41,8 @@ export interface CoreExports {
   piwbPrepare(ctx: number, page: number, piwb: number): number;
   piwbApply(ctx: number, page: number, piwb: number): number;
   loadTopBat(ctx: number, fileBytes: number, out: number, maxOut: number): number;
+  loadLowerBat(ctx: number, level: number, src: number, entries: number, fileBytes: number, firstSlotByte: number, lowerLevels: number, out: number, maxOut: number): number;
+  loadRawLevel(ctx: number, level: number, clusterCount: number, lowerLevels: number): number;
 }
 
 /** Throw a PloopError for a negative status; returns the value otherwise. */

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
-// A ploop image on a store: open, read, write, discard, flush, close (one delta, one runner).
+// A ploop image: one delta, or a stack of deltas (base … top) of which only the top is written.
+// Open, read, write, discard, flush, close (one runner). Reads fall through the levels to the
+// newest delta that maps a cluster; a write to a cluster a lower delta maps copies the whole
+// cluster into the top first (copy-on-write); lower deltas are never written.
 //
 // Durability rule: an allocating write writes its data cluster, the writeback cycle makes it
 // durable (store flush), and only then writes the BAT page that maps it; the request resolves
@@ -37,10 +40,31 @@ export interface OpenOptions {
 
 export interface ImageStats {
   dataWrites: number;
+  /** Clusters copied up from a lower delta (copy-on-write). */
+  clustersCopied: number;
   batPageWrites: number;
   clustersAllocated: number;
   clustersReleased: number;
   writebackCycles: number;
+}
+
+/** One delta of a stack, as given to openStack: a ploop image or a raw (Plain) base. */
+export interface DeltaSource {
+  store: BlockStore;
+  /** 'ploop' (default) or 'raw' (only as the base, level 0). */
+  kind?: 'ploop' | 'raw';
+  /** Name for messages (file name). */
+  name?: string;
+}
+
+/** A delta below the top, as opened. */
+export interface LowerDelta {
+  level: number;
+  kind: 'ploop' | 'raw';
+  name: string;
+  store: BlockStore;
+  header: PloopHeader | null;
+  geometry: Geometry | null;
 }
 
 /** Problems found while opening, for check (only with `lenient`). */
@@ -52,7 +76,10 @@ export interface OpenFindings {
 }
 
 export class PloopImage {
+  /** The top delta's store (the one that is written). */
   readonly store: BlockStore;
+  /** Deltas below the top, level 0 (base) first. */
+  readonly lowerDeltas: readonly LowerDelta[];
   readonly writable: boolean;
   readonly geometry: Geometry;
   readonly findings: OpenFindings;
@@ -62,7 +89,7 @@ export class PloopImage {
   readonly #locks = new ClusterLocks();
   readonly #options: OpenOptions;
   readonly #inflight = new Set<Promise<unknown>>();
-  readonly #stats = { dataWrites: 0, clustersAllocated: 0, clustersReleased: 0 };
+  readonly #stats = { dataWrites: 0, clustersAllocated: 0, clustersReleased: 0, clustersCopied: 0 };
   #inUse: Promise<void> | null = null;
   #closed = false;
   /** Slots from here on were never written since open: the file reads zeros there. */
@@ -72,8 +99,9 @@ export class PloopImage {
   /** Slots unmapped by a completed discard; free for reuse once a flush made that durable. */
   #releasedSlots: number[] = [];
 
-  private constructor(store: BlockStore, header: PloopHeader, geometry: Geometry, bat: BatMap, fileBytes: number, findings: OpenFindings, options: OpenOptions) {
+  private constructor(store: BlockStore, lowerDeltas: LowerDelta[], header: PloopHeader, geometry: Geometry, bat: BatMap, fileBytes: number, findings: OpenFindings, options: OpenOptions) {
     this.store = store;
+    this.lowerDeltas = lowerDeltas;
     this.#header = header;
     this.geometry = geometry;
     this.#bat = bat;
@@ -92,7 +120,23 @@ export class PloopImage {
   }
 
   /** Open the ploop image held by `store`. */
-  static async open(store: BlockStore, options: OpenOptions = {}): Promise<PloopImage> {
+  static open(store: BlockStore, options: OpenOptions = {}): Promise<PloopImage> {
+    return PloopImage.openStack([{ store }], options);
+  }
+
+  /**
+   * Open a stack of deltas, base first and top last. Only the top may be opened writable; every
+   * delta must have the top's cluster size and no more BAT entries than the top.
+   */
+  static async openStack(deltas: DeltaSource[], options: OpenOptions = {}): Promise<PloopImage> {
+    if (deltas.length === 0) throw new PloopError('EINVAL', 'openStack: no deltas given');
+    if (deltas.length > 254) throw new PloopError('EINVAL', `openStack: ${deltas.length} deltas, at most 254 are supported`);
+    const top = deltas[deltas.length - 1];
+    if (top.kind === 'raw') throw new PloopError('EINVAL', `openStack: the top delta ${top.name ?? ''} is raw; only a ploop image can be the top`);
+    deltas.slice(1).forEach((d, i) => {
+      if (d.kind === 'raw') throw new PloopError('EINVAL', `openStack: delta at level ${i + 1} (${d.name ?? 'unnamed'}) is raw; only the base (level 0) may be raw`);
+    });
+    const store = top.store;
     if (options.writable && !store.writable) {
       throw new PloopError('EREADONLY', `open: read-write requested but store ${store.name} is read-only`);
     }
@@ -108,12 +152,17 @@ export class PloopImage {
       mdPageCount: geometry.mdPageCount,
       firstSlotByte: geometry.firstSlotByte,
       slotCapacity: fileSlots + geometry.batEntryCount + 2,
-      topLevel: 0,
-      unitBytesByLevel: [geometry.unitBytes],
+      topLevel: deltas.length - 1,
+      unitBytesByLevel: [],
     });
+    const lowerDeltas: LowerDelta[] = [];
     try {
       await store.read(0, bat.pages().subarray(0, geometry.batEndByte));
+      bat.setUnitBytes(deltas.length - 1, geometry.unitBytes);
       const { problems, problemCount } = bat.loadTop(fileBytes);
+      for (let level = deltas.length - 2; level >= 0; level--) {
+        lowerDeltas.unshift(await PloopImage.#loadLower(bat, level, deltas[level], geometry, options));
+      }
       const extOffValid = PloopImage.#claimExtension(bat, header, geometry, fileBytes);
       const findings: OpenFindings = {
         batProblems: problems, batProblemCount: problemCount,
@@ -121,7 +170,7 @@ export class PloopImage {
         extOffValid,
       };
       if (!options.lenient) {
-        if (problemCount > 0) throw batProblemError(problems[0], problemCount, geometry);
+        if (problemCount > 0) throw batProblemError(problems[0], problemCount, geometry, fileBytes);
         if (!extOffValid) {
           throw new PloopError('ECORRUPT', `invalid ploop header: ext_off ${header.extOff} sectors does not name a whole cluster inside the file (${fileBytes} bytes); run check --repair`, { field: 'ext_off', value: header.extOff });
         }
@@ -131,11 +180,45 @@ export class PloopImage {
           ? 'the image was not closed cleanly (in-use flag set); opening it read-write anyway. Run `ploop-wasm check --repair` to look for leaked clusters.'
           : 'the image was not closed cleanly (in-use flag set); run `ploop-wasm check`.');
       }
-      return new PloopImage(store, header, geometry, bat, fileBytes, findings, options);
+      return new PloopImage(store, lowerDeltas, header, geometry, bat, fileBytes, findings, options);
     } catch (e) {
       bat.dispose();
       throw e;
     }
+  }
+
+  /** Merge one lower delta into the map (levels are loaded newest first). */
+  static async #loadLower(bat: BatMap, level: number, source: DeltaSource, top: Geometry, options: OpenOptions): Promise<LowerDelta> {
+    const name = source.name ?? `level ${level}`;
+    const fileBytes = await source.store.size();
+    if (source.kind === 'raw') {
+      bat.setUnitBytes(level, top.clusterBytes);
+      bat.loadRaw(level, Math.ceil(fileBytes / top.clusterBytes));
+      return { level, kind: 'raw', name, store: source.store, header: null, geometry: null };
+    }
+    let header: PloopHeader;
+    let geometry: Geometry;
+    try {
+      header = parseHeader(await readFully(source.store, 0, Math.min(HEADER_BYTES, fileBytes)));
+      geometry = deriveGeometry(header, fileBytes, options.lenient);
+    } catch (e) {
+      if (e instanceof PloopError) throw new PloopError(e.code, `delta ${name} (level ${level}): ${e.message}`, { ...e.data, level });
+      throw e;
+    }
+    if (geometry.clusterBytes !== top.clusterBytes) {
+      throw new PloopError('EFORMAT', `delta ${name} (level ${level}) has ${geometry.clusterBytes}-byte clusters, the top delta has ${top.clusterBytes}; all deltas of a stack must match`, { level });
+    }
+    if (geometry.batEntryCount > top.batEntryCount) {
+      throw new PloopError('EFORMAT', `delta ${name} (level ${level}) has ${geometry.batEntryCount} BAT entries, more than the ${top.batEntryCount} of the delta above it`, { level });
+    }
+    bat.setUnitBytes(level, geometry.unitBytes);
+    const batBytes = await readFully(source.store, HEADER_BYTES, 4 * geometry.batEntryCount);
+    const { problems, problemCount } = bat.loadLower(level, batBytes, geometry.batEntryCount, fileBytes, geometry.firstSlotByte);
+    if (problemCount > 0 && !options.lenient) {
+      const e = batProblemError(problems[0], problemCount, geometry, fileBytes);
+      throw new PloopError(e.code, `delta ${name} (level ${level}): ${e.message}`, { ...e.data, level });
+    }
+    return { level, kind: 'ploop', name, store: source.store, header, geometry };
   }
 
   /** Keep a format extension cluster from being allocated over or trimmed away. */
@@ -195,7 +278,7 @@ export class PloopImage {
     for (const e of this.#bat.mapRange(offset, into.length)) {
       const part = into.subarray(e.offset - offset, e.offset - offset + e.length);
       if (e.level === LEVEL_NONE) part.fill(0);
-      else tasks.push(this.store.read(e.hostOffset, part).then((n) => { if (n < part.length) part.fill(0, n); }));
+      else tasks.push(this.#storeOf(e.level).read(e.hostOffset, part).then((n) => { if (n < part.length) part.fill(0, n); }));
     }
     await settleAll(tasks);
   }
@@ -246,7 +329,10 @@ export class PloopImage {
     } finally {
       this.#closed = true;
       this.#bat.dispose();
-      if (!this.#options.keepStoreOpen) await this.store.close();
+      if (!this.#options.keepStoreOpen) {
+        await this.store.close();
+        for (const d of this.lowerDeltas) await d.store.close();
+      }
     }
   }
 
@@ -259,14 +345,15 @@ export class PloopImage {
         tasks.push(this.#writeData(e.hostOffset, part));
         continue;
       }
-      // A hole: allocate cluster by cluster; zeros need no cluster at all.
+      // A hole or a lower delta's cluster: allocate cluster by cluster (copy-on-write for lower
+      // ones); zeros over a hole need no cluster at all.
       for (let pos = 0; pos < part.length;) {
         const virt = e.offset + pos;
         const clusterIndex = Math.floor(virt / clusterBytes);
         const inCluster = virt - clusterIndex * clusterBytes;
         const n = Math.min(clusterBytes - inCluster, part.length - pos);
         const bytes = part.subarray(pos, pos + n);
-        if (!isAllZero(bytes)) tasks.push(this.#allocatingWrite(clusterIndex, inCluster, bytes));
+        if (e.level !== LEVEL_NONE || !isAllZero(bytes)) tasks.push(this.#allocatingWrite(clusterIndex, inCluster, bytes));
         pos += n;
       }
     }
@@ -280,10 +367,20 @@ export class PloopImage {
       if (this.#bat.levelOf(clusterIndex) === this.#bat.topLevel) {
         return await this.#writeData(this.#bat.lookup(clusterIndex) + inCluster, bytes);
       }
+      // Copy-on-write: the whole cluster from the lower delta that maps it, then our bytes on top.
+      const lowerLevel = this.#bat.levelOf(clusterIndex);
+      let base: Uint8Array | null = null;
+      if (lowerLevel !== LEVEL_NONE) {
+        base = new Uint8Array(this.geometry.clusterBytes);
+        const n = await this.#storeOf(lowerLevel).read(this.#bat.lookup(clusterIndex), base);
+        base.fill(0, n);
+        base.set(bytes, inCluster);
+        this.#stats.clustersCopied++;
+      }
       await this.#writeback.update(clusterIndex, () => {
         const slot = this.#bat.allocSlot();
         this.#stats.clustersAllocated++;
-        const dataWrite = this.#writeNewCluster(slot, inCluster, bytes);
+        const dataWrite = base ? this.#writeNewCluster(slot, 0, base) : this.#writeNewCluster(slot, inCluster, bytes);
         dataWrite.catch(() => {}); // awaited (and reported) by the writeback cycle
         return { value: this.#bat.slotValue(slot, this.geometry.unitBytes), allocatedSlot: slot, dataWrite };
       });
@@ -307,6 +404,10 @@ export class PloopImage {
     return this.#writeData(at, whole);
   }
 
+  #storeOf(level: number): BlockStore {
+    return level === this.#bat.topLevel ? this.store : this.lowerDeltas[level].store;
+  }
+
   #writeData(hostOffset: number, bytes: Uint8Array): Promise<void> {
     this.#stats.dataWrites++;
     return this.store.write(hostOffset, bytes);
@@ -315,15 +416,25 @@ export class PloopImage {
   async #discard(offset: number, length: number): Promise<void> {
     const clusterBytes = this.geometry.clusterBytes;
     const tasks: Promise<void>[] = [];
+    const top = this.#bat.topLevel;
     for (const e of this.#bat.mapRange(offset, length)) {
-      if (e.level !== this.#bat.topLevel) continue;
+      if (e.level === LEVEL_NONE) continue;
       for (let pos = e.offset; pos < e.offset + e.length;) {
         const clusterIndex = Math.floor(pos / clusterBytes);
         const clusterStart = clusterIndex * clusterBytes;
         const clusterEnd = Math.min(clusterStart + clusterBytes, this.size);
         const end = Math.min(clusterEnd, e.offset + e.length);
-        if (pos === clusterStart && end === clusterEnd) tasks.push(this.#discardCluster(clusterIndex));
-        else tasks.push(this.#writeData(e.hostOffset + (pos - e.offset), new Uint8Array(end - pos)));
+        const whole = pos === clusterStart && end === clusterEnd;
+        if (whole && e.level === top && this.#bat.lowerLevelOf(clusterIndex) === LEVEL_NONE) {
+          // Nothing below: the entry goes and the cluster is reused later.
+          tasks.push(this.#discardCluster(clusterIndex));
+        } else if (e.level === top) {
+          // Part of a cluster, or one a lower delta also maps (unmapping would expose its old data).
+          tasks.push(this.#writeData(e.hostOffset + (pos - e.offset), new Uint8Array(end - pos)));
+        } else {
+          // Only a lower delta maps it: zeros are copied up like any other write.
+          tasks.push(this.#allocatingWrite(clusterIndex, pos - clusterStart, new Uint8Array(end - pos)));
+        }
         pos = end;
       }
     }
@@ -412,10 +523,11 @@ export async function settleAll(tasks: Promise<unknown>[]): Promise<void> {
   for (const r of results) if (r.status === 'rejected') throw r.reason;
 }
 
-function batProblemError(p: BatProblem, count: number, g: Geometry): PloopError {
+function batProblemError(p: BatProblem, count: number, g: Geometry, fileBytes: number): PloopError {
   const what = {
     metadata: `points into the header/BAT area (data starts at byte ${g.firstSlotByte})`,
-    outside: 'points past the end of the file',
+    // Name the limit too: the cluster must end within the file.
+    outside: `points past the end of the file (its ${g.clusterBytes}-byte cluster ends at byte ${p.hostOffset + g.clusterBytes}, the file has ${fileBytes} bytes)`,
     misaligned: `is not a whole number of ${g.clusterBytes}-byte clusters from the data area at byte ${g.firstSlotByte}`,
     duplicate: 'points at a cluster another entry already uses',
   }[p.kind];
