@@ -96,6 +96,13 @@ export class PloopImage {
   #pristineFromSlot: number;
   /** The file must be at least this long before the next BAT write (appended clusters). */
   #lengthNeeded = 0;
+  /**
+   * The last file-growing step of a barrier (never rejects). Growing steps run one after the
+   * other, and a payload for a pristine slot is written only after the steps issued before it:
+   * a store may complete concurrent operations in any order, and a truncate to a shorter length
+   * that lands after a write past that length (or after a longer truncate) cuts the data off.
+   */
+  #growing: Promise<void> = Promise.resolve();
   /** Slots unmapped by a completed discard; free for reuse once a flush made that durable. */
   #releasedSlots: number[] = [];
 
@@ -151,7 +158,11 @@ export class PloopImage {
       clusterBytes: geometry.clusterBytes,
       mdPageCount: geometry.mdPageCount,
       firstSlotByte: geometry.firstSlotByte,
-      slotCapacity: fileSlots + geometry.batEntryCount + 2,
+      // Up to one cluster per entry can be mapped or being allocated, and up to one more per
+      // entry can be unmapped by a discard yet not reusable (its slot is freed only after the
+      // next flush made the BAT change durable). So a full disk that discards and rewrites
+      // clusters without a flush in between needs twice the entries, plus the file's own slots.
+      slotCapacity: fileSlots + 2 * geometry.batEntryCount + 2,
       topLevel: deltas.length - 1,
       unitBytesByLevel: [],
     });
@@ -264,6 +275,9 @@ export class PloopImage {
 
   /** Read `length` bytes at virtual `offset`. */
   async read(offset: number, length: number): Promise<Uint8Array> {
+    // Check before allocating: a negative, fractional or huge length is ERANGE, not a RangeError.
+    this.#checkOpen();
+    this.#checkRange('read', offset, length);
     const out = new Uint8Array(length);
     await this.readInto(offset, out);
     return out;
@@ -396,7 +410,8 @@ export class PloopImage {
     if (slot >= this.#pristineFromSlot) {
       this.#pristineFromSlot = slot + 1;
       this.#lengthNeeded = Math.max(this.#lengthNeeded, at + clusterBytes);
-      return this.#writeData(at + inCluster, bytes);
+      // A grow in flight may be to a length that ends before this slot (see #growing).
+      return this.#growing.then(() => this.#writeData(at + inCluster, bytes));
     }
     if (inCluster === 0 && bytes.length === clusterBytes) return this.#writeData(at, bytes);
     const whole = new Uint8Array(clusterBytes);
@@ -453,11 +468,20 @@ export class PloopImage {
   }
 
   async #barrier(): Promise<void> {
-    const size = await this.store.size();
-    // Read after the await: every data write issued so far ends at or before lengthNeeded.
-    const needed = this.#lengthNeeded;
-    if (size < needed) await this.store.truncate(needed);
+    await this.#grow();
     await this.#flushStore();
+  }
+
+  /** Make the file at least lengthNeeded long, after every earlier grow (see #growing). */
+  #grow(): Promise<void> {
+    const step = this.#growing.then(async () => {
+      const size = await this.store.size();
+      // Read after the await: every data write issued so far ends at or before lengthNeeded.
+      const needed = this.#lengthNeeded;
+      if (size < needed) await this.store.truncate(needed);
+    });
+    this.#growing = step.catch(() => {});
+    return step;
   }
 
   async #flushStore(): Promise<void> {

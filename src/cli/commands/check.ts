@@ -2,55 +2,85 @@
 import { NodeFileStore } from '../../stores/node-fs.js';
 import { checkImage } from '../../engine/check.js';
 import { parse } from '../args.js';
+import { stackDirOf } from '../open.js';
+import { readDescriptor } from '../../engine/stack.js';
+import { descriptorChain } from '../../format/descriptor.js';
+import type { CheckReport } from '../../engine/check.js';
 import type { Command } from '../command.js';
 
 export const check: Command = {
   name: 'check',
   summary: 'check an image for corruption and leaks (and repair)',
-  usage: `ploop-wasm check IMG [--repair] [--json]
+  usage: `ploop-wasm check IMG|DIR [--repair] [--json]
 
   Finds: in-use flag still set (not closed cleanly), invalid data_off / ext_off, BAT entries
   pointing into the header/BAT area or past the end of the file, misaligned entries, clusters
   used twice, space leaked at the end of the file.
   --repair  fix what is safe to fix (data is copied before the BAT changes) and say what was done
   --json    print the report as JSON
+  A disk folder: every ploop delta of its stack is checked (--json prints an array of reports,
+  each with its "file").
   Exit status: 0 clean (or everything repaired), 2 corruptions left, 3 only leaks left, 1 error.`,
   async run(argv) {
     const { values, positionals } = parse(argv, { repair: { type: 'boolean' }, json: { type: 'boolean' } }, { min: 1, max: 1, names: 'IMG' });
     if (values.help) return -1;
     const repair = !!values.repair;
-    const store = await NodeFileStore.open(positionals[0], { writable: repair });
-    let report;
-    try {
-      report = await checkImage(store, { repair });
-    } finally {
-      await store.close();
+    const dir = await stackDirOf(positionals[0]);
+    if (!dir) {
+      const report = await checkFile(positionals[0], repair);
+      if (values.json) process.stdout.write(JSON.stringify(report) + '\n');
+      else print(report, repair);
+      return exitStatus(report);
     }
-    if (values.json) process.stdout.write(JSON.stringify(report) + '\n');
-    else {
-      const lines: string[] = [];
-      for (const f of report.findings) {
-        const tag = f.fixed ? 'Repairing' : f.severity === 'corruption' ? 'ERROR' : 'Leak';
-        lines.push(`${tag} ${f.message}`);
+    const chain = descriptorChain(await readDescriptor(dir)).filter((d) => d.type !== 'Plain');
+    const reports = [];
+    for (const d of chain) {
+      const report = { file: d.file, ...(await checkFile(dir.path(d.file), repair)) };
+      reports.push(report);
+      if (!values.json) {
+        process.stdout.write(`== ${d.file}\n`);
+        print(report, repair);
       }
-      if (report.findings.length < report.corruptions + (report.leakedBytes ? 1 : 0)) lines.push(`... and more (${report.corruptions} corruptions in all)`);
-      if (repair && (report.corruptionsFixed || report.leaksFixed)) {
-        lines.push(`The following inconsistencies were found and repaired:\n\n    ${report.leaksFixed} leaked clusters\n    ${report.corruptionsFixed} corruptions\n`);
-      }
-      const leftCorrupt = report.corruptions - report.corruptionsFixed;
-      const leftLeaks = report.leakedClusters - report.leaksFixed;
-      if (leftCorrupt === 0 && leftLeaks === 0) lines.push('No errors were found on the image.');
-      else {
-        if (leftCorrupt) lines.push(`\n${leftCorrupt} errors were found on the image.\nData may be corrupted, or further writes to the image may corrupt it.`);
-        if (leftLeaks) lines.push(`\n${leftLeaks} leaked clusters were found on the image.\nThis means waste of disk space, but no harm to data.`);
-      }
-      const pct = (n: number) => (report.totalClusters ? ((100 * n) / report.totalClusters).toFixed(2) : '0.00');
-      lines.push(`${report.allocatedClusters}/${report.totalClusters} = ${pct(report.allocatedClusters)}% allocated, ${report.allocatedClusters ? ((100 * report.fragmentedClusters) / report.allocatedClusters).toFixed(2) : '0.00'}% fragmented`);
-      lines.push(`Image end offset: ${report.imageEndOffset}`);
-      process.stdout.write(lines.join('\n') + '\n');
     }
-    if (report.corruptions > report.corruptionsFixed) return 2;
-    if (report.leakedClusters > report.leaksFixed) return 3;
-    return 0;
+    if (values.json) process.stdout.write(JSON.stringify(reports) + '\n');
+    return Math.max(...reports.map((r) => exitStatus(r)));
   },
 };
+
+async function checkFile(path: string, repair: boolean): Promise<CheckReport> {
+  const store = await NodeFileStore.open(path, { writable: repair });
+  try {
+    return await checkImage(store, { repair });
+  } finally {
+    await store.close();
+  }
+}
+
+function exitStatus(report: CheckReport): number {
+  if (report.corruptions > report.corruptionsFixed) return 2;
+  if (report.leakedClusters > report.leaksFixed) return 3;
+  return 0;
+}
+
+function print(report: CheckReport, repair: boolean): void {
+  const lines: string[] = [];
+  for (const f of report.findings) {
+    const tag = f.fixed ? 'Repairing' : f.severity === 'corruption' ? 'ERROR' : 'Leak';
+    lines.push(`${tag} ${f.message}`);
+  }
+  if (report.findings.length < report.corruptions + (report.leakedBytes ? 1 : 0)) lines.push(`... and more (${report.corruptions} corruptions in all)`);
+  if (repair && (report.corruptionsFixed || report.leaksFixed)) {
+    lines.push(`The following inconsistencies were found and repaired:\n\n    ${report.leaksFixed} leaked clusters\n    ${report.corruptionsFixed} corruptions\n`);
+  }
+  const leftCorrupt = report.corruptions - report.corruptionsFixed;
+  const leftLeaks = report.leakedClusters - report.leaksFixed;
+  if (leftCorrupt === 0 && leftLeaks === 0) lines.push('No errors were found on the image.');
+  else {
+    if (leftCorrupt) lines.push(`\n${leftCorrupt} errors were found on the image.\nData may be corrupted, or further writes to the image may corrupt it.`);
+    if (leftLeaks) lines.push(`\n${leftLeaks} leaked clusters were found on the image.\nThis means waste of disk space, but no harm to data.`);
+  }
+  const pct = (n: number) => (report.totalClusters ? ((100 * n) / report.totalClusters).toFixed(2) : '0.00');
+  lines.push(`${report.allocatedClusters}/${report.totalClusters} = ${pct(report.allocatedClusters)}% allocated, ${report.allocatedClusters ? ((100 * report.fragmentedClusters) / report.allocatedClusters).toFixed(2) : '0.00'}% fragmented`);
+  lines.push(`Image end offset: ${report.imageEndOffset}`);
+  process.stdout.write(lines.join('\n') + '\n');
+}

@@ -1,21 +1,30 @@
 // SPDX-License-Identifier: MIT
 import { INUSE_MAGIC } from '../../format/header.js';
-import { openImageFile } from '../open.js';
+import { LEVEL_NONE } from '../../core/bat-map.js';
+import { readDescriptor } from '../../engine/stack.js';
+import { descriptorChain } from '../../format/descriptor.js';
+import { PloopImage } from '../../engine/image.js';
+import { openImageFile, stackDirOf } from '../open.js';
 import { parse, formatSize } from '../args.js';
 import type { Command } from '../command.js';
 
 export const info: Command = {
   name: 'info',
   summary: 'show the header and allocation of an image',
-  usage: `ploop-wasm info IMG [--json]
+  usage: `ploop-wasm info IMG|DIR [--json]
 
   --json   print one JSON object: format, virtualSize, clusterSize, batEntries, dataOffset,
-           inUse, allocatedClusters, fileSize, flags, extOffset, heads, cylinders, tracks`,
+           inUse, allocatedClusters, fileSize, flags, extOffset, heads, cylinders, tracks.
+  For a disk folder (DiskDescriptor.xml) the fields describe the top delta, allocatedClusters
+  counts clusters any delta maps, and "deltas" lists the stack base first: level, file, guid,
+  type, fileSize, allocatedClusters (mapped in that delta's own BAT).`,
   async run(argv) {
     const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, { min: 1, max: 1, names: 'IMG' });
     if (values.help) return -1;
+    const dir = await stackDirOf(positionals[0]);
     const image = await openImageFile(positionals[0], { lenient: true, onWarning: () => {} });
     try {
+      const deltas = dir ? await describeDeltas(dir) : undefined;
       const h = image.header;
       const g = image.geometry;
       const fileSize = await image.store.size();
@@ -27,13 +36,14 @@ export const info: Command = {
         batEntries: g.batEntryCount,
         dataOffset: h.dataOff * 512,
         inUse: h.inUse === INUSE_MAGIC,
-        allocatedClusters: image.allocatedClusters(),
+        allocatedClusters: dir ? mappedClusters(image) : image.allocatedClusters(),
         fileSize,
         flags: h.flags,
         extOffset: h.extOff * 512,
         heads: h.heads,
         cylinders: h.cylinders,
         tracks: h.tracks,
+        ...(deltas ? { deltas } : {}),
       };
       if (values.json) process.stdout.write(JSON.stringify(out) + '\n');
       else {
@@ -51,6 +61,8 @@ export const info: Command = {
           `flags: 0x${out.flags.toString(16)}`,
           `format extension: ${out.extOffset ? `at byte ${out.extOffset}` : 'none'}`,
           `geometry (CHS): ${out.cylinders}/${out.heads}/${out.tracks}`,
+          ...(deltas ? ['delta stack (base first):', ...deltas.map((d) =>
+            `  level ${d.level}: ${d.file} ${d.type === 'Plain' ? 'raw' : d.format} ${formatSize(d.fileSize)}, ${d.allocatedClusters} clusters ${d.guid}`)] : []),
         ].join('\n') + '\n');
       }
     } finally {
@@ -59,3 +71,33 @@ export const info: Command = {
     return 0;
   },
 };
+
+/** Clusters that some delta of the stack maps. */
+function mappedClusters(image: PloopImage): number {
+  let n = 0;
+  for (const e of image.map()) if (e.level !== LEVEL_NONE) n += Math.ceil((e.offset + e.length) / image.clusterSize) - Math.floor(e.offset / image.clusterSize);
+  return n;
+}
+
+/** Each delta of a folder's stack, base first, with what its own file holds. */
+async function describeDeltas(dir: import('../../stores/node-dir.js').NodeDirectory) {
+  const chain = descriptorChain(await readDescriptor(dir));
+  const out = [];
+  for (let level = 0; level < chain.length; level++) {
+    const { file, guid, type } = chain[level];
+    const store = await dir.openStore(file);
+    const fileSize = await store.size();
+    let allocatedClusters = Math.ceil(fileSize / 512);
+    let format = 'raw';
+    if (type !== 'Plain') {
+      const image = await PloopImage.open(store, { lenient: true, onWarning: () => {} });
+      allocatedClusters = image.allocatedClusters();
+      format = image.geometry.format;
+      await image.close();
+    } else {
+      await store.close();
+    }
+    out.push({ level, file, guid, type, format, fileSize, allocatedClusters });
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+// Commands on ploop disk folders (DiskDescriptor.xml + deltas): init, snapshot, merge, resize.
+import { mkdir } from 'node:fs/promises';
+import { NodeDirectory } from '../../stores/node-dir.js';
+import { NodeFileStore } from '../../stores/node-fs.js';
+import { initStack, snapshotStack, mergeStack, mergeAll, resizeStack } from '../../engine/stack.js';
+import { resizeImage } from '../../engine/resize.js';
+import { stackDirOf } from '../open.js';
+import { parse, parseSize, required, UsageError, formatSize } from '../args.js';
+import type { Command } from '../command.js';
+
+export const init: Command = {
+  name: 'init',
+  summary: 'create a disk folder: DiskDescriptor.xml and an empty root.hds',
+  usage: `ploop-wasm init DIR --size SIZE [--cluster-size SIZE] [--format v1|v2]
+
+  Lays the disk out as the ploop tools do: DIR/DiskDescriptor.xml naming DIR/root.hds.
+  --cluster-size defaults to 1M.`,
+  async run(argv) {
+    const { values, positionals } = parse(argv, { size: { type: 'string' }, 'cluster-size': { type: 'string' }, format: { type: 'string' } }, { min: 1, max: 1, names: 'DIR' });
+    if (values.help) return -1;
+    const size = parseSize(required(values, 'size'), '--size');
+    const clusterSize = values['cluster-size'] ? parseSize(values['cluster-size'] as string, '--cluster-size') : undefined;
+    const format = (values.format as string | undefined) ?? 'v2';
+    if (format !== 'v1' && format !== 'v2') throw new UsageError(`--format: "${format}" is not v1 or v2`);
+    await mkdir(positionals[0], { recursive: true });
+    const d = await initStack(new NodeDirectory(positionals[0]), { size, clusterSize, format });
+    process.stdout.write(`created ${positionals[0]}/DiskDescriptor.xml and root.hds: ${formatSize(d.diskSizeSectors * 512)}, ${formatSize(d.blocksizeSectors * 512)} clusters\n`);
+    return 0;
+  },
+};
+
+async function needDir(path: string): Promise<NodeDirectory> {
+  const dir = await stackDirOf(path);
+  if (!dir) throw new UsageError(`${path} is not a disk folder (a folder with DiskDescriptor.xml)`);
+  return dir;
+}
+
+export const snapshot: Command = {
+  name: 'snapshot',
+  summary: 'freeze the top delta and add a new empty top delta',
+  usage: `ploop-wasm snapshot DIR
+
+  The current top delta becomes a read-only snapshot (it keeps its file and gets a new GUID);
+  a new empty delta file DIR/<base>.{uuid} becomes the top. Prints the snapshot's GUID.`,
+  async run(argv) {
+    const { values, positionals } = parse(argv, {}, { min: 1, max: 1, names: 'DIR' });
+    if (values.help) return -1;
+    const { guid, file } = await snapshotStack(await needDir(positionals[0]));
+    process.stdout.write(`snapshot ${guid} created; new top delta ${file}\n`);
+    return 0;
+  },
+};
+
+export const merge: Command = {
+  name: 'merge',
+  summary: 'merge the top delta into the one below (--all: down to one file)',
+  usage: `ploop-wasm merge DIR [--all] [--level N]
+
+  Copies every cluster of the upper delta into the delta below it, then drops the upper file
+  from DiskDescriptor.xml and removes it. Crash-safe: until the descriptor changes, the stack
+  reads the same data either way.
+  --all      merge until a single delta is left
+  --level N  merge delta N (1 = the one above the base) into N-1 instead of the top`,
+  async run(argv) {
+    const { values, positionals } = parse(argv, { all: { type: 'boolean' }, level: { type: 'string' } }, { min: 1, max: 1, names: 'DIR' });
+    if (values.help) return -1;
+    const dir = await needDir(positionals[0]);
+    if (values.all) {
+      const n = await mergeAll(dir);
+      process.stdout.write(`merged ${n} delta${n === 1 ? '' : 's'}; one delta left\n`);
+      return 0;
+    }
+    const upperLevel = typeof values.level === 'string' ? Number(values.level) : undefined;
+    if (upperLevel !== undefined && !Number.isInteger(upperLevel)) throw new UsageError(`--level: "${values.level}" is not a whole number`);
+    const r = await mergeStack(dir, { upperLevel });
+    process.stdout.write(`merged ${r.merged} into ${r.into} (${r.clustersCopied} clusters copied)\n`);
+    return 0;
+  },
+};
+
+export const resize: Command = {
+  name: 'resize',
+  summary: 'grow or shrink an image or a disk folder',
+  usage: `ploop-wasm resize IMG|DIR --size SIZE [--force]
+
+  Growing relocates data clusters that sit where the larger BAT goes. Shrinking is refused when
+  clusters past the new end hold data, unless --force (they are dropped). A folder's top delta
+  and DiskDescriptor.xml are resized; shrinking a folder needs a single delta.`,
+  async run(argv) {
+    const { values, positionals } = parse(argv, { size: { type: 'string' }, force: { type: 'boolean' } }, { min: 1, max: 1, names: 'IMG|DIR' });
+    if (values.help) return -1;
+    const size = parseSize(required(values, 'size'), '--size');
+    const dir = await stackDirOf(positionals[0]);
+    let r;
+    if (dir) r = await resizeStack(dir, size, { force: !!values.force });
+    else {
+      const store = await NodeFileStore.open(positionals[0], { writable: true });
+      try {
+        r = await resizeImage(store, size, { force: !!values.force });
+      } finally {
+        await store.close();
+      }
+    }
+    process.stdout.write(`resized from ${formatSize(r.oldSize)} to ${formatSize(r.newSize)}; ${r.clustersRelocated} clusters relocated, ${r.clustersDropped} dropped\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+// Resizing one ploop image offline (format.md 5.5). Growing may need more BAT than data_off
+// leaves room for: the data clusters that sit where the new BAT goes are copied to the end of
+// the file first, their entries repointed, and only then is that area zeroed and the header
+// switched. Every step is flushed before the next, so a crash at any point leaves an image
+// that reads the same under the old header or the new one.
+
+import {
+  serializeHeader, minDataOffSectors, newHeader, HEADER_BYTES, SECTOR_BYTES, MAX_BAT_ENTRIES, type PloopHeader,
+} from '../format/header.js';
+import type { BlockStore } from '../stores/block-store.js';
+import { readFully } from '../stores/block-store.js';
+import { PloopError } from '../errors.js';
+import { PloopImage } from './image.js';
+
+export interface ResizeOptions {
+  /** Shrink even when clusters past the new end hold data (they are dropped). */
+  force?: boolean;
+}
+
+export interface ResizeResult {
+  oldSize: number;
+  newSize: number;
+  clustersRelocated: number;
+  clustersDropped: number;
+}
+
+/** Grow or shrink the image on `store` (which stays open) to `newSize` bytes (rounded up to 512). */
+export async function resizeImage(store: BlockStore, newSize: number, options: ResizeOptions = {}): Promise<ResizeResult> {
+  // Open once strictly: resizing an inconsistent image would spread the damage.
+  const image = await PloopImage.open(store, { writable: false, keepStoreOpen: true, onWarning: () => {} });
+  const header = image.header;
+  const g = image.geometry;
+  await image.close();
+  if (header.inUse !== 0 && header.inUse !== 0x312e3276) {
+    throw new PloopError('EINVAL', 'resize: the image is in use or was not closed cleanly; run check --repair first', { field: 'inuse' });
+  }
+  const sized = newHeader({ size: newSize, clusterBytes: g.clusterBytes, format: g.format });
+  const result: ResizeResult = { oldSize: g.virtualSize, newSize: sized.nbSectors * SECTOR_BYTES, clustersRelocated: 0, clustersDropped: 0 };
+  if (sized.batEntries > MAX_BAT_ENTRIES) throw new PloopError('EINVAL', `resize: ${newSize} bytes needs ${sized.batEntries} BAT entries, at most ${MAX_BAT_ENTRIES}`);
+  const bat = new Uint32Array((await readFully(store, HEADER_BYTES, 4 * header.batEntries)).buffer.slice(0));
+  const next: PloopHeader = { ...header, nbSectors: sized.nbSectors, nbSectorsHigh: 0, batEntries: sized.batEntries, cylinders: sized.cylinders };
+  if (sized.batEntries >= header.batEntries) {
+    result.clustersRelocated = await grow(store, header, next, bat, g.firstSlotByte, g.clusterBytes, g.unitBytes);
+  } else {
+    result.clustersDropped = await shrink(store, header, next, bat, options, g.firstSlotByte, g.unitBytes, g.clusterBytes);
+  }
+  await store.write(0, serializeHeader(next));
+  await store.flush();
+  return result;
+}
+
+async function grow(store: BlockStore, old: PloopHeader, next: PloopHeader, bat: Uint32Array, firstSlotByte: number, clusterBytes: number, unitBytes: number): Promise<number> {
+  // The data area moves up by whole clusters so that every entry stays on the cluster grid.
+  const minBytes = minDataOffSectors(next.batEntries, next.tracks) * SECTOR_BYTES;
+  const shift = Math.max(0, Math.ceil((minBytes - firstSlotByte) / clusterBytes)) * clusterBytes;
+  const newFirstSlotByte = firstSlotByte + shift;
+  next.dataOff = old.format === 'v1' && old.dataOff === 0 && shift === 0 ? 0 : newFirstSlotByte / SECTOR_BYTES;
+  let relocated = 0;
+  if (shift > 0) {
+    // 1. Copy the clusters in the way to the end of the used area.
+    let usedEnd = newFirstSlotByte;
+    for (const value of bat) if (value !== 0) usedEnd = Math.max(usedEnd, value * unitBytes + clusterBytes);
+    const moves: Array<{ index: number; value: number }> = [];
+    const buffer = new Uint8Array(clusterBytes);
+    for (let i = 0; i < bat.length; i++) {
+      const host = bat[i] * unitBytes;
+      if (bat[i] === 0 || host >= newFirstSlotByte) continue;
+      const n = await store.read(host, buffer);
+      buffer.fill(0, n);
+      await store.write(usedEnd, buffer);
+      moves.push({ index: i, value: usedEnd / unitBytes });
+      usedEnd += clusterBytes;
+    }
+    await store.flush();
+    // 2. Repoint the entries (old header still in force: both copies hold the same data).
+    for (const m of moves) bat[m.index] = m.value;
+    if (moves.length) await store.write(HEADER_BYTES, new Uint8Array(bat.buffer));
+    await store.flush();
+    relocated = moves.length;
+  }
+  // 3. Zero everything that becomes BAT: the new entries and the old clusters under them.
+  const zeroFrom = HEADER_BYTES + 4 * old.batEntries;
+  await zero(store, zeroFrom, Math.max(0, newFirstSlotByte - zeroFrom));
+  if ((await store.size()) < newFirstSlotByte) await store.truncate(newFirstSlotByte);
+  await store.flush();
+  return relocated;
+}
+
+async function shrink(store: BlockStore, old: PloopHeader, next: PloopHeader, bat: Uint32Array, options: ResizeOptions, firstSlotByte: number, unitBytes: number, clusterBytes: number): Promise<number> {
+  let dropped = 0;
+  for (let i = next.batEntries; i < bat.length; i++) {
+    if (bat[i] === 0) continue;
+    if (!options.force) {
+      throw new PloopError('ERANGE', `resize: cluster ${i} (virtual byte ${i * clusterBytes}) holds data past the new end at ${next.nbSectors * SECTOR_BYTES}; use --force to drop it`, { clusterIndex: i });
+    }
+    dropped++;
+  }
+  // Entries past the new end are zeroed so that a later grow does not bring them back.
+  await zero(store, HEADER_BYTES + 4 * next.batEntries, 4 * (old.batEntries - next.batEntries));
+  await store.flush();
+  // Trim clusters no entry uses any more at the end of the file.
+  let usedEnd = firstSlotByte;
+  for (let i = 0; i < next.batEntries; i++) if (bat[i] !== 0) usedEnd = Math.max(usedEnd, bat[i] * unitBytes + clusterBytes);
+  next.dataOff = old.dataOff;
+  if (dropped && (await store.size()) > usedEnd) await store.truncate(usedEnd);
+  return dropped;
+}
+
+async function zero(store: BlockStore, offset: number, length: number): Promise<void> {
+  const chunk = new Uint8Array(Math.min(length, 1 << 20));
+  for (let pos = 0; pos < length; pos += chunk.length) await store.write(offset + pos, chunk.subarray(0, Math.min(chunk.length, length - pos)));
+}

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+// Delta stacks laid out as the ploop tools do (format.md 4, ploop-tools.md 3): a folder with
+// DiskDescriptor.xml and one file per delta. init, open, snapshot, merge and resize, each
+// crash-safe: a new delta file is complete before the descriptor names it, the descriptor is
+// replaced atomically, and a merge copies data into the lower delta before the descriptor
+// forgets the upper one, so every crash point leaves a stack that reads the same data.
+
+import {
+  parseDescriptor, serializeDescriptor, descriptorChain, newDescriptor, addSnapshot, randomGuid, mergeIntoParent,
+  type DiskDescriptor,
+} from '../format/descriptor.js';
+import { newHeader, SECTOR_BYTES, INUSE_MAGIC, type PloopFormat } from '../format/header.js';
+import type { DeltaDirectory } from '../stores/directory.js';
+import { LEVEL_NONE } from '../core/bat-map.js';
+import { PloopError } from '../errors.js';
+import { createImage } from './create.js';
+import { PloopImage, type OpenOptions } from './image.js';
+import { resizeImage, type ResizeOptions, type ResizeResult } from './resize.js';
+
+export const DESCRIPTOR_FILE = 'DiskDescriptor.xml';
+const COPY_CHUNK_BYTES = 8 << 20;
+
+/** Read and validate the folder's DiskDescriptor.xml. */
+export async function readDescriptor(dir: DeltaDirectory): Promise<DiskDescriptor> {
+  const text = await dir.readText(DESCRIPTOR_FILE);
+  if (text === null) throw new PloopError('EINVAL', `${dir.name}: no ${DESCRIPTOR_FILE} (not a ploop disk folder)`);
+  return parseDescriptor(text);
+}
+
+async function writeDescriptor(dir: DeltaDirectory, d: DiskDescriptor): Promise<void> {
+  await dir.writeTextAtomic(DESCRIPTOR_FILE, serializeDescriptor(d));
+}
+
+/** Create a folder layout like `ploop init`: DiskDescriptor.xml and an empty root.hds. */
+export async function initStack(dir: DeltaDirectory, options: { size: number; clusterSize?: number; format?: PloopFormat }): Promise<DiskDescriptor> {
+  if ((await dir.readText(DESCRIPTOR_FILE)) !== null) throw new PloopError('EINVAL', `${dir.name}: ${DESCRIPTOR_FILE} already exists`);
+  // ploop init rounds the size up to whole clusters; image and descriptor then agree.
+  const clusterSize = options.clusterSize ?? 1 << 20;
+  const size = Math.ceil(options.size / clusterSize) * clusterSize;
+  const store = await dir.openStore('root.hds', { create: true });
+  let header;
+  try {
+    header = await createImage(store, { size, clusterSize, format: options.format });
+  } finally {
+    await store.close();
+  }
+  const d = newDescriptor({ sizeSectors: header.nbSectors, blocksizeSectors: header.tracks, file: 'root.hds' });
+  await writeDescriptor(dir, d);
+  return d;
+}
+
+/** Open the folder's delta stack; only the top may be writable. */
+export async function openStackDir(dir: DeltaDirectory, options: OpenOptions = {}): Promise<PloopImage> {
+  const chain = descriptorChain(await readDescriptor(dir));
+  const sources = [];
+  try {
+    for (let level = 0; level < chain.length; level++) {
+      const top = level === chain.length - 1;
+      const store = await dir.openStore(chain[level].file, { writable: top && !!options.writable });
+      sources.push({ store, kind: chain[level].type === 'Plain' ? 'raw' as const : 'ploop' as const, name: chain[level].file });
+    }
+    return await PloopImage.openStack(sources, options);
+  } catch (e) {
+    for (const s of sources) await s.store.close();
+    throw e;
+  }
+}
+
+/**
+ * Freeze the current top and put a new empty delta of the same geometry on it. The old top must
+ * be closed cleanly. Returns the new snapshot's GUID (now naming the frozen delta) and the new file.
+ */
+export async function snapshotStack(dir: DeltaDirectory): Promise<{ guid: string; file: string }> {
+  const d = await readDescriptor(dir);
+  const chain = descriptorChain(d);
+  const top = chain[chain.length - 1];
+  const topImage = await PloopImage.open(await dir.openStore(top.file), { onWarning: () => {} });
+  const { format, clusterBytes, virtualSize } = topImage.geometry;
+  const inUse = topImage.header.inUse === INUSE_MAGIC;
+  await topImage.close();
+  if (inUse) throw new PloopError('EINVAL', `snapshot: the top delta ${top.file} is in use or was not closed cleanly; run check --repair first`);
+  const file = `${chain[0].file}.${randomGuid()}`;
+  const store = await dir.openStore(file, { create: true });
+  try {
+    await createImage(store, { size: virtualSize, clusterSize: clusterBytes, format });
+  } finally {
+    await store.close();
+  }
+  const guid = randomGuid();
+  await writeDescriptor(dir, addSnapshot(d, { newFile: file, snapshotGuid: guid }));
+  return { guid, file };
+}
+
+/**
+ * Merge the delta at `upperLevel` (default: the top) into the one below it. The lower delta
+ * receives every cluster the upper one maps (copy-on-write from deeper levels where needed);
+ * then the descriptor drops the upper file, and the file is removed.
+ */
+export async function mergeStack(dir: DeltaDirectory, options: { upperLevel?: number } = {}): Promise<{ merged: string; into: string; clustersCopied: number }> {
+  const d = await readDescriptor(dir);
+  const chain = descriptorChain(d);
+  if (chain.length < 2) throw new PloopError('EINVAL', `merge: ${dir.name} has a single delta, nothing to merge`);
+  const upper = options.upperLevel ?? chain.length - 1;
+  if (!Number.isInteger(upper) || upper < 1 || upper >= chain.length) {
+    throw new PloopError('EINVAL', `merge: level ${upper} does not exist or has nothing below it (levels 1..${chain.length - 1})`);
+  }
+  const lower = chain[upper - 1];
+  if (lower.type === 'Plain') throw new PloopError('ENOTSUP', `merge: the delta below (${lower.file}) is a raw image; merging into raw is not supported`);
+  // The stack below, with the lower delta as its writable top.
+  const target = await openSubStack(dir, chain.slice(0, upper));
+  const source = await PloopImage.open(await dir.openStore(chain[upper].file), { onWarning: () => {} });
+  let copied = 0;
+  try {
+    if (source.size > target.size) throw new PloopError('EINVAL', `merge: ${chain[upper].file} (${source.size} bytes) is larger than ${lower.file} (${target.size} bytes); resize first`);
+    const buffer = new Uint8Array(COPY_CHUNK_BYTES);
+    for (const e of source.map()) {
+      if (e.level === LEVEL_NONE) continue;
+      for (let pos = 0; pos < e.length; pos += COPY_CHUNK_BYTES) {
+        const chunk = buffer.subarray(0, Math.min(COPY_CHUNK_BYTES, e.length - pos));
+        const n = await source.store.read(e.hostOffset + pos, chunk);
+        chunk.fill(0, n);
+        await target.write(e.offset + pos, chunk);
+      }
+      copied += Math.ceil(e.length / source.clusterSize);
+    }
+    await target.flush();
+  } finally {
+    await source.close();
+    await target.close();
+  }
+  // Only now may the descriptor forget the upper delta.
+  // The parent's file survives under the upper delta's GUID; the upper file goes (as ploop does).
+  const edit = mergeIntoParent(d, chain[upper].guid);
+  await writeDescriptor(dir, edit.descriptor);
+  await dir.remove(chain[upper].file);
+  return { merged: chain[upper].file, into: lower.file, clustersCopied: copied };
+}
+
+/** Merge everything into the base: repeated top merges until one delta is left. */
+export async function mergeAll(dir: DeltaDirectory): Promise<number> {
+  let merges = 0;
+  while (descriptorChain(await readDescriptor(dir)).length > 1) {
+    await mergeStack(dir);
+    merges++;
+  }
+  return merges;
+}
+
+/** Grow (or shrink, single delta only) the stack: the top delta's BAT and the descriptor's size. */
+export async function resizeStack(dir: DeltaDirectory, newSize: number, options: ResizeOptions = {}): Promise<ResizeResult> {
+  const d = await readDescriptor(dir);
+  const chain = descriptorChain(d);
+  const top = chain[chain.length - 1];
+  const sized = newHeader({ size: newSize, clusterBytes: d.blocksizeSectors * SECTOR_BYTES });
+  if (sized.nbSectors < d.diskSizeSectors && chain.length > 1) {
+    throw new PloopError('ENOTSUP', `resize: shrinking a stack of ${chain.length} deltas is not supported; merge it down first`);
+  }
+  const store = await dir.openStore(top.file, { writable: true });
+  let result: ResizeResult;
+  try {
+    result = await resizeImage(store, newSize, options);
+  } finally {
+    await store.close();
+  }
+  const cylinders = Math.floor(sized.nbSectors / (d.heads * d.sectors || 512));
+  await writeDescriptor(dir, { ...d, diskSizeSectors: sized.nbSectors, cylinders });
+  return result;
+}
+
+async function openSubStack(dir: DeltaDirectory, chain: Array<{ file: string; type: string }>): Promise<PloopImage> {
+  const sources = [];
+  for (let level = 0; level < chain.length; level++) {
+    const writable = level === chain.length - 1;
+    sources.push({ store: await dir.openStore(chain[level].file, { writable }), kind: chain[level].type === 'Plain' ? 'raw' as const : 'ploop' as const, name: chain[level].file });
+  }
+  return PloopImage.openStack(sources, { writable: true, onWarning: () => {} });
+}
