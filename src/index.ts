@@ -1,7 +1,16 @@
 // SPDX-License-Identifier: MIT
 // Public API of ploop-wasm (browser and Node). Node-only pieces are in ./node.ts.
 
-export { PloopImage, type OpenOptions, type ImageStats } from './engine/image.js';
+export { PloopImage, type OpenOptions, type ImageStats, type DeltaSource, type LowerDelta } from './engine/image.js';
+export {
+  initStack, openStackDir, snapshotStack, mergeStack, mergeAll, resizeStack, readDescriptor, DESCRIPTOR_FILE,
+} from './engine/stack.js';
+export { resizeImage, type ResizeOptions, type ResizeResult } from './engine/resize.js';
+export {
+  parseDescriptor, serializeDescriptor, descriptorChain, newDescriptor, addSnapshot, type DiskDescriptor,
+} from './format/descriptor.js';
+export type { DeltaDirectory } from './stores/directory.js';
+export { MemoryDirectory } from './stores/memory-dir.js';
 export { createImage, type CreateOptions } from './engine/create.js';
 export { checkImage, type CheckReport, type CheckFinding, type CheckOptions } from './engine/check.js';
 export { MemoryStore } from './stores/memory.js';

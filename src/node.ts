@@ -3,3 +3,4 @@
 
 export * from './index.js';
 export { NodeFileStore } from './stores/node-fs.js';
+export { NodeDirectory } from './stores/node-dir.js';
