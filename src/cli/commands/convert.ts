@@ -83,7 +83,7 @@ async function toRaw(source: PloopImage | null, rawIn: NodeFileStore | null, siz
       async (offset, chunk) => { if (!isAllZero(chunk)) await out.write(offset, chunk); });
   }
   await out.truncate(size);
-  await out.flush();
+  // Like qemu-img convert and cp, leave write-back to the kernel: no fsync of the whole output.
 }
 
 async function copyChunks(size: number, progress: Progress, read: (offset: number, chunk: Uint8Array) => Promise<void>, write: (offset: number, chunk: Uint8Array) => Promise<void>): Promise<void> {
