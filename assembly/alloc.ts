@@ -4,7 +4,7 @@
 // runners never receive the same slot. Holes left by discard are reused before the file grows.
 
 import {
-  CTX_BITMAP, CTX_CAPACITY, CTX_FREE_HINT, CTX_SLOTS_END, ctxU32,
+  CTX_BITMAP, CTX_CAPACITY, CTX_FREE_HINT, CTX_FREE_COUNT, CTX_SLOTS_END, ctxU32,
 } from "./layout";
 import { STATUS_NOSPACE, STATUS_BAD_SLOT, STATUS_OK } from "./status";
 
@@ -35,12 +35,33 @@ export function slotUsed(ctx: usize, slot: u32): i32 {
   return (atomic.load<u32>(wordPtr(ctx, slot)) >> (slot & 31)) & 1;
 }
 
-/** Allocate one slot: the lowest free one below slotsEnd, else slotsEnd (the file grows). */
+/** hint = min(hint, slot): lowering the hint is always safe. */
+function lowerHint(ctx: usize, slot: u32): void {
+  const hintPtr = ctx + <usize>CTX_FREE_HINT;
+  let hint = atomic.load<u32>(hintPtr);
+  while (slot < hint) {
+    const seen = atomic.cmpxchg<u32>(hintPtr, hint, slot);
+    if (seen == hint) break;
+    hint = seen;
+  }
+}
+
+/**
+ * Allocate one slot: the lowest free one below slotsEnd, else slotsEnd (the file grows).
+ *
+ * The hint ("no free slot below it") may only be raised past slots this scan saw in use. A
+ * slot freed on another runner after the scan passed it would be skipped for good if the hint
+ * jumped over it, so a free during the scan (freeCount changed) puts the hint back where the
+ * scan started. freeSlot clears the bit, then bumps freeCount, then lowers the hint: whichever
+ * order the two runners interleave in, the freed slot stays at or above the hint.
+ */
 export function allocSlot(ctx: usize): i32 {
   const capacity = ctxU32(ctx, CTX_CAPACITY);
   const bitmap = <usize>ctxU32(ctx, CTX_BITMAP);
   const hintPtr = ctx + <usize>CTX_FREE_HINT;
+  const freesPtr = ctx + <usize>CTX_FREE_COUNT;
   while (true) {
+    const frees = atomic.load<u32>(freesPtr);
     const end = atomic.load<u32>(ctx + <usize>CTX_SLOTS_END);
     const hint = atomic.load<u32>(hintPtr);
     let slot = hint & ~31;
@@ -58,11 +79,10 @@ export function allocSlot(ctx: usize): i32 {
       // No hole below the end: append, or fail when the capacity is exhausted.
       if (end >= capacity) return STATUS_NOSPACE;
       found = end;
-    } else {
-      // Advance the hint only from the value this scan started at. A plain store could raise
-      // it over a slot that freeSlot released (and lowered the hint to) meanwhile on another
-      // runner; that slot would then stay invisible and the file would grow instead.
-      atomic.cmpxchg<u32>(hintPtr, hint, <u32>found);
+    } else if (<u32>found > hint) {
+      // Raise only from the value this scan started at (a concurrent freeSlot may have lowered
+      // it meanwhile), and undo the raise if any slot was freed while we scanned.
+      if (atomic.cmpxchg<u32>(hintPtr, hint, <u32>found) == hint && atomic.load<u32>(freesPtr) != frees) lowerHint(ctx, hint);
     }
     const got = claimSlot(ctx, <u32>found);
     if (got == 1) return <i32>found;
@@ -85,13 +105,9 @@ export function allocSlots(ctx: usize, count: u32, out: usize): i32 {
 export function freeSlot(ctx: usize, slot: u32): i32 {
   if (slot >= ctxU32(ctx, CTX_CAPACITY)) return STATUS_BAD_SLOT;
   atomic.and<u32>(wordPtr(ctx, slot), ~(<u32>1 << (slot & 31)));
-  const hintPtr = ctx + <usize>CTX_FREE_HINT;
-  let hint = atomic.load<u32>(hintPtr);
-  while (slot < hint) {
-    const seen = atomic.cmpxchg<u32>(hintPtr, hint, slot);
-    if (seen == hint) break;
-    hint = seen;
-  }
+  // Tell allocators scanning right now that a slot came free (see allocSlot), then lower the hint.
+  atomic.add<u32>(ctx + <usize>CTX_FREE_COUNT, 1);
+  lowerHint(ctx, slot);
   return STATUS_OK;
 }
 

@@ -16,6 +16,7 @@
 //   ctx + 44   u32  slotsEnd      1 + highest slot handed out or found in use
 //   ctx + 48   u32  pageCount     md pages
 //   ctx + 52   u32  piwbSlotsPtr  i32 per md page: the pending piwb's id, or -1
+//   ctx + 56   u32  freeCount     bumped by every freeSlot (alloc.ts validates its hint with it)
 //   ctx + 1024 u32[256]           bytes per BAT unit for each level (512 for v1, cluster for v2)
 
 export const CTX_BAT: u32 = 0;
@@ -31,6 +32,7 @@ export const CTX_FREE_HINT: u32 = 40;
 export const CTX_SLOTS_END: u32 = 44;
 export const CTX_PAGES: u32 = 48;
 export const CTX_PIWB_SLOTS: u32 = 52;
+export const CTX_FREE_COUNT: u32 = 56;
 export const CTX_UNITS: u32 = 1024;
 export const CTX_BYTES: u32 = 2048;
 

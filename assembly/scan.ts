@@ -20,6 +20,13 @@ export const PROBLEM_DUPLICATE: u32 = 4;
 /** Bytes of one problem record: u32 kind, u32 entry index, f64 host byte offset. */
 export const PROBLEM_BYTES: u32 = 16;
 
+@inline function recordProblem(out: usize, index: u32, kind: u32, clusterIndex: u32, host: f64): void {
+  const rec = out + <usize>index * <usize>PROBLEM_BYTES;
+  store<u32>(rec, kind, 0);
+  store<u32>(rec, clusterIndex, 4);
+  store<f64>(rec, host, 8);
+}
+
 /**
  * Scan the top BAT (already in the md pages). Every non-zero entry becomes mapped at the top
  * level; valid ones claim their slot. Records the first `maxOut` problems at `out` and returns
@@ -50,12 +57,7 @@ export function loadTopBat(ctx: usize, fileBytes: f64, out: usize, maxOut: u32):
       else if (rel >= <f64>capacity || claimSlot(ctx, <u32>rel) != 1) kind = PROBLEM_DUPLICATE;
     }
     if (kind != 0) {
-      if (problems < maxOut) {
-        const rec = out + <usize>problems * <usize>PROBLEM_BYTES;
-        store<u32>(rec, kind, 0);
-        store<u32>(rec, c, 4);
-        store<f64>(rec, host, 8);
-      }
+      if (problems < maxOut) recordProblem(out, problems, kind, c, host);
       problems++;
     }
   }
@@ -89,12 +91,7 @@ export function loadLowerBat(ctx: usize, level: u32, src: usize, entries: u32, f
         store<u8>(levelPtr(ctx, c), <u8>level);
       }
     } else {
-      if (problems < maxOut) {
-        const rec = out + <usize>problems * <usize>PROBLEM_BYTES;
-        store<u32>(rec, kind, 0);
-        store<u32>(rec, c, 4);
-        store<f64>(rec, host, 8);
-      }
+      if (problems < maxOut) recordProblem(out, problems, kind, c, host);
       problems++;
     }
   }

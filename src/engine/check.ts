@@ -8,6 +8,9 @@ import { LEVEL_NONE, MD_PAGE_BYTES, BatMap, type BatProblem } from '../core/bat-
 import type { BlockStore } from '../stores/block-store.js';
 import { PloopImage } from './image.js';
 
+/** Most bytes a repair appends to reach the data area: ploop's largest cluster (64 MiB). */
+const MAX_DATA_AREA_GROWTH = 64 << 20;
+
 export type CheckFindingKind = 'unclean' | 'data-off' | 'ext-off' | 'metadata' | 'outside' | 'misaligned' | 'duplicate' | 'leak';
 
 export interface CheckFinding {
@@ -74,8 +77,16 @@ export async function checkImage(store: BlockStore, options: CheckOptions = {}):
     }
     // 2. data_off.
     if (!image.findings.dataOffValid) {
-      list({ kind: 'data-off', severity: 'corruption', message: `data_off field has incorrect value ${header.dataOff}, expected ${g.minDataOffSectors}`, fixed: repair });
-      if (repair) {
+      // A value at or above the minimum is wrong only because the file ends before it: say so.
+      const short = header.dataOff >= g.minDataOffSectors ? ` (past the end of the ${report.fileSize}-byte file)` : '';
+      // If even the minimum lies past the end, the repair must also grow the file (step 5). Do
+      // that only up to ploop's largest cluster: more means the header's cluster size is what
+      // is wrong, and growing a store by gigabytes would not make the image right.
+      const growBy = g.minDataOffSectors * SECTOR_BYTES - report.fileSize;
+      const fixable = growBy <= MAX_DATA_AREA_GROWTH;
+      const why = fixable ? '' : `; not repaired: the file would have to grow by ${growBy} bytes`;
+      list({ kind: 'data-off', severity: 'corruption', message: `data_off field has incorrect value ${header.dataOff}${short}, expected ${g.minDataOffSectors}${why}`, fixed: repair && fixable });
+      if (repair && fixable) {
         header.dataOff = g.minDataOffSectors;
         headerChanged = true;
       }
@@ -118,6 +129,12 @@ export async function checkImage(store: BlockStore, options: CheckOptions = {}):
         await store.flush();
         report.leaksFixed = report.leakedClusters;
       }
+    } else if (fileSize < end && repair && !image.findings.dataOffValid && end - fileSize <= MAX_DATA_AREA_GROWTH) {
+      // The file was cut short inside the area data_off reserves, so even the minimum data_off
+      // points past its end and the repair above would not hold. Grow it with zeros up to the
+      // data area, as create does; no cluster is mapped there.
+      await store.truncate(end);
+      await store.flush();
     }
     // 6. Statistics.
     Object.assign(report, statistics(image.bat, image.geometry.batEntryCount), { fileSize: await store.size() });
