@@ -6,11 +6,11 @@ export { lookupCluster, levelOf, mapRange, countTopMapped } from "./bat";
 export { claimSlot, slotUsed, allocSlot, allocSlots, freeSlot, usedSlotsEnd, trimSlotsEnd } from "./alloc";
 export {
   mdStatus, mdBeginUpdate, mdSet, mdClear, mdTrySubmit, mdExchangePiwb, mdCasPiwb,
-  piwbPrepare, piwbApply,
+  piwbPrepare, piwbApply, piwbAcquire, piwbRelease, piwbAddress, takePristine,
 } from "./md";
 export { loadTopBat, loadLowerBat, loadRawLevel } from "./scan";
 
 /** Version of the context layout; the TypeScript side refuses a module it does not match. */
 export function layoutVersion(): i32 {
-  return 1;
+  return 2;
 }

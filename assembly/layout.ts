@@ -17,6 +17,14 @@
 //   ctx + 48   u32  pageCount     md pages
 //   ctx + 52   u32  piwbSlotsPtr  i32 per md page: the pending piwb's id, or -1
 //   ctx + 56   u32  freeCount     bumped by every freeSlot (alloc.ts validates its hint with it)
+//   ctx + 60   u32  piwbPoolPtr   piwb buffers: piwb id i at piwbPoolPtr + i*4096
+//   ctx + 64   u32  piwbCount     buffers in the pool
+//   ctx + 68   u32  piwbBitmapPtr u32 words, bit i set = piwb buffer i in use
+//   ctx + 72   u32  attachPtr     i32 per md page: attachments made but not yet registered by the
+//                                 writeback coordinator (the page is not submitted while > 0)
+//   ctx + 76   u32  pristineFrom  slots from here on were never written: the file reads zeros there
+//   ctx + 80   u32  lowerLevelsPtr u8 per entry: newest level below the top that maps it (0xFF none)
+//   ctx + 84   u32  gatesPtr      i32 step gates for forced-interleaving tests (src/engine/step-gates.ts)
 //   ctx + 1024 u32[256]           bytes per BAT unit for each level (512 for v1, cluster for v2)
 
 export const CTX_BAT: u32 = 0;
@@ -33,6 +41,11 @@ export const CTX_SLOTS_END: u32 = 44;
 export const CTX_PAGES: u32 = 48;
 export const CTX_PIWB_SLOTS: u32 = 52;
 export const CTX_FREE_COUNT: u32 = 56;
+export const CTX_PIWB_POOL: u32 = 60;
+export const CTX_PIWB_COUNT: u32 = 64;
+export const CTX_PIWB_BITMAP: u32 = 68;
+export const CTX_ATTACH: u32 = 72;
+export const CTX_PRISTINE_FROM: u32 = 76;
 export const CTX_UNITS: u32 = 1024;
 export const CTX_BYTES: u32 = 2048;
 

@@ -7,7 +7,8 @@
 // completion path after the new entries are in the live page.
 
 import {
-  CTX_STATUS, CTX_PAGES, CTX_PIWB_SLOTS, CTX_ENTRIES, CTX_TOP, CTX_BAT,
+  CTX_STATUS, CTX_PAGES, CTX_PIWB_SLOTS, CTX_ENTRIES, CTX_TOP, CTX_BAT, CTX_PIWB_POOL, CTX_PIWB_COUNT, CTX_PIWB_BITMAP,
+  CTX_PRISTINE_FROM,
   PAGE_BYTES, SLOTS_PER_PAGE, MAP_OFFSET, LEVEL_NONE, ctxU32, levelPtr,
 } from "./layout";
 import { STATUS_BUSY, STATUS_BAD_PAGE } from "./status";
@@ -139,4 +140,50 @@ export function piwbApply(ctx: usize, page: u32, piwb: usize): i32 {
     }
   }
   return changed;
+}
+
+/** Take a free piwb buffer from the image's pool; returns its id, or STATUS_BUSY when all are in use. */
+export function piwbAcquire(ctx: usize): i32 {
+  const count = ctxU32(ctx, CTX_PIWB_COUNT);
+  const bitmap = <usize>ctxU32(ctx, CTX_PIWB_BITMAP);
+  for (let w: u32 = 0; w < (count + 31) >> 5; w++) {
+    const ptr = bitmap + (<usize>w << 2);
+    let word = atomic.load<u32>(ptr);
+    while (word != 0xffffffff) {
+      const bit = <u32>ctz<u32>(~word);
+      const id = (w << 5) + bit;
+      if (id >= count) break;
+      const old = atomic.or<u32>(ptr, <u32>1 << bit);
+      if ((old & (<u32>1 << bit)) == 0) return <i32>id;
+      word = old | (<u32>1 << bit);
+    }
+  }
+  return STATUS_BUSY;
+}
+
+/** Give a piwb buffer back to the pool. */
+export function piwbRelease(ctx: usize, id: u32): i32 {
+  if (id >= ctxU32(ctx, CTX_PIWB_COUNT)) return STATUS_BAD_PAGE;
+  atomic.and<u32>(<usize>ctxU32(ctx, CTX_PIWB_BITMAP) + (<usize>(id >> 5) << 2), ~(<u32>1 << (id & 31)));
+  return 0;
+}
+
+/** Address of piwb buffer `id`. */
+export function piwbAddress(ctx: usize, id: u32): usize {
+  return <usize>ctxU32(ctx, CTX_PIWB_POOL) + <usize>id * <usize>PAGE_BYTES;
+}
+
+/**
+ * A slot was just allocated: returns 1 when it lies past every byte ever written (its cluster
+ * reads as zeros, so only the payload needs writing) and raises the watermark past it.
+ */
+export function takePristine(ctx: usize, slot: u32): i32 {
+  const ptr = ctx + <usize>CTX_PRISTINE_FROM;
+  let from = atomic.load<u32>(ptr);
+  while (slot >= from) {
+    const seen = atomic.cmpxchg<u32>(ptr, from, slot + 1);
+    if (seen == from) return 1;
+    from = seen;
+  }
+  return 0;
 }

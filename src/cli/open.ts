@@ -7,7 +7,9 @@ import { basename, dirname } from 'node:path';
 import { NodeFileStore } from '../stores/node-fs.js';
 import { NodeDirectory } from '../stores/node-dir.js';
 import { PloopImage, type OpenOptions } from '../engine/image.js';
-import { openStackDir, DESCRIPTOR_FILE } from '../engine/stack.js';
+import { openStackDir, readDescriptor, DESCRIPTOR_FILE } from '../engine/stack.js';
+import { descriptorChain } from '../format/descriptor.js';
+import { ParallelImage } from '../runners/pool.js';
 import { SIGNATURE_V1, SIGNATURE_V2 } from '../format/header.js';
 
 const warnOnStderr = (m: string) => process.stderr.write(`ploop-wasm: warning: ${m}\n`);
@@ -49,4 +51,31 @@ export async function isPloopFile(path: string): Promise<boolean> {
   } finally {
     await store.close();
   }
+}
+
+/** What the I/O commands need of an image, served in this thread or by runners. */
+export interface CliImage {
+  readonly size: number;
+  readInto(offset: number, into: Uint8Array): Promise<void>;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  discard(offset: number, length: number): Promise<void>;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+  counters(): Promise<{ dataWrites: number; batPageWrites: number; clustersAllocated: number; clustersReleased: number }>;
+}
+
+/**
+ * Open for the I/O commands: with `runners` undefined in this thread, otherwise with that many
+ * runner workers (0 = the in-thread fallback of the runner pool).
+ */
+export async function openForIo(path: string, options: { writable?: boolean; runners?: number }): Promise<CliImage> {
+  if (options.runners === undefined) {
+    const image = await openImageFile(path, { writable: options.writable });
+    return Object.assign(image, { counters: async () => image.stats });
+  }
+  const dir = await stackDirOf(path);
+  const paths = dir ? descriptorChain(await readDescriptor(dir)).map((d) => dir.path(d.file)) : [path];
+  const image = await ParallelImage.open(paths, { writable: options.writable, runners: options.runners, onWarning: warnOnStderr });
+  return Object.assign(image, { counters: () => image.stats() });
 }

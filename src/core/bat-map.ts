@@ -5,9 +5,16 @@
 
 import { checkStatus, type WasmCore } from './wasm.js';
 import { PloopError } from '../errors.js';
+import { StepGates, GATE_COUNT } from '../engine/step-gates.js';
 
 const CTX_BYTES = 2048;
-const CTX = { bat: 0, levels: 4, status: 8, entries: 12, cluster: 16, top: 20, bitmap: 24, capacity: 28, firstSlot: 32, freeHint: 40, slotsEnd: 44, pages: 48, piwbSlots: 52, units: 1024 } as const;
+const CTX = {
+  bat: 0, levels: 4, status: 8, entries: 12, cluster: 16, top: 20, bitmap: 24, capacity: 28, firstSlot: 32, freeHint: 40,
+  slotsEnd: 44, pages: 48, piwbSlots: 52, freeCount: 56, piwbPool: 60, piwbCount: 64, piwbBitmap: 68, attach: 72, pristineFrom: 76,
+  lowerLevels: 80, gates: 84, units: 1024,
+} as const;
+/** Most piwb buffers one image keeps (4 KiB each); updaters wait when all are in use. */
+const MAX_PIWBS = 256;
 export const MD_PAGE_BYTES = 4096;
 export const LEVEL_NONE = 0xff;
 export const MD_DIRTY = 1 << 1;
@@ -64,8 +71,34 @@ export class BatMap {
   #lowerLevels: number;
   #closed = false;
 
-  constructor(core: WasmCore, o: BatMapOptions) {
+  /**
+   * A view of a map another thread created (a runner): `ctx` names it, `scratch` is this
+   * thread's own EXTENT_SCRATCH_BYTES region for mapRange. Such a view allocates nothing.
+   */
+  static attach(core: WasmCore, ctx: number, scratch: number): BatMap {
+    return new BatMap(core, null, ctx, scratch);
+  }
+
+  /** Bytes a runner's scratch region needs (see attach). */
+  static readonly EXTENT_SCRATCH_BYTES = EXTENT_BYTES * 64;
+
+  constructor(core: WasmCore, o: BatMapOptions | null, attachCtx = 0, attachScratch = 0) {
     this.core = core;
+    if (!o) {
+      const u32 = core.u32;
+      const f = (field: number) => u32[(attachCtx + field) >>> 2];
+      this.ctx = attachCtx;
+      this.batEntryCount = f(CTX.entries);
+      this.clusterBytes = f(CTX.cluster);
+      this.mdPageCount = f(CTX.pages);
+      this.firstSlotByte = core.f64[(attachCtx + CTX.firstSlot) >>> 3];
+      this.slotCapacity = f(CTX.capacity);
+      this.topLevel = f(CTX.top);
+      this.#extentBuf = attachScratch;
+      this.#lowerLevels = f(CTX.lowerLevels);
+      this.#regions = [];
+      return;
+    }
     this.batEntryCount = o.batEntryCount;
     this.clusterBytes = o.clusterBytes;
     this.mdPageCount = o.mdPageCount;
@@ -81,7 +114,12 @@ export class BatMap {
     this.#extentBuf = core.alloc(EXTENT_BYTES * 64);
     this.#lowerLevels = core.alloc(o.batEntryCount + 8);
     core.u8.fill(LEVEL_NONE, this.#lowerLevels, this.#lowerLevels + o.batEntryCount);
-    this.#regions = [ctx, bat, levels, status, piwbSlots, bitmap, this.#extentBuf, this.#lowerLevels];
+    const piwbCount = Math.max(4, Math.min(MAX_PIWBS, 2 * o.mdPageCount));
+    const piwbPool = core.alloc(piwbCount * MD_PAGE_BYTES, MD_PAGE_BYTES);
+    const piwbBitmap = core.alloc(Math.ceil(piwbCount / 32) * 4);
+    const attach = core.alloc(o.mdPageCount * 4);
+    const gates = core.alloc(GATE_COUNT * 4);
+    this.#regions = [ctx, bat, levels, status, piwbSlots, bitmap, this.#extentBuf, this.#lowerLevels, piwbPool, piwbBitmap, attach, gates];
     this.ctx = ctx;
     const u32 = core.u32;
     const w = (field: number, v: number) => (u32[(ctx + field) >>> 2] = v);
@@ -96,6 +134,12 @@ export class BatMap {
     core.f64[(ctx + CTX.firstSlot) >>> 3] = o.firstSlotByte;
     w(CTX.pages, o.mdPageCount);
     w(CTX.piwbSlots, piwbSlots);
+    w(CTX.piwbPool, piwbPool);
+    w(CTX.piwbCount, piwbCount);
+    w(CTX.piwbBitmap, piwbBitmap);
+    w(CTX.attach, attach);
+    w(CTX.lowerLevels, this.#lowerLevels);
+    w(CTX.gates, gates);
     core.i32.fill(-1, piwbSlots >>> 2, (piwbSlots >>> 2) + o.mdPageCount);
     // Start as all holes: alloc() zero-fills, and a level byte of 0 would read as "mapped by
     // level 0 at host byte 0" until loadTop() or setEntryValue() ran.
@@ -280,7 +324,9 @@ export class BatMap {
     return checkStatus('md set', this.core.exports.mdSet(this.ctx, page, bits), { page });
   }
   mdClear(page: number, bits: number): number {
-    return checkStatus('md clear', this.core.exports.mdClear(this.ctx, page, bits), { page });
+    const old = checkStatus('md clear', this.core.exports.mdClear(this.ctx, page, bits), { page });
+    this.notifyPage(page);
+    return old;
   }
   /** 1 = submitted (WRITEBACK set, DIRTY cleared), 0 = busy (re-queue), -1 = not dirty. */
   mdTrySubmit(page: number): number {
@@ -306,6 +352,59 @@ export class BatMap {
   }
   piwbApply(page: number, piwbAddress: number): number {
     return checkStatus('piwb apply', this.core.exports.piwbApply(this.ctx, page, piwbAddress), { page });
+  }
+
+  /** Step points for forced-interleaving tests (shared by every thread using this map). */
+  get gates(): StepGates {
+    const at = this.#field(CTX.gates) >>> 2;
+    return new StepGates(this.core.i32.subarray(at, at + GATE_COUNT));
+  }
+
+  /** Take a piwb buffer from the pool: its id, or -1 when all are in use. */
+  piwbAcquire(): number {
+    return this.core.exports.piwbAcquire(this.ctx);
+  }
+  piwbRelease(id: number): void {
+    checkStatus('piwb release', this.core.exports.piwbRelease(this.ctx, id), { id });
+  }
+  piwbAddress(id: number): number {
+    return this.core.exports.piwbAddress(this.ctx, id);
+  }
+
+  /** Attachments made on `page` that the writeback coordinator has not registered yet. */
+  attachPending(page: number): number {
+    return Atomics.load(this.core.i32, (this.#field(CTX.attach) >>> 2) + page);
+  }
+  attachAdd(page: number, delta: number): void {
+    Atomics.add(this.core.i32, (this.#field(CTX.attach) >>> 2) + page, delta);
+  }
+
+  /** True when `slot` lies past every byte ever written (and marks it written). */
+  takePristine(slot: number): boolean {
+    return this.core.exports.takePristine(this.ctx, slot) === 1;
+  }
+  /** Slots from here on were never written (set at open from the file size). */
+  setPristineFrom(slot: number): void {
+    this.core.u32[(this.ctx + CTX.pristineFrom) >>> 2] = slot;
+  }
+
+  /** Index of the page's state word in the i32 view (for Atomics.wait/notify). */
+  #statusIndex(page: number): number {
+    return (this.#field(CTX.status) >>> 2) + page;
+  }
+
+  /** Wake every thread waiting for this page's state to change. */
+  notifyPage(page: number): void {
+    Atomics.notify(this.core.i32, this.#statusIndex(page));
+  }
+
+  /**
+   * Resolve when the page's state word is no longer `seen` (or after `timeoutMs`, so that a
+   * missed notification costs a retry, never a hang).
+   */
+  async waitPage(page: number, seen: number, timeoutMs = 20): Promise<void> {
+    const r = Atomics.waitAsync(this.core.i32, this.#statusIndex(page), seen, timeoutMs);
+    if (r.async) await r.value;
   }
 
   /** Release every region; the map is unusable afterwards. */

@@ -5,7 +5,7 @@
 
 import { PloopError } from '../errors.js';
 
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 export const STATUS_BUSY = -1;
 const WASM_PAGE_BYTES = 65536;
 const MAX_PAGES = 32768;
@@ -43,6 +43,10 @@ export interface CoreExports {
   loadTopBat(ctx: number, fileBytes: number, out: number, maxOut: number): number;
   loadLowerBat(ctx: number, level: number, src: number, entries: number, fileBytes: number, firstSlotByte: number, lowerLevels: number, out: number, maxOut: number): number;
   loadRawLevel(ctx: number, level: number, clusterCount: number, lowerLevels: number): number;
+  piwbAcquire(ctx: number): number;
+  piwbRelease(ctx: number, id: number): number;
+  piwbAddress(ctx: number, id: number): number;
+  takePristine(ctx: number, slot: number): number;
 }
 
 /** Throw a PloopError for a negative status; returns the value otherwise. */
@@ -78,12 +82,19 @@ export class WasmCore {
     }
   }
 
-  /** Instantiate a module over a new shared memory. */
-  static async instantiate(module: WebAssembly.Module): Promise<WasmCore> {
-    const memory = new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true });
-    const instance = await WebAssembly.instantiate(module, { env: { memory } });
-    return new WasmCore(module, memory, instance);
+  /**
+   * Instantiate a module over a new shared memory, or over `memory` that another thread owns
+   * (a runner): such an instance reads and changes the memory but allocates no regions in it.
+   */
+  static async instantiate(module: WebAssembly.Module, memory?: WebAssembly.Memory): Promise<WasmCore> {
+    const mem = memory ?? new WebAssembly.Memory({ initial: 2, maximum: MAX_PAGES, shared: true });
+    const instance = await WebAssembly.instantiate(module, { env: { memory: mem } });
+    const core = new WasmCore(module, mem, instance);
+    core.#foreign = !!memory;
+    return core;
   }
+
+  #foreign = false;
 
   get u8(): Uint8Array {
     this.#refresh();
@@ -115,6 +126,7 @@ export class WasmCore {
 
   /** Reserve `bytes` of zeroed memory aligned to `align` (a power of two ≥ 8); returns its address. */
   alloc(bytes: number, align = 8): number {
+    if (this.#foreign) throw new PloopError('EINVAL', 'WebAssembly memory: a runner cannot allocate regions; the thread that owns the memory does');
     const size = Math.ceil(Math.max(bytes, 8) / 8) * 8;
     for (let i = 0; i < this.#free.length; i++) {
       const [start, len] = this.#free[i];

@@ -19,9 +19,9 @@ import { getCore } from '../core/wasm.js';
 import type { BlockStore } from '../stores/block-store.js';
 import { readFully } from '../stores/block-store.js';
 import { PloopError } from '../errors.js';
-import { ClusterLocks } from './cluster-locks.js';
 import { Writeback } from './writeback.js';
-import { isAllZero } from './zero.js';
+import { ClusterIo } from './cluster-io.js';
+export { settleAll } from './cluster-io.js';
 
 const CIF_EMPTY = 1;
 
@@ -86,23 +86,12 @@ export class PloopImage {
   readonly #header: PloopHeader;
   readonly #bat: BatMap;
   readonly #writeback: Writeback;
-  readonly #locks = new ClusterLocks();
+  readonly #io: ClusterIo;
   readonly #options: OpenOptions;
   readonly #inflight = new Set<Promise<unknown>>();
-  readonly #stats = { dataWrites: 0, clustersAllocated: 0, clustersReleased: 0, clustersCopied: 0 };
+  readonly #stats = { clustersReleased: 0 };
   #inUse: Promise<void> | null = null;
   #closed = false;
-  /** Slots from here on were never written since open: the file reads zeros there. */
-  #pristineFromSlot: number;
-  /** The file must be at least this long before the next BAT write (appended clusters). */
-  #lengthNeeded = 0;
-  /**
-   * The last file-growing step of a barrier (never rejects). Growing steps run one after the
-   * other, and a payload for a pristine slot is written only after the steps issued before it:
-   * a store may complete concurrent operations in any order, and a truncate to a shorter length
-   * that lands after a write past that length (or after a longer truncate) cuts the data off.
-   */
-  #growing: Promise<void> = Promise.resolve();
   /** Slots unmapped by a completed discard; free for reuse once a flush made that durable. */
   #releasedSlots: number[] = [];
 
@@ -115,7 +104,8 @@ export class PloopImage {
     this.findings = findings;
     this.#options = options;
     this.writable = !!options.writable;
-    this.#pristineFromSlot = Math.max(0, Math.ceil((fileBytes - geometry.firstSlotByte) / geometry.clusterBytes), bat.usedSlotsEnd());
+    // Slots past the end of the file (and past every used slot) read as zeros until written.
+    bat.setPristineFrom(Math.max(0, Math.ceil((fileBytes - geometry.firstSlotByte) / geometry.clusterBytes), bat.usedSlotsEnd()));
     this.#writeback = new Writeback(bat, {
       barrier: () => this.#barrier(),
       writeBat: (offset, bytes) => this.store.write(offset, bytes),
@@ -124,6 +114,15 @@ export class PloopImage {
         this.#stats.clustersReleased++;
       },
     }, { batEndByte: geometry.batEndByte, submitDelayMs: options.submitDelayMs });
+    this.#io = new ClusterIo({
+      bat, stores: [...lowerDeltas.map((d) => d.store), store], size: geometry.virtualSize, topUnitBytes: geometry.unitBytes,
+      attach: (a) => this.#writeback.register(a),
+    });
+  }
+
+  /** The writeback coordinator (runners hand their BAT changes to it). */
+  get writeback(): Writeback {
+    return this.#writeback;
   }
 
   /** Open the ploop image held by `store`. */
@@ -254,7 +253,7 @@ export class PloopImage {
   }
   get stats(): ImageStats {
     const wb = this.#writeback.stats;
-    return { ...this.#stats, batPageWrites: wb.batPageWrites, writebackCycles: wb.cycles };
+    return { ...this.#io.stats, ...this.#stats, batPageWrites: wb.batPageWrites, writebackCycles: wb.cycles };
   }
   /** The BAT map (for check, info and tests). */
   get bat(): BatMap {
@@ -288,13 +287,7 @@ export class PloopImage {
     this.#checkOpen();
     this.#checkRange('read', offset, into.length);
     if (into.length === 0) return;
-    const tasks: Promise<void>[] = [];
-    for (const e of this.#bat.mapRange(offset, into.length)) {
-      const part = into.subarray(e.offset - offset, e.offset - offset + e.length);
-      if (e.level === LEVEL_NONE) part.fill(0);
-      else tasks.push(this.#storeOf(e.level).read(e.hostOffset, part).then((n) => { if (n < part.length) part.fill(0, n); }));
-    }
-    await settleAll(tasks);
+    await this.#io.read(offset, into);
   }
 
   /** Write `data` at virtual `offset`; resolves once the data and the BAT page mapping it are written. */
@@ -304,7 +297,7 @@ export class PloopImage {
     this.#checkRange('write', offset, data.length);
     if (data.length === 0) return;
     await this.#markInUse();
-    await this.#track(this.#write(offset, data));
+    await this.#track(this.#io.write(offset, data));
   }
 
   /**
@@ -317,7 +310,17 @@ export class PloopImage {
     this.#checkRange('discard', offset, length);
     if (length === 0) return;
     await this.#markInUse();
-    await this.#track(this.#discard(offset, length));
+    await this.#track(this.#io.discard(offset, length));
+  }
+
+  /**
+   * Set the in-use flag (durably) if this is the first change; write and discard do this
+   * themselves, a runner pool calls it before handing a change to its runners.
+   */
+  ensureInUse(): Promise<void> {
+    this.#checkOpen();
+    this.#checkWritable('write');
+    return this.#markInUse();
   }
 
   /** Wait for every request issued before, write pending BAT pages, and make it all durable. */
@@ -350,138 +353,8 @@ export class PloopImage {
     }
   }
 
-  async #write(offset: number, data: Uint8Array): Promise<void> {
-    const tasks: Promise<void>[] = [];
-    const clusterBytes = this.geometry.clusterBytes;
-    for (const e of this.#bat.mapRange(offset, data.length)) {
-      const part = data.subarray(e.offset - offset, e.offset - offset + e.length);
-      if (e.level === this.#bat.topLevel) {
-        tasks.push(this.#writeData(e.hostOffset, part));
-        continue;
-      }
-      // A hole or a lower delta's cluster: allocate cluster by cluster (copy-on-write for lower
-      // ones); zeros over a hole need no cluster at all.
-      for (let pos = 0; pos < part.length;) {
-        const virt = e.offset + pos;
-        const clusterIndex = Math.floor(virt / clusterBytes);
-        const inCluster = virt - clusterIndex * clusterBytes;
-        const n = Math.min(clusterBytes - inCluster, part.length - pos);
-        const bytes = part.subarray(pos, pos + n);
-        if (e.level !== LEVEL_NONE || !isAllZero(bytes)) tasks.push(this.#allocatingWrite(clusterIndex, inCluster, bytes));
-        pos += n;
-      }
-    }
-    await settleAll(tasks);
-  }
-
-  async #allocatingWrite(clusterIndex: number, inCluster: number, bytes: Uint8Array): Promise<void> {
-    const release = await this.#locks.acquire(clusterIndex);
-    try {
-      // Someone may have allocated it while we waited for the lock.
-      if (this.#bat.levelOf(clusterIndex) === this.#bat.topLevel) {
-        return await this.#writeData(this.#bat.lookup(clusterIndex) + inCluster, bytes);
-      }
-      // Copy-on-write: the whole cluster from the lower delta that maps it, then our bytes on top.
-      const lowerLevel = this.#bat.levelOf(clusterIndex);
-      let base: Uint8Array | null = null;
-      if (lowerLevel !== LEVEL_NONE) {
-        base = new Uint8Array(this.geometry.clusterBytes);
-        const n = await this.#storeOf(lowerLevel).read(this.#bat.lookup(clusterIndex), base);
-        base.fill(0, n);
-        base.set(bytes, inCluster);
-        this.#stats.clustersCopied++;
-      }
-      await this.#writeback.update(clusterIndex, () => {
-        const slot = this.#bat.allocSlot();
-        this.#stats.clustersAllocated++;
-        const dataWrite = base ? this.#writeNewCluster(slot, 0, base) : this.#writeNewCluster(slot, inCluster, bytes);
-        dataWrite.catch(() => {}); // awaited (and reported) by the writeback cycle
-        return { value: this.#bat.slotValue(slot, this.geometry.unitBytes), allocatedSlot: slot, dataWrite };
-      });
-    } finally {
-      release();
-    }
-  }
-
-  /** Write a freshly allocated cluster: the payload, and zeros around it unless the slot is past every byte ever written. */
-  #writeNewCluster(slot: number, inCluster: number, bytes: Uint8Array): Promise<void> {
-    const at = this.#bat.slotOffset(slot);
-    const clusterBytes = this.geometry.clusterBytes;
-    if (slot >= this.#pristineFromSlot) {
-      this.#pristineFromSlot = slot + 1;
-      this.#lengthNeeded = Math.max(this.#lengthNeeded, at + clusterBytes);
-      // A grow in flight may be to a length that ends before this slot (see #growing).
-      return this.#growing.then(() => this.#writeData(at + inCluster, bytes));
-    }
-    if (inCluster === 0 && bytes.length === clusterBytes) return this.#writeData(at, bytes);
-    const whole = new Uint8Array(clusterBytes);
-    whole.set(bytes, inCluster);
-    return this.#writeData(at, whole);
-  }
-
-  #storeOf(level: number): BlockStore {
-    return level === this.#bat.topLevel ? this.store : this.lowerDeltas[level].store;
-  }
-
-  #writeData(hostOffset: number, bytes: Uint8Array): Promise<void> {
-    this.#stats.dataWrites++;
-    return this.store.write(hostOffset, bytes);
-  }
-
-  async #discard(offset: number, length: number): Promise<void> {
-    const clusterBytes = this.geometry.clusterBytes;
-    const tasks: Promise<void>[] = [];
-    const top = this.#bat.topLevel;
-    for (const e of this.#bat.mapRange(offset, length)) {
-      if (e.level === LEVEL_NONE) continue;
-      for (let pos = e.offset; pos < e.offset + e.length;) {
-        const clusterIndex = Math.floor(pos / clusterBytes);
-        const clusterStart = clusterIndex * clusterBytes;
-        const clusterEnd = Math.min(clusterStart + clusterBytes, this.size);
-        const end = Math.min(clusterEnd, e.offset + e.length);
-        const whole = pos === clusterStart && end === clusterEnd;
-        if (whole && e.level === top && this.#bat.lowerLevelOf(clusterIndex) === LEVEL_NONE) {
-          // Nothing below: the entry goes and the cluster is reused later.
-          tasks.push(this.#discardCluster(clusterIndex));
-        } else if (e.level === top) {
-          // Part of a cluster, or one a lower delta also maps (unmapping would expose its old data).
-          tasks.push(this.#writeData(e.hostOffset + (pos - e.offset), new Uint8Array(end - pos)));
-        } else {
-          // Only a lower delta maps it: zeros are copied up like any other write.
-          tasks.push(this.#allocatingWrite(clusterIndex, pos - clusterStart, new Uint8Array(end - pos)));
-        }
-        pos = end;
-      }
-    }
-    await settleAll(tasks);
-  }
-
-  async #discardCluster(clusterIndex: number): Promise<void> {
-    const release = await this.#locks.acquire(clusterIndex);
-    try {
-      if (this.#bat.levelOf(clusterIndex) !== this.#bat.topLevel) return;
-      const slot = this.#bat.slotOf(this.#bat.lookup(clusterIndex));
-      await this.#writeback.update(clusterIndex, () => ({ value: 0, releasedSlot: Number.isInteger(slot) ? slot : -1 }));
-    } finally {
-      release();
-    }
-  }
-
   async #barrier(): Promise<void> {
-    await this.#grow();
     await this.#flushStore();
-  }
-
-  /** Make the file at least lengthNeeded long, after every earlier grow (see #growing). */
-  #grow(): Promise<void> {
-    const step = this.#growing.then(async () => {
-      const size = await this.store.size();
-      // Read after the await: every data write issued so far ends at or before lengthNeeded.
-      const needed = this.#lengthNeeded;
-      if (size < needed) await this.store.truncate(needed);
-    });
-    this.#growing = step.catch(() => {});
-    return step;
   }
 
   async #flushStore(): Promise<void> {
@@ -537,15 +410,6 @@ export class PloopImage {
   }
 }
 
-/** Wait for all tasks; throw the first failure after every task has settled. */
-export async function settleAll(tasks: Promise<unknown>[]): Promise<void> {
-  if (tasks.length === 1) {
-    await tasks[0];
-    return;
-  }
-  const results = await Promise.allSettled(tasks);
-  for (const r of results) if (r.status === 'rejected') throw r.reason;
-}
 
 function batProblemError(p: BatProblem, count: number, g: Geometry, fileBytes: number): PloopError {
   const what = {

@@ -1,19 +1,107 @@
 // SPDX-License-Identifier: MIT
-// md page updates and BAT writeback (engine.md): requests that change a BAT entry go through
-// a piwb (a private copy of the md page), the page is queued once, and a writeback cycle
-// writes every queued page after the data those pages map is durable:
+// md page updates and BAT writeback (engine.md), in two roles that may run on different threads:
 //
-//   data writes done → store flush (barrier) → BAT page writes → live pages updated →
-//   requests complete → WRITEBACK cleared (last, so no new piwb copies a stale page).
+// - updateEntry (any runner): change one BAT entry through its md page's pending piwb, under
+//   the page's UPDATING bit; the first updater that made the page DIRTY prepares the piwb.
+// - Writeback (the coordinator, one per image): registers attachments, and its cycle takes
+//   queued pages, makes the data durable (store flush), writes each piwb as one BAT write,
+//   copies it into the live page, completes the requests, and only then clears WRITEBACK.
 //
-// A burst of updates to one page leaves as one BAT write. A request that must update a page in
-// WRITEBACK or UPDATING waits and retries; waiters are woken whenever those bits clear.
+// The data a new entry maps is written before updateEntry runs, so a BAT entry never reaches
+// the store before its data is durable. A burst of updates to one page leaves as one BAT write.
 
 import { BatMap, MD_DIRTY, MD_HIGHPRIO, MD_PAGE_BYTES, MD_UPDATING, MD_WRITEBACK } from '../core/bat-map.js';
-import { PloopError, ioError } from '../errors.js';
+import { ioError } from '../errors.js';
+import { GATE_COMPLETE, GATE_SUBMIT, GATE_UPDATING } from './step-gates.js';
+
+/** One request's change, as the runner that made it reports it to the coordinator. */
+export interface Attachment {
+  page: number;
+  piwbId: number;
+  clusterIndex: number;
+  /** Slot the new value maps (given back if the BAT write fails), or -1. */
+  allocatedSlot: number;
+  /** Slot the change unmaps (discard): reusable once the change is durable, or -1. */
+  releasedSlot: number;
+  /** This update made the page DIRTY (prepared the piwb): the page goes on the batch list. */
+  madeDirty: boolean;
+}
+
+/** What an update writes: the new BAT value and the slots it maps / unmaps. */
+export interface UpdatePlan {
+  value: number;
+  allocatedSlot?: number;
+  releasedSlot?: number;
+}
+
+/**
+ * Change BAT entry `clusterIndex` (engine.md "one allocating write, after the rework"). Waits
+ * while the page is in WRITEBACK or UPDATING. `attach` hands the change to the coordinator and
+ * returns the promise of its BAT write. Resolves, once the change is in the piwb, to that
+ * promise (wrapped, so that a failure before the change was attached is told apart from a
+ * failed BAT write: the caller still owns its slot only in the first case).
+ */
+export async function updateEntry(bat: BatMap, clusterIndex: number, plan: UpdatePlan, attach: (a: Attachment) => Promise<void>): Promise<{ completion: Promise<void> }> {
+  const page = BatMap.pageOf(clusterIndex);
+  let previous: number;
+  for (;;) {
+    previous = bat.mdBeginUpdate(page);
+    if (previous !== -1) break;
+    const seen = bat.mdStatus(page);
+    if ((seen & (MD_WRITEBACK | MD_UPDATING)) !== 0) await bat.waitPage(page, seen);
+  }
+  let madeDirty = false;
+  let piwbId = -1;
+  let completion: Promise<void>;
+  try {
+    if ((previous & MD_DIRTY) === 0) {
+      piwbId = await acquirePiwb(bat);
+      bat.piwbPrepare(page, bat.piwbAddress(piwbId));
+      bat.mdExchangePiwb(page, piwbId);
+      bat.mdSet(page, MD_DIRTY);
+      madeDirty = true;
+    } else {
+      piwbId = bat.mdPiwb(page);
+    }
+    await bat.gates.pass(GATE_UPDATING);
+    bat.core.u32[(bat.piwbAddress(piwbId) >>> 2) + BatMap.slotInPage(clusterIndex)] = plan.value;
+    // Counted before UPDATING clears: the coordinator does not submit the page until it has
+    // registered this attachment (the message may still be on its way from another thread).
+    bat.attachAdd(page, 1);
+    try {
+      completion = attach({
+        page, piwbId, clusterIndex, allocatedSlot: plan.allocatedSlot ?? -1, releasedSlot: plan.releasedSlot ?? -1, madeDirty,
+      });
+    } catch (e) {
+      bat.attachAdd(page, -1);
+      throw e;
+    }
+  } catch (e) {
+    if (madeDirty) {
+      // Break only the piwb this path prepared, and un-dirty only what it dirtied (races 4, 5).
+      if (bat.mdCasPiwb(page, piwbId, -1) === piwbId) bat.piwbRelease(piwbId);
+      bat.mdClear(page, MD_DIRTY);
+    }
+    // Clearing UPDATING wakes the page's waiters even though no writeback follows (upstream
+    // left them parked until a writeback that never came).
+    bat.mdClear(page, MD_UPDATING);
+    throw e;
+  }
+  bat.mdClear(page, MD_UPDATING);
+  return { completion };
+}
+
+async function acquirePiwb(bat: BatMap): Promise<number> {
+  for (;;) {
+    const id = bat.piwbAcquire();
+    if (id >= 0) return id;
+    // Every buffer is pending or in writeback; one comes back when a BAT write completes.
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
 
 export interface WritebackIo {
-  /** Make every data write so far durable (and the file long enough for appended slots). */
+  /** Make every data write so far durable. */
   barrier(): Promise<void>;
   /** Write BAT bytes at `offset` of the top delta file. */
   writeBat(offset: number, bytes: Uint8Array): Promise<void>;
@@ -27,45 +115,27 @@ export interface WritebackStats {
   updates: number;
 }
 
-interface Attached {
-  clusterIndex: number;
-  /** Slot this update allocated (freed again if the update fails), or -1. */
-  allocatedSlot: number;
-  /** Slot this update unmaps (discard), or -1. */
-  releasedSlot: number;
-  /** Value the piwb slot had before this update, restored if its data write fails. */
-  previousValue: number;
-  dataWrite: Promise<void> | null;
-  failure: unknown;
+interface Registered {
+  a: Attachment;
   resolve(): void;
   reject(e: unknown): void;
 }
 
-interface Piwb {
+interface PiwbRecord {
   id: number;
   page: number;
-  address: number;
-  attached: Attached[];
+  attached: Registered[];
 }
 
-/** What an update does to the piwb: returns the new BAT value and the work to wait for. */
-export interface UpdatePlan {
-  value: number;
-  allocatedSlot?: number;
-  releasedSlot?: number;
-  dataWrite?: Promise<void>;
-}
-
+/** The writeback coordinator of one image. */
 export class Writeback {
   readonly stats: WritebackStats = { batPageWrites: 0, cycles: 0, updates: 0 };
   readonly #bat: BatMap;
   readonly #io: WritebackIo;
   readonly #batEndByte: number;
   readonly #submitDelayMs: number;
-  #piwbs = new Map<number, Piwb>();
-  #nextPiwbId = 0;
+  #piwbs = new Map<number, PiwbRecord>();
   #batch = new Set<number>();
-  #waiters = new Map<number, Array<() => void>>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #cycles = new Set<Promise<void>>();
 
@@ -76,65 +146,19 @@ export class Writeback {
     this.#submitDelayMs = options.submitDelayMs ?? 0;
   }
 
-  /**
-   * Change BAT entry `clusterIndex` through its md page's piwb. `plan` runs while the page is
-   * UPDATING and returns the new value; the promise resolves once that value is on disk.
-   */
-  async update(clusterIndex: number, plan: (currentValue: number) => UpdatePlan): Promise<void> {
-    const page = BatMap.pageOf(clusterIndex);
-    const bat = this.#bat;
-    let previous: number;
-    while ((previous = bat.mdBeginUpdate(page)) === -1) await this.#waitPage(page);
-    let madeDirty = false;
-    let piwb: Piwb;
-    let done: Promise<void>;
-    try {
-      if ((previous & MD_DIRTY) === 0) {
-        piwb = this.#preparePiwb(page);
-        bat.mdExchangePiwb(page, piwb.id);
-        bat.mdSet(page, MD_DIRTY);
-        madeDirty = true;
-      } else {
-        piwb = this.#piwbs.get(bat.mdPiwb(page))!;
-      }
-      const index = (piwb.address >>> 2) + BatMap.slotInPage(clusterIndex);
-      const u32 = bat.core.u32;
-      const previousValue = u32[index];
-      const change = plan(previousValue);
-      u32[index] = change.value;
-      done = new Promise<void>((resolve, reject) => {
-        piwb.attached.push({
-          clusterIndex,
-          allocatedSlot: change.allocatedSlot ?? -1,
-          releasedSlot: change.releasedSlot ?? -1,
-          previousValue,
-          dataWrite: change.dataWrite ?? null,
-          failure: null,
-          resolve,
-          reject,
-        });
-      });
-      this.stats.updates++;
-      // Queue only now that the change is complete (race 1 of engine.md).
-      if (madeDirty) this.#batch.add(page);
-    } catch (e) {
-      if (madeDirty) {
-        // Break only the piwb this path prepared, and un-dirty only what it dirtied (races 4, 5).
-        if (bat.mdCasPiwb(page, piwb!.id, -1) === piwb!.id) this.#dropPiwb(piwb!);
-        bat.mdClear(page, MD_DIRTY);
-      }
-      bat.mdClear(page, MD_UPDATING);
-      this.#wake(page);
-      throw e;
-    }
-    bat.mdClear(page, MD_UPDATING);
-    // A page that stays clean gets no writeback to wake its waiters: wake them now.
-    if ((bat.mdStatus(page) & MD_DIRTY) === 0) this.#wake(page);
+  /** Take over an attachment made by updateEntry; resolves when its BAT page is written. */
+  register(a: Attachment): Promise<void> {
+    let record = this.#piwbs.get(a.piwbId);
+    if (!record) this.#piwbs.set(a.piwbId, (record = { id: a.piwbId, page: a.page, attached: [] }));
+    const done = new Promise<void>((resolve, reject) => record.attached.push({ a, resolve, reject }));
+    this.stats.updates++;
+    this.#bat.attachAdd(a.page, -1);
+    if (a.madeDirty) this.#batch.add(a.page);
     this.#schedule();
     return done;
   }
 
-  /** Submit every queued page now and wait until all writeback has completed. */
+  /** Submit every queued page now (HIGHPRIO) and wait until all writeback has completed. */
   async drain(): Promise<void> {
     for (;;) {
       if (this.#batch.size > 0) {
@@ -149,34 +173,6 @@ export class Writeback {
   /** Pages queued or in writeback (for tests and stats). */
   get pending(): number {
     return this.#batch.size + this.#cycles.size;
-  }
-
-  #preparePiwb(page: number): Piwb {
-    const address = this.#bat.core.alloc(MD_PAGE_BYTES, MD_PAGE_BYTES);
-    this.#bat.piwbPrepare(page, address);
-    const piwb: Piwb = { id: this.#nextPiwbId++ & 0x7fffffff, page, address, attached: [] };
-    this.#piwbs.set(piwb.id, piwb);
-    return piwb;
-  }
-
-  #dropPiwb(piwb: Piwb): void {
-    this.#piwbs.delete(piwb.id);
-    this.#bat.core.free(piwb.address);
-  }
-
-  #waitPage(page: number): Promise<void> {
-    return new Promise((resolve) => {
-      let list = this.#waiters.get(page);
-      if (!list) this.#waiters.set(page, (list = []));
-      list.push(resolve);
-    });
-  }
-
-  #wake(page: number): void {
-    const list = this.#waiters.get(page);
-    if (!list) return;
-    this.#waiters.delete(page);
-    for (const resolve of list) resolve();
   }
 
   #schedule(): void {
@@ -198,48 +194,42 @@ export class Writeback {
 
   async #cycle(): Promise<void> {
     const bat = this.#bat;
-    const taken: Piwb[] = [];
+    await bat.gates.pass(GATE_SUBMIT);
+    const taken: PiwbRecord[] = [];
     for (const page of [...this.#batch]) {
+      // An attachment still on its way from a runner: its piwb must wait for it.
+      if (bat.attachPending(page) > 0) continue;
       const r = bat.mdTrySubmit(page);
-      if (r === 0) continue; // UPDATING or WRITEBACK: stays queued for the next cycle
+      if (r === 0) continue; // UPDATING or WRITEBACK: stays queued for the next cycle (race 1)
       this.#batch.delete(page);
       if (r === 1) {
         // Detach the piwb: completion never touches the page's pointer (race 2).
         const id = bat.mdExchangePiwb(page, -1);
-        taken.push(this.#piwbs.get(id)!);
+        const record = this.#piwbs.get(id);
+        if (record) {
+          this.#piwbs.delete(id);
+          taken.push(record);
+        }
       }
     }
     if (this.#batch.size > 0) this.#schedule();
     if (taken.length === 0) return;
     this.stats.cycles++;
-
-    // 1. Data first. A failed data write takes its entry back out of the piwb.
-    for (const piwb of taken) {
-      for (const a of piwb.attached) {
-        if (!a.dataWrite) continue;
-        try {
-          await a.dataWrite;
-        } catch (e) {
-          a.failure = e;
-          bat.core.u32[(piwb.address >>> 2) + BatMap.slotInPage(a.clusterIndex)] = a.previousValue;
-        }
-      }
-    }
-    // 2. Barrier: nothing maps data that is not durable.
+    // 1. Barrier: the data every new entry maps was written before it was attached.
     let cycleError: unknown = null;
     try {
       await this.#io.barrier();
     } catch (e) {
       cycleError = e;
     }
-    // 3. BAT pages, each clipped to the BAT area (page 0 without the header).
+    // 2. BAT pages, each clipped to the BAT area (page 0 without the header).
     const results = await Promise.all(taken.map(async (piwb) => {
       if (cycleError) return cycleError;
       const start = Math.max(piwb.page * MD_PAGE_BYTES, 64);
       const end = Math.min((piwb.page + 1) * MD_PAGE_BYTES, this.#batEndByte);
-      const offsetInPage = start - piwb.page * MD_PAGE_BYTES;
-      // Copy out of shared memory: stores may hold on to the bytes.
-      const bytes = bat.core.u8.slice(piwb.address + offsetInPage, piwb.address + offsetInPage + (end - start));
+      const address = bat.piwbAddress(piwb.id) + (start - piwb.page * MD_PAGE_BYTES);
+      // Copy out of shared memory: stores may keep the bytes.
+      const bytes = bat.core.u8.slice(address, address + (end - start));
       try {
         await this.#io.writeBat(start, bytes);
         this.stats.batPageWrites++;
@@ -248,28 +238,25 @@ export class Writeback {
         return e;
       }
     }));
-    // 4. Completion, WRITEBACK cleared last (race 6).
+    await bat.gates.pass(GATE_COMPLETE);
+    // 3. Completion, WRITEBACK cleared last (race 6).
     taken.forEach((piwb, i) => this.#complete(piwb, results[i]));
   }
 
-  #complete(piwb: Piwb, error: unknown): void {
+  #complete(piwb: PiwbRecord, error: unknown): void {
     const bat = this.#bat;
-    if (!error) bat.piwbApply(piwb.page, piwb.address);
-    for (const a of piwb.attached) {
-      const failure = a.failure ?? error;
-      if (failure) {
+    if (!error) bat.piwbApply(piwb.page, bat.piwbAddress(piwb.id));
+    for (const { a, resolve, reject } of piwb.attached) {
+      if (error) {
         // Free the physical slot this request took (upstream freed the virtual index).
         if (a.allocatedSlot >= 0) bat.freeSlot(a.allocatedSlot);
-        a.reject(error && !a.failure
-          ? ioError(`BAT write of md page ${piwb.page} (cluster ${a.clusterIndex})`, error)
-          : failure instanceof PloopError ? failure : ioError(`data write of cluster ${a.clusterIndex}`, failure));
+        reject(ioError(`BAT write of md page ${piwb.page} (cluster ${a.clusterIndex})`, error));
       } else {
         if (a.releasedSlot >= 0) this.#io.released(a.releasedSlot);
-        a.resolve();
+        resolve();
       }
     }
-    this.#dropPiwb(piwb);
+    bat.piwbRelease(piwb.id);
     bat.mdClear(piwb.page, MD_WRITEBACK);
-    this.#wake(piwb.page);
   }
 }

@@ -80,11 +80,14 @@ for (const [seed, format] of [[11, 'v2'], [12, 'v1'], [13, 'v2']] as Array<[numb
       const size = 16 << 20;
       await createImage(memory, { size, clusterSize: C, format });
       const store = new JitterStore(memory, new Prng(seed * 7919), { readMs: 2, writeMs: 3, truncateMs: 6 });
+      const createdBytes = memory.bytes().length;
       const image = await PloopImage.open(store, { writable: true, keepStoreOpen: true });
       const model = await streamingWorkload(image, new Prng(seed), 500);
       assertBytesEqual(await readWhole(image), model.bytes, `whole disk before close (seed ${seed})`);
       await image.close();
-      assert.ok(store.truncates > 0, 'the file was grown by truncate');
+      // New clusters past the end grow the file by writes only (a truncate racing them could cut
+      // data off), so the scenario exercised appends completing out of order.
+      assert.ok(memory.bytes().length > createdBytes, 'the file grew by appended clusters');
       await assertQemuAgreesOnBytes(dir, memory.bytes(), model.bytes, `${format}, seed ${seed}`);
     });
   });

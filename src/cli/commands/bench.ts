@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-import { openImageFile } from '../open.js';
+import { openForIo } from '../open.js';
 import { parse, parseSize, parseCount, UsageError, formatSize } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -9,16 +9,17 @@ type Pattern = (typeof PATTERNS)[number];
 export const bench: Command = {
   name: 'bench',
   summary: 'measure I/O on an image',
-  usage: `ploop-wasm bench IMG --pattern randread|randwrite|seqread|seqwrite --block-size SIZE --depth N --count N [--json] [--seed N]
+  usage: `ploop-wasm bench IMG|DIR --pattern randread|randwrite|seqread|seqwrite --block-size SIZE --depth N --count N [--json] [--seed N] [--runners N]
 
   Runs COUNT requests of BLOCK-SIZE bytes with DEPTH of them in flight. Random offsets are
   block-aligned over the whole virtual disk (seeded, repeatable); sequential ones wrap.
   Write patterns write non-zero data (so clusters are allocated) and close the image cleanly.
-  --json  print iops, bytesPerSecond, seconds, count, blockSize, depth, pattern`,
+  --runners N  serve the requests with N runner workers (see replay --help)
+  --json  print iops, bytesPerSecond, seconds, count, blockSize, depth, pattern, runners`,
   async run(argv) {
     const { values, positionals } = parse(argv, {
       pattern: { type: 'string' }, 'block-size': { type: 'string' }, depth: { type: 'string' }, count: { type: 'string' },
-      json: { type: 'boolean' }, seed: { type: 'string' },
+      json: { type: 'boolean' }, seed: { type: 'string' }, runners: { type: 'string' },
     }, { min: 1, max: 1, names: 'IMG' });
     if (values.help) return -1;
     const pattern = (values.pattern as string | undefined) ?? 'randread';
@@ -29,7 +30,8 @@ export const bench: Command = {
     if (blockSize < 1 || depth < 1) throw new UsageError('--block-size and --depth must be at least 1');
     let seed = parseCount((values.seed as string | undefined) ?? '1', '--seed') >>> 0 || 1;
     const writing = pattern.endsWith('write');
-    const image = await openImageFile(positionals[0], { writable: writing });
+    const runners = typeof values.runners === 'string' ? parseCount(values.runners, '--runners') : undefined;
+    const image = await openForIo(positionals[0], { writable: writing, runners });
     let seconds: number;
     try {
       const blocks = Math.floor(image.size / blockSize);
@@ -57,7 +59,7 @@ export const bench: Command = {
     } finally {
       await image.close();
     }
-    const out = { pattern, blockSize, depth, count, seconds, iops: count / seconds, bytesPerSecond: (count * blockSize) / seconds };
+    const out = { pattern, blockSize, depth, count, runners: runners ?? null, seconds, iops: count / seconds, bytesPerSecond: (count * blockSize) / seconds };
     if (values.json) process.stdout.write(JSON.stringify(out) + '\n');
     else process.stdout.write(`${pattern} ${formatSize(blockSize)} depth ${depth}: ${count} requests in ${seconds.toFixed(3)} s, ${Math.round(out.iops)} IOPS, ${formatSize(Math.round(out.bytesPerSecond))}/s\n`);
     return 0;

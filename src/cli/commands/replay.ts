@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 import { createReadStream, openSync, writeSync, fsyncSync, closeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { openImageFile } from '../open.js';
-import { parse } from '../args.js';
+import { openForIo, type CliImage } from '../open.js';
+import { parse, parseCount } from '../args.js';
 import type { Command } from '../command.js';
-import type { PloopImage } from '../../engine/image.js';
 
 /** Requests in flight at most inside one flush group (keeps memory bounded on huge groups). */
 const MAX_IN_FLIGHT = 1024;
@@ -12,7 +11,7 @@ const MAX_IN_FLIGHT = 1024;
 export const replay: Command = {
   name: 'replay',
   summary: 'apply a workload file (JSON lines) to an image',
-  usage: `ploop-wasm replay IMG OPS.jsonl [--json] [--ack-log FILE]
+  usage: `ploop-wasm replay IMG|DIR OPS.jsonl [--json] [--ack-log FILE] [--runners N]
 
   One JSON object a line:
     {"op":"write","offset":N,"data":"<base64>"}
@@ -21,15 +20,18 @@ export const replay: Command = {
   Operations between two flushes may run concurrently and complete in any order (ranges inside
   one group must not overlap); a flush waits for everything before it.
   --ack-log FILE  append "flushed K" (and fsync) once the flush on line K is durable
+  --runners N     serve the requests with N runner workers over shared memory (0 = one
+                  in-thread runner of the pool); without it, the single-runner engine
   --json          print counters at the end: ops, writes, discards, flushes, bytesWritten,
                   dataWrites, batPageWrites, clustersAllocated, clustersReleased, seconds`,
   async run(argv) {
-    const { values, positionals } = parse(argv, { json: { type: 'boolean' }, 'ack-log': { type: 'string' } }, { min: 2, max: 2, names: 'IMG OPS.jsonl' });
+    const { values, positionals } = parse(argv, { json: { type: 'boolean' }, 'ack-log': { type: 'string' }, runners: { type: 'string' } }, { min: 2, max: 2, names: 'IMG OPS.jsonl' });
     if (values.help) return -1;
     const [path, opsPath] = positionals;
     const ackFd = typeof values['ack-log'] === 'string' ? openSync(values['ack-log'], 'a') : -1;
     const started = performance.now();
-    const image = await openImageFile(path, { writable: true });
+    const runners = typeof values.runners === 'string' ? parseCount(values.runners, '--runners') : undefined;
+    const image = await openForIo(path, { writable: true, runners });
     const counters = { ops: 0, writes: 0, discards: 0, flushes: 0, bytesWritten: 0 };
     let failure: unknown = null;
     try {
@@ -74,7 +76,7 @@ export const replay: Command = {
       if (ackFd >= 0) closeSync(ackFd);
     }
     if (failure) throw failure;
-    const s = image.stats;
+    const s = await image.counters();
     const out = {
       ...counters, dataWrites: s.dataWrites, batPageWrites: s.batPageWrites, clustersAllocated: s.clustersAllocated,
       clustersReleased: s.clustersReleased, seconds: (performance.now() - started) / 1000,
@@ -85,7 +87,7 @@ export const replay: Command = {
   },
 };
 
-async function closeQuietly(image: PloopImage, failure: unknown): Promise<void> {
+async function closeQuietly(image: CliImage, failure: unknown): Promise<void> {
   try {
     await image.close();
   } catch (e) {

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: MIT
+// The request work a runner does on one image: reads that fall through the levels, writes in
+// place, allocating writes and copy-on-write, discards. Any thread can run it over the shared
+// BAT map; the BAT changes go to the image's writeback coordinator through `attach`.
+//
+// An allocating write takes a free slot, writes the cluster (data first), and only then
+// attaches the new entry to the md page's piwb; it completes when that BAT page is written.
+
+import { BatMap, LEVEL_NONE } from '../core/bat-map.js';
+import type { BlockStore } from '../stores/block-store.js';
+import { ClusterLocks } from './cluster-locks.js';
+import { updateEntry, type Attachment } from './writeback.js';
+import { isAllZero } from './zero.js';
+
+export interface ClusterIoStats {
+  dataWrites: number;
+  clustersAllocated: number;
+  /** Clusters copied up from a lower delta (copy-on-write). */
+  clustersCopied: number;
+}
+
+export interface ClusterIoOptions {
+  bat: BatMap;
+  /** Store of each level; the top level's is the one written. */
+  stores: BlockStore[];
+  /** Virtual disk size in bytes. */
+  size: number;
+  /** Bytes per BAT unit of the top delta (512 for v1, the cluster size for v2). */
+  topUnitBytes: number;
+  /** Hand a BAT change to the writeback coordinator; resolves when its page is written. */
+  attach: (a: Attachment) => Promise<void>;
+}
+
+export class ClusterIo {
+  readonly stats: ClusterIoStats = { dataWrites: 0, clustersAllocated: 0, clustersCopied: 0 };
+  readonly #bat: BatMap;
+  readonly #stores: BlockStore[];
+  readonly #top: BlockStore;
+  readonly #size: number;
+  readonly #clusterBytes: number;
+  readonly #topUnitBytes: number;
+  readonly #attach: (a: Attachment) => Promise<void>;
+  readonly #locks = new ClusterLocks();
+
+  constructor(o: ClusterIoOptions) {
+    this.#bat = o.bat;
+    this.#stores = o.stores;
+    this.#top = o.stores[o.bat.topLevel];
+    this.#size = o.size;
+    this.#clusterBytes = o.bat.clusterBytes;
+    this.#topUnitBytes = o.topUnitBytes;
+    this.#attach = o.attach;
+  }
+
+  /** Read into `into` from virtual `offset`; holes read as zeros without touching a store. */
+  async read(offset: number, into: Uint8Array): Promise<void> {
+    const tasks: Promise<void>[] = [];
+    for (const e of this.#bat.mapRange(offset, into.length)) {
+      const part = into.subarray(e.offset - offset, e.offset - offset + e.length);
+      if (e.level === LEVEL_NONE) part.fill(0);
+      else tasks.push(this.#stores[e.level].read(e.hostOffset, part).then((n) => { if (n < part.length) part.fill(0, n); }));
+    }
+    await settleAll(tasks);
+  }
+
+  /** Write `data` at virtual `offset`; resolves once the data and any BAT page mapping it are written. */
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    const tasks: Promise<void>[] = [];
+    const clusterBytes = this.#clusterBytes;
+    for (const e of this.#bat.mapRange(offset, data.length)) {
+      const part = data.subarray(e.offset - offset, e.offset - offset + e.length);
+      if (e.level === this.#bat.topLevel) {
+        tasks.push(this.#writeData(e.hostOffset, part));
+        continue;
+      }
+      // A hole or a lower delta's cluster: allocate cluster by cluster (copy-on-write for lower
+      // ones); zeros over a hole need no cluster at all.
+      for (let pos = 0; pos < part.length;) {
+        const virt = e.offset + pos;
+        const clusterIndex = Math.floor(virt / clusterBytes);
+        const inCluster = virt - clusterIndex * clusterBytes;
+        const n = Math.min(clusterBytes - inCluster, part.length - pos);
+        const bytes = part.subarray(pos, pos + n);
+        if (e.level !== LEVEL_NONE || !isAllZero(bytes)) tasks.push(this.#allocatingWrite(clusterIndex, inCluster, bytes));
+        pos += n;
+      }
+    }
+    await settleAll(tasks);
+  }
+
+  /**
+   * Discard [offset, offset + length): whole clusters only the top maps are unmapped (their
+   * slot is reused later); other mapped parts get zeros (copied up from a lower delta if need
+   * be), so unmapping never exposes a lower delta's old data. Afterwards the range reads zeros.
+   */
+  async discard(offset: number, length: number): Promise<void> {
+    const clusterBytes = this.#clusterBytes;
+    const tasks: Promise<void>[] = [];
+    const top = this.#bat.topLevel;
+    for (const e of this.#bat.mapRange(offset, length)) {
+      if (e.level === LEVEL_NONE) continue;
+      for (let pos = e.offset; pos < e.offset + e.length;) {
+        const clusterIndex = Math.floor(pos / clusterBytes);
+        const clusterStart = clusterIndex * clusterBytes;
+        const clusterEnd = Math.min(clusterStart + clusterBytes, this.#size);
+        const end = Math.min(clusterEnd, e.offset + e.length);
+        const whole = pos === clusterStart && end === clusterEnd;
+        if (whole && e.level === top && this.#bat.lowerLevelOf(clusterIndex) === LEVEL_NONE) {
+          tasks.push(this.#discardCluster(clusterIndex));
+        } else if (e.level === top) {
+          tasks.push(this.#writeData(e.hostOffset + (pos - e.offset), new Uint8Array(end - pos)));
+        } else {
+          tasks.push(this.#allocatingWrite(clusterIndex, pos - clusterStart, new Uint8Array(end - pos)));
+        }
+        pos = end;
+      }
+    }
+    await settleAll(tasks);
+  }
+
+  async #allocatingWrite(clusterIndex: number, inCluster: number, bytes: Uint8Array): Promise<void> {
+    const release = await this.#locks.acquire(clusterIndex);
+    try {
+      // Someone may have allocated it while we waited for the lock.
+      const level = this.#bat.levelOf(clusterIndex);
+      if (level === this.#bat.topLevel) return await this.#writeData(this.#bat.lookup(clusterIndex) + inCluster, bytes);
+      // Copy-on-write: the whole cluster from the lower delta that maps it, then our bytes on top.
+      let payload = bytes;
+      let payloadOffset = inCluster;
+      if (level !== LEVEL_NONE) {
+        payload = new Uint8Array(this.#clusterBytes);
+        const n = await this.#stores[level].read(this.#bat.lookup(clusterIndex), payload);
+        payload.fill(0, n);
+        payload.set(bytes, inCluster);
+        payloadOffset = 0;
+        this.stats.clustersCopied++;
+      }
+      const slot = this.#bat.allocSlot();
+      this.stats.clustersAllocated++;
+      let attached: { completion: Promise<void> };
+      try {
+        await this.#writeNewCluster(slot, payloadOffset, payload);
+        attached = await updateEntry(this.#bat, clusterIndex, { value: this.#bat.slotValue(slot, this.#topUnitBytes), allocatedSlot: slot }, this.#attach);
+      } catch (e) {
+        this.#bat.freeSlot(slot); // nothing maps it: give it back at once
+        throw e;
+      }
+      // A failed BAT write frees the slot in the writeback's completion.
+      await attached.completion;
+    } finally {
+      release();
+    }
+  }
+
+  /** Write a fresh slot: the payload, and zeros around it unless the slot is past every byte ever written. */
+  async #writeNewCluster(slot: number, inCluster: number, bytes: Uint8Array): Promise<void> {
+    const at = this.#bat.slotOffset(slot);
+    const clusterBytes = this.#clusterBytes;
+    if (this.#bat.takePristine(slot)) {
+      // The file reads zeros there; it only has to reach the cluster's end. A write of its last
+      // byte extends it (a truncate could race with other runners' writes and cut them off).
+      const tasks = [this.#writeData(at + inCluster, bytes)];
+      if (inCluster + bytes.length < clusterBytes) tasks.push(this.#writeData(at + clusterBytes - 1, new Uint8Array(1)));
+      return settleAll(tasks);
+    }
+    if (inCluster === 0 && bytes.length === clusterBytes) return this.#writeData(at, bytes);
+    const whole = new Uint8Array(clusterBytes);
+    whole.set(bytes, inCluster);
+    return this.#writeData(at, whole);
+  }
+
+  async #discardCluster(clusterIndex: number): Promise<void> {
+    const release = await this.#locks.acquire(clusterIndex);
+    try {
+      if (this.#bat.levelOf(clusterIndex) !== this.#bat.topLevel) return;
+      const slot = this.#bat.slotOf(this.#bat.lookup(clusterIndex));
+      const { completion } = await updateEntry(this.#bat, clusterIndex, { value: 0, releasedSlot: Number.isInteger(slot) ? slot : -1 }, this.#attach);
+      await completion;
+    } finally {
+      release();
+    }
+  }
+
+  #writeData(hostOffset: number, bytes: Uint8Array): Promise<void> {
+    this.stats.dataWrites++;
+    return this.#top.write(hostOffset, bytes);
+  }
+}
+
+/** Wait for all tasks; throw the first failure after every task has settled. */
+export async function settleAll(tasks: Promise<unknown>[]): Promise<void> {
+  if (tasks.length === 1) {
+    await tasks[0];
+    return;
+  }
+  const results = await Promise.allSettled(tasks);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
