@@ -6,7 +6,7 @@
 // that reads the same under the old header or the new one.
 
 import {
-  serializeHeader, minDataOffSectors, newHeader, HEADER_BYTES, SECTOR_BYTES, MAX_BAT_ENTRIES, type PloopHeader,
+  serializeHeader, minDataOffSectors, newHeader, deriveGeometry, HEADER_BYTES, SECTOR_BYTES, MAX_BAT_ENTRIES, CLOSED_V21_MAGIC, type PloopHeader,
 } from '../format/header.js';
 import type { BlockStore } from '../stores/block-store.js';
 import { readFully } from '../stores/block-store.js';
@@ -32,22 +32,62 @@ export async function resizeImage(store: BlockStore, newSize: number, options: R
   const header = image.header;
   const g = image.geometry;
   await image.close();
-  if (header.inUse !== 0 && header.inUse !== 0x312e3276) {
+  if (header.inUse !== 0 && header.inUse !== CLOSED_V21_MAGIC) {
     throw new PloopError('EINVAL', 'resize: the image is in use or was not closed cleanly; run check --repair first', { field: 'inuse' });
   }
   const sized = newHeader({ size: newSize, clusterBytes: g.clusterBytes, format: g.format });
   const result: ResizeResult = { oldSize: g.virtualSize, newSize: sized.nbSectors * SECTOR_BYTES, clustersRelocated: 0, clustersDropped: 0 };
   if (sized.batEntries > MAX_BAT_ENTRIES) throw new PloopError('EINVAL', `resize: ${newSize} bytes needs ${sized.batEntries} BAT entries, at most ${MAX_BAT_ENTRIES}`);
   const bat = new Uint32Array((await readFully(store, HEADER_BYTES, 4 * header.batEntries)).buffer.slice(0));
+  const shrinking = sized.batEntries < header.batEntries;
+  if (shrinking && !options.force) {
+    for (let i = sized.batEntries; i < bat.length; i++) {
+      if (bat[i] !== 0) throw new PloopError('ERANGE', `resize: cluster ${i} (virtual byte ${i * g.clusterBytes}) holds data past the new end at ${sized.nbSectors * SECTOR_BYTES}; use --force to drop it`, { clusterIndex: i });
+    }
+  }
+  // A format extension (dirty bitmaps) describes the disk at its old size, and its clusters are
+  // not in the BAT: relocation would zero it under the grown BAT and trimming could cut it off,
+  // leaving an ext_off neither QEMU nor we can open. Drop it first (ext_off 0, the V21 mark back
+  // to 0), as ploop does with a bitmap it cannot keep; its clusters are trimmed off at the end.
+  const droppedExtension = header.extOff !== 0;
+  if (droppedExtension) {
+    header.extOff = 0;
+    if (header.inUse === CLOSED_V21_MAGIC) header.inUse = 0;
+    await store.write(0, serializeHeader(header));
+    await store.flush();
+  }
   const next: PloopHeader = { ...header, nbSectors: sized.nbSectors, nbSectorsHigh: 0, batEntries: sized.batEntries, cylinders: sized.cylinders };
-  if (sized.batEntries >= header.batEntries) {
+  if (!shrinking) {
     result.clustersRelocated = await grow(store, header, next, bat, g.firstSlotByte, g.clusterBytes, g.unitBytes);
   } else {
-    result.clustersDropped = await shrink(store, header, next, bat, options, g.firstSlotByte, g.unitBytes, g.clusterBytes);
+    result.clustersDropped = await shrink(store, header, next, bat, g.firstSlotByte, g.unitBytes, g.clusterBytes);
   }
+  // The last cluster may hold bytes past the smaller of the two sizes (left there by an earlier
+  // shrink to a size inside that cluster); once the disk grows over them they must read as
+  // zeros. Zeroed before the header switch: past the old end they are not visible until then.
+  if (await zeroClusterTail(store, bat, Math.min(g.virtualSize, result.newSize), g.clusterBytes, g.unitBytes)) await store.flush();
   await store.write(0, serializeHeader(next));
   await store.flush();
+  if (droppedExtension) {
+    // The extension's clusters, now unreferenced, may be the end of the file: trim them like a clean close does.
+    const fileBytes = await store.size();
+    let end = deriveGeometry(next, fileBytes).firstSlotByte;
+    for (let i = 0; i < next.batEntries; i++) if (bat[i] !== 0) end = Math.max(end, bat[i] * g.unitBytes + g.clusterBytes);
+    if (fileBytes > end) {
+      await store.truncate(end);
+      await store.flush();
+    }
+  }
   return result;
+}
+
+/** Zero the part of the cluster holding byte `size - 1` that lies past `size`; false when there is none. */
+async function zeroClusterTail(store: BlockStore, bat: Uint32Array, size: number, clusterBytes: number, unitBytes: number): Promise<boolean> {
+  const used = size % clusterBytes;
+  const index = Math.floor(size / clusterBytes);
+  if (used === 0 || index >= bat.length || bat[index] === 0) return false;
+  await zero(store, bat[index] * unitBytes + used, clusterBytes - used);
+  return true;
 }
 
 async function grow(store: BlockStore, old: PloopHeader, next: PloopHeader, bat: Uint32Array, firstSlotByte: number, clusterBytes: number, unitBytes: number): Promise<number> {
@@ -87,15 +127,10 @@ async function grow(store: BlockStore, old: PloopHeader, next: PloopHeader, bat:
   return relocated;
 }
 
-async function shrink(store: BlockStore, old: PloopHeader, next: PloopHeader, bat: Uint32Array, options: ResizeOptions, firstSlotByte: number, unitBytes: number, clusterBytes: number): Promise<number> {
+async function shrink(store: BlockStore, old: PloopHeader, next: PloopHeader, bat: Uint32Array, firstSlotByte: number, unitBytes: number, clusterBytes: number): Promise<number> {
+  // Data past the new end was refused (without force) before anything was written.
   let dropped = 0;
-  for (let i = next.batEntries; i < bat.length; i++) {
-    if (bat[i] === 0) continue;
-    if (!options.force) {
-      throw new PloopError('ERANGE', `resize: cluster ${i} (virtual byte ${i * clusterBytes}) holds data past the new end at ${next.nbSectors * SECTOR_BYTES}; use --force to drop it`, { clusterIndex: i });
-    }
-    dropped++;
-  }
+  for (let i = next.batEntries; i < bat.length; i++) if (bat[i] !== 0) dropped++;
   // Entries past the new end are zeroed so that a later grow does not bring them back.
   await zero(store, HEADER_BYTES + 4 * next.batEntries, 4 * (old.batEntries - next.batEntries));
   await store.flush();

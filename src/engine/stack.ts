@@ -37,14 +37,16 @@ export async function initStack(dir: DeltaDirectory, options: { size: number; cl
   // ploop init rounds the size up to whole clusters; image and descriptor then agree.
   const clusterSize = options.clusterSize ?? 1 << 20;
   const size = Math.ceil(options.size / clusterSize) * clusterSize;
+  // Build (and so validate) the descriptor before creating any file: a cluster size the
+  // descriptor cannot name (Blocksize below 64 sectors, …) must not leave a root.hds behind.
+  const header = newHeader({ size, clusterBytes: clusterSize, format: options.format });
+  const d = newDescriptor({ sizeSectors: header.nbSectors, blocksizeSectors: header.tracks, file: 'root.hds' });
   const store = await dir.openStore('root.hds', { create: true });
-  let header;
   try {
-    header = await createImage(store, { size, clusterSize, format: options.format });
+    await createImage(store, { size, clusterSize, format: options.format });
   } finally {
     await store.close();
   }
-  const d = newDescriptor({ sizeSectors: header.nbSectors, blocksizeSectors: header.tracks, file: 'root.hds' });
   await writeDescriptor(dir, d);
   return d;
 }
@@ -106,11 +108,17 @@ export async function mergeStack(dir: DeltaDirectory, options: { upperLevel?: nu
   }
   const lower = chain[upper - 1];
   if (lower.type === 'Plain') throw new PloopError('ENOTSUP', `merge: the delta below (${lower.file}) is a raw image; merging into raw is not supported`);
-  // The stack below, with the lower delta as its writable top.
-  const target = await openSubStack(dir, chain.slice(0, upper));
   const source = await PloopImage.open(await dir.openStore(chain[upper].file), { onWarning: () => {} });
+  let target: PloopImage | null = null;
   let copied = 0;
   try {
+    // resizeStack grows only the top delta, so the upper delta may be larger than the lower one.
+    // Grow the lower delta first, as ploop's merge does: that alone changes nothing the stack
+    // reads (the new area is unmapped there and the upper delta lies above it), and resizeImage
+    // is crash-safe by itself.
+    await growDelta(dir, lower.file, source.size);
+    // The stack below, with the lower delta as its writable top.
+    target = await openSubStack(dir, chain.slice(0, upper));
     if (source.size > target.size) throw new PloopError('EINVAL', `merge: ${chain[upper].file} (${source.size} bytes) is larger than ${lower.file} (${target.size} bytes); resize first`);
     const buffer = new Uint8Array(COPY_CHUNK_BYTES);
     for (const e of source.map()) {
@@ -126,7 +134,7 @@ export async function mergeStack(dir: DeltaDirectory, options: { upperLevel?: nu
     await target.flush();
   } finally {
     await source.close();
-    await target.close();
+    await target?.close();
   }
   // Only now may the descriptor forget the upper delta.
   // The parent's file survives under the upper delta's GUID; the upper file goes (as ploop does).
@@ -165,6 +173,19 @@ export async function resizeStack(dir: DeltaDirectory, newSize: number, options:
   const cylinders = Math.floor(sized.nbSectors / (d.heads * d.sectors || 512));
   await writeDescriptor(dir, { ...d, diskSizeSectors: sized.nbSectors, cylinders });
   return result;
+}
+
+/** Grow the ploop delta `file` to `size` bytes if it is smaller. */
+async function growDelta(dir: DeltaDirectory, file: string, size: number): Promise<void> {
+  const store = await dir.openStore(file, { writable: true });
+  try {
+    const image = await PloopImage.open(store, { keepStoreOpen: true, onWarning: () => {} });
+    const current = image.size;
+    await image.close();
+    if (current < size) await resizeImage(store, size);
+  } finally {
+    await store.close();
+  }
 }
 
 async function openSubStack(dir: DeltaDirectory, chain: Array<{ file: string; type: string }>): Promise<PloopImage> {

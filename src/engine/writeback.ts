@@ -137,7 +137,7 @@ export class Writeback {
   #piwbs = new Map<number, PiwbRecord>();
   #batch = new Set<number>();
   #timer: ReturnType<typeof setTimeout> | null = null;
-  #cycles = new Set<Promise<void>>();
+  #running: Promise<void> | null = null;
 
   constructor(bat: BatMap, io: WritebackIo, options: { batEndByte: number; submitDelayMs?: number }) {
     this.#bat = bat;
@@ -161,22 +161,30 @@ export class Writeback {
   /** Submit every queued page now (HIGHPRIO) and wait until all writeback has completed. */
   async drain(): Promise<void> {
     for (;;) {
-      if (this.#batch.size > 0) {
-        for (const page of this.#batch) this.#bat.mdSet(page, MD_HIGHPRIO);
-        this.#startCycle();
+      if (this.#running) {
+        await this.#running;
+        continue;
       }
-      if (this.#cycles.size === 0 && this.#batch.size === 0) return;
-      await Promise.race([...this.#cycles, new Promise((r) => setTimeout(r, 1))]);
+      if (this.#batch.size === 0) return;
+      for (const page of this.#batch) this.#bat.mdSet(page, MD_HIGHPRIO);
+      this.#startCycle();
+      // A page still UPDATING or with an attachment on its way stays queued: give it a moment.
+      await Promise.race([this.#running, new Promise((r) => setTimeout(r, 1))]);
     }
   }
 
   /** Pages queued or in writeback (for tests and stats). */
   get pending(): number {
-    return this.#batch.size + this.#cycles.size;
+    return this.#batch.size + (this.#running ? 1 : 0);
   }
 
+  /**
+   * One cycle at a time (group commit): while a cycle's flush and BAT writes are in flight, new
+   * changes gather on the batch list and leave together in the next one, so coalescing grows
+   * with the load and an idle image adds no latency (beyond submitDelayMs, default 0).
+   */
   #schedule(): void {
-    if (this.#timer !== null || this.#batch.size === 0) return;
+    if (this.#timer !== null || this.#running || this.#batch.size === 0) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#startCycle();
@@ -188,8 +196,11 @@ export class Writeback {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    const cycle = this.#cycle().finally(() => this.#cycles.delete(cycle));
-    this.#cycles.add(cycle);
+    if (this.#running) return;
+    this.#running = this.#cycle().finally(() => {
+      this.#running = null;
+      this.#schedule();
+    });
   }
 
   async #cycle(): Promise<void> {
@@ -212,7 +223,6 @@ export class Writeback {
         }
       }
     }
-    if (this.#batch.size > 0) this.#schedule();
     if (taken.length === 0) return;
     this.stats.cycles++;
     // 1. Barrier: the data every new entry maps was written before it was attached.

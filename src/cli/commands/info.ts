@@ -81,13 +81,16 @@ function mappedClusters(image: PloopImage): number {
 
 /** Each delta of a folder's stack, base first, with what its own file holds. */
 async function describeDeltas(dir: import('../../stores/node-dir.js').NodeDirectory) {
-  const chain = descriptorChain(await readDescriptor(dir));
+  const descriptor = await readDescriptor(dir);
+  const chain = descriptorChain(descriptor);
+  // A raw delta maps every cluster its length covers, in the stack's cluster size (Blocksize).
+  const clusterBytes = descriptor.blocksizeSectors * 512;
   const out = [];
   for (let level = 0; level < chain.length; level++) {
     const { file, guid, type } = chain[level];
     const store = await dir.openStore(file);
     const fileSize = await store.size();
-    let allocatedClusters = Math.ceil(fileSize / 512);
+    let allocatedClusters = Math.ceil(fileSize / clusterBytes);
     let format = 'raw';
     if (type !== 'Plain') {
       const image = await PloopImage.open(store, { lenient: true, onWarning: () => {} });
