@@ -18,7 +18,8 @@ import { PloopImage, type OpenOptions } from './image.js';
 import { resizeImage, type ResizeOptions, type ResizeResult } from './resize.js';
 
 export const DESCRIPTOR_FILE = 'DiskDescriptor.xml';
-const COPY_CHUNK_BYTES = 8 << 20;
+const COPY_CHUNK_BYTES = 1 << 20;
+const MERGE_WRITES_IN_FLIGHT = 16;
 
 /** Read and validate the folder's DiskDescriptor.xml. */
 export async function readDescriptor(dir: DeltaDirectory): Promise<DiskDescriptor> {
@@ -120,17 +121,24 @@ export async function mergeStack(dir: DeltaDirectory, options: { upperLevel?: nu
     // The stack below, with the lower delta as its writable top.
     target = await openSubStack(dir, chain.slice(0, upper));
     if (source.size > target.size) throw new PloopError('EINVAL', `merge: ${chain[upper].file} (${source.size} bytes) is larger than ${lower.file} (${target.size} bytes); resize first`);
-    const buffer = new Uint8Array(COPY_CHUNK_BYTES);
+    // Several chunks in flight, so that their BAT updates share writeback cycles (one flush
+    // and one BAT write per md page for many clusters) instead of one cycle per chunk.
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown = null;
     for (const e of source.map()) {
       if (e.level === LEVEL_NONE) continue;
-      for (let pos = 0; pos < e.length; pos += COPY_CHUNK_BYTES) {
-        const chunk = buffer.subarray(0, Math.min(COPY_CHUNK_BYTES, e.length - pos));
+      for (let pos = 0; pos < e.length && !failure; pos += COPY_CHUNK_BYTES) {
+        const chunk = new Uint8Array(Math.min(COPY_CHUNK_BYTES, e.length - pos));
         const n = await source.store.read(e.hostOffset + pos, chunk);
         chunk.fill(0, n);
-        await target.write(e.offset + pos, chunk);
+        const p: Promise<void> = target.write(e.offset + pos, chunk).catch((err) => { failure ??= err; }).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+        if (inFlight.size >= MERGE_WRITES_IN_FLIGHT) await Promise.race(inFlight);
       }
       copied += Math.ceil(e.length / source.clusterSize);
     }
+    await Promise.all(inFlight);
+    if (failure) throw failure;
     await target.flush();
   } finally {
     await source.close();
