@@ -4,3 +4,4 @@
 export * from './index.js';
 export { NodeFileStore } from './stores/node-fs.js';
 export { NodeDirectory } from './stores/node-dir.js';
+export { ParallelImage, sharedMemoryAvailable, type ParallelOpenOptions } from './runners/pool.js';
