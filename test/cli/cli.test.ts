@@ -3,29 +3,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
 import { readFile, writeFile, stat, appendFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { withTempDir } from '../helpers/tmp.ts';
+import { cli } from '../helpers/cli.ts';
 import { qemuCreate, qemuIo, ioWrite, qemuCheck, describeCheck, runOk, qemuConvertToRaw } from '../helpers/qemu.ts';
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '../../dist/bin/ploop-wasm.js');
-
-interface CliResult { code: number; stdout: Buffer; stderr: string }
-
-function cli(args: string[], stdin?: Uint8Array): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: err }));
-    child.stdin.end(stdin ?? undefined);
-  });
-}
 
 async function cliJson(args: string[]): Promise<Record<string, unknown>> {
   const r = await cli(args);

@@ -15,21 +15,7 @@ import {
 import { PloopError, type PloopErrorCode } from '../../src/errors.ts';
 import { run, runOk, qemuCreate } from '../helpers/qemu.ts';
 import { withTempDir } from '../helpers/tmp.ts';
-
-/** Assert that `fn` throws a PloopError with this code and a message matching every regex. */
-function throwsWith(fn: () => unknown, code: PloopErrorCode, ...patterns: RegExp[]): PloopError {
-  let caught: unknown = null;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught !== null, `expected a PloopError ${code}, nothing was thrown`);
-  assert.ok(caught instanceof PloopError, `expected a PloopError, got ${String(caught)}`);
-  assert.equal(caught.code, code, `wrong code for: ${caught.message}`);
-  for (const p of patterns) assert.match(caught.message, p);
-  return caught;
-}
+import { throwsWith } from '../helpers/errors.ts';
 
 const SNAP = '{48378aa6-1fb4-4a91-9a82-06cd4c20041c}';
 const DELTA_FILE = 'root.hds.{7b872067-a7a4-4bbf-8a35-eb735ea005ad}';

@@ -12,24 +12,10 @@ import { PloopImage } from '../../src/engine/image.ts';
 import { createImage } from '../../src/engine/create.ts';
 import { MemoryStore } from '../../src/stores/memory.ts';
 import { PloopError, type PloopErrorCode } from '../../src/errors.ts';
+import { rejectsWith } from '../helpers/errors.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-/** Assert that `fn` throws (or rejects with) a PloopError with this code and a message matching every regex. */
-async function rejectsWith(fn: () => unknown, code: PloopErrorCode, ...patterns: RegExp[]): Promise<PloopError> {
-  let caught: unknown = null;
-  try {
-    await fn();
-  } catch (e) {
-    caught = e;
-  }
-  assert.ok(caught !== null, `expected a PloopError ${code}, nothing was thrown`);
-  assert.ok(caught instanceof PloopError, `expected a PloopError, got ${String(caught)}`);
-  assert.equal(caught.code, code, `wrong code for: ${caught.message}`);
-  for (const p of patterns) assert.match(caught.message, p);
-  return caught;
-}
 
 /** 64 header bytes from a header, with fields patched as raw little-endian u32s. */
 function headerBytes(h: PloopHeader, patch: Record<number, number> = {}): Uint8Array {
