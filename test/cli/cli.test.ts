@@ -4,8 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile, stat, appendFile } from 'node:fs/promises';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { withTempDir } from '../helpers/tmp.ts';
 import { cli } from '../helpers/cli.ts';
 import { qemuCreate, qemuIo, ioWrite, qemuCheck, describeCheck, runOk, qemuConvertToRaw } from '../helpers/qemu.ts';
