@@ -11,6 +11,7 @@ import type { BlockStore } from '../stores/block-store.js';
 import { ClusterLocks } from './cluster-locks.js';
 import { updateEntry, type Attachment } from './writeback.js';
 import { isAllZero } from './zero.js';
+import { ioError } from '../errors.js';
 
 export interface ClusterIoStats {
   dataWrites: number;
@@ -183,7 +184,11 @@ export class ClusterIo {
 
   #writeData(hostOffset: number, bytes: Uint8Array): Promise<void> {
     this.stats.dataWrites++;
-    return this.#top.write(hostOffset, bytes);
+    // A store outside this library may fail with any error: the request's error must still
+    // be a PloopError that says which write failed (like the BAT write's does).
+    return this.#top.write(hostOffset, bytes).catch((e: unknown) => {
+      throw ioError(`data write of ${bytes.length} bytes at host byte ${hostOffset}`, e);
+    });
   }
 }
 

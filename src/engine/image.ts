@@ -18,7 +18,7 @@ import { BatMap, LEVEL_NONE, type BatProblem, type Extent } from '../core/bat-ma
 import { getCore } from '../core/wasm.js';
 import type { BlockStore } from '../stores/block-store.js';
 import { readFully } from '../stores/block-store.js';
-import { PloopError } from '../errors.js';
+import { PloopError, ioError } from '../errors.js';
 import { Writeback } from './writeback.js';
 import { ClusterIo } from './cluster-io.js';
 export { settleAll } from './cluster-io.js';
@@ -296,8 +296,9 @@ export class PloopImage {
     this.#checkWritable('write');
     this.#checkRange('write', offset, data.length);
     if (data.length === 0) return;
-    await this.#markInUse();
-    await this.#track(this.#io.write(offset, data));
+    // Tracked from the start: a flush issued meanwhile must wait for this write even while it
+    // is still setting the in-use flag.
+    await this.#track(this.#markInUse().then(() => this.#io.write(offset, data)));
   }
 
   /**
@@ -309,8 +310,7 @@ export class PloopImage {
     this.#checkWritable('discard');
     this.#checkRange('discard', offset, length);
     if (length === 0) return;
-    await this.#markInUse();
-    await this.#track(this.#io.discard(offset, length));
+    await this.#track(this.#markInUse().then(() => this.#io.discard(offset, length)));
   }
 
   /**
@@ -326,8 +326,8 @@ export class PloopImage {
   /** Wait for every request issued before, write pending BAT pages, and make it all durable. */
   async flush(): Promise<void> {
     this.#checkOpen();
-    await Promise.allSettled([...this.#inflight]);
-    await this.#writeback.drain();
+    // Write pages back while the requests finish: they may be waiting for their BAT page.
+    await this.#writeback.drain(Promise.allSettled([...this.#inflight]));
     if (this.writable) await this.#flushStore();
   }
 
@@ -363,7 +363,7 @@ export class PloopImage {
       await this.store.flush();
     } catch (e) {
       this.#releasedSlots.push(...releasing);
-      throw e;
+      throw ioError(`flush of ${this.store.name}`, e);
     }
     for (const slot of releasing) this.#bat.freeSlot(slot);
   }
@@ -372,8 +372,14 @@ export class PloopImage {
     this.#inUse ??= (async () => {
       this.#header.inUse = INUSE_MAGIC;
       this.#header.flags &= ~CIF_EMPTY;
-      await this.#writeHeader();
-      await this.store.flush();
+      try {
+        await this.#writeHeader();
+        await this.store.flush();
+      } catch (e) {
+        // Forget the failed attempt: the next change tries again instead of failing for good.
+        this.#inUse = null;
+        throw ioError('setting the in-use flag (header write and flush)', e);
+      }
     })();
     return this.#inUse;
   }

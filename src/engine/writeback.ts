@@ -158,8 +158,21 @@ export class Writeback {
     return done;
   }
 
-  /** Submit every queued page now (HIGHPRIO) and wait until all writeback has completed. */
-  async drain(): Promise<void> {
+  /**
+   * Submit every queued page now (HIGHPRIO) and wait until all writeback has completed. With
+   * `until` (the requests a flush waits for), keep doing so until those have settled as well:
+   * they may still attach to a page, and a flush must not wait for submitDelayMs (HIGHPRIO
+   * bypass for flush, engine.md) while they wait for their BAT page.
+   */
+  async drain(until?: Promise<unknown>): Promise<void> {
+    if (until) {
+      let settled = false;
+      const done = until.then(() => { settled = true; }, () => { settled = true; });
+      while (!settled) {
+        await this.drain();
+        await Promise.race([done, new Promise((r) => setTimeout(r, 1))]);
+      }
+    }
     for (;;) {
       if (this.#running) {
         await this.#running;
@@ -167,9 +180,14 @@ export class Writeback {
       }
       if (this.#batch.size === 0) return;
       for (const page of this.#batch) this.#bat.mdSet(page, MD_HIGHPRIO);
+      const cycles = this.stats.cycles;
       this.#startCycle();
+      await this.#running;
       // A page still UPDATING or with an attachment on its way stays queued: give it a moment.
-      await Promise.race([this.#running, new Promise((r) => setTimeout(r, 1))]);
+      // A cycle that took nothing settles in microtasks, so retrying at once would spin without
+      // ever yielding to the event loop, starving the very work that frees the page (a runner's
+      // attachment message, a timer, a step gate's wake-up): wait for a macrotask instead.
+      if (this.stats.cycles === cycles) await new Promise((r) => setTimeout(r, 1));
     }
   }
 
@@ -212,6 +230,16 @@ export class Writeback {
       if (bat.attachPending(page) > 0) continue;
       const r = bat.mdTrySubmit(page);
       if (r === 0) continue; // UPDATING or WRITEBACK: stays queued for the next cycle (race 1)
+      if (r === 1 && bat.attachPending(page) > 0) {
+        // A runner on another thread did its whole update between the check above and the
+        // submit (it counts its attachment before it clears UPDATING, and the submit saw
+        // UPDATING clear, so the count is visible now). Its entry is in the piwb but its
+        // request is not registered yet: give the page back (WRITEBACK kept updaters out
+        // meanwhile) and take it in a later cycle, or that request would never complete.
+        bat.mdSet(page, MD_DIRTY);
+        bat.mdClear(page, MD_WRITEBACK);
+        continue;
+      }
       this.#batch.delete(page);
       if (r === 1) {
         // Detach the piwb: completion never touches the page's pointer (race 2).
@@ -230,7 +258,8 @@ export class Writeback {
     try {
       await this.#io.barrier();
     } catch (e) {
-      cycleError = e;
+      // Name the flush: the BAT writes that wait for it were never attempted.
+      cycleError = ioError(`flush before the BAT write of md page${taken.length > 1 ? 's' : ''} ${taken.map((p) => p.page).join(', ')}`, e);
     }
     // 2. BAT pages, each clipped to the BAT area (page 0 without the header).
     const results = await Promise.all(taken.map(async (piwb) => {

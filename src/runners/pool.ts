@@ -105,21 +105,22 @@ export class ParallelImage {
     if (this.runnerCount === 0) return this.image.write(offset, data);
     this.#check('write', offset, data.length, true);
     if (data.length === 0) return;
-    await this.image.ensureInUse();
-    await this.#track(this.#dispatch('write', offset, data.length, (buffer) => this.#view(buffer, data.length).set(data), () => {}));
+    // Tracked from the start: a flush issued meanwhile waits for it while it sets the in-use flag.
+    await this.#track(this.image.ensureInUse().then(() => this.#dispatch('write', offset, data.length, (buffer) => this.#view(buffer, data.length).set(data), () => {})));
   }
 
   async discard(offset: number, length: number): Promise<void> {
     if (this.runnerCount === 0) return this.image.discard(offset, length);
     this.#check('discard', offset, length, true);
     if (length === 0) return;
-    await this.image.ensureInUse();
-    await this.#track(this.#dispatch('discard', offset, length, null, () => {}));
+    await this.#track(this.image.ensureInUse().then(() => this.#dispatch('discard', offset, length, null, () => {})));
   }
 
   /** Wait for every request issued before, write pending BAT pages and make everything durable. */
   async flush(): Promise<void> {
-    await Promise.allSettled([...this.#inflight]);
+    // The runners' requests may be waiting for their BAT page: write pages back meanwhile
+    // instead of letting the flush wait for submitDelayMs.
+    await this.image.writeback.drain(Promise.allSettled([...this.#inflight]));
     await this.image.flush();
   }
 

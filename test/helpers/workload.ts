@@ -3,6 +3,9 @@
 // and read-back checks while the image is open.
 
 import type { PloopImage } from '../../src/index.ts';
+
+/** What a workload needs of an image: PloopImage and the runner pool's ParallelImage both fit. */
+export type WorkloadImage = Pick<PloopImage, 'size' | 'clusterSize' | 'write' | 'discard' | 'flush' | 'read'>;
 import { DiskModel, assertBytesEqual } from './model.ts';
 import { Prng } from './prng.ts';
 import { INUSE_MAGIC } from './image-file.ts';
@@ -77,7 +80,7 @@ export interface WorkloadResult {
  * the disk's current contents and is updated.
  */
 export async function runWorkload(
-  image: PloopImage, rng: Prng, opCount: number, readInUse: () => Promise<number>, model = new DiskModel(image.size),
+  image: WorkloadImage, rng: Prng, opCount: number, readInUse: () => Promise<number>, model = new DiskModel(image.size),
 ): Promise<WorkloadResult> {
   const size = image.size;
   const cluster = image.clusterSize;
