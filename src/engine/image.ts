@@ -113,7 +113,7 @@ export class PloopImage {
         this.#releasedSlots.push(slot);
         this.#stats.clustersReleased++;
       },
-    }, { batEndByte: geometry.batEndByte, submitDelayMs: options.submitDelayMs });
+    }, { batEndByte: geometry.batEndByte, submitDelayMs: options.submitDelayMs, requestsInFlight: () => this.#inflight.size });
     this.#io = new ClusterIo({
       bat, stores: [...lowerDeltas.map((d) => d.store), store], size: geometry.virtualSize, topUnitBytes: geometry.unitBytes,
       attach: (a) => this.#writeback.register(a),
@@ -394,6 +394,11 @@ export class PloopImage {
     const end = Math.max(this.#bat.slotOffset(this.#bat.usedSlotsEnd()), this.#header.dataOff * SECTOR_BYTES, this.geometry.batEndByte);
     if ((await this.store.size()) > end) await this.store.truncate(end);
     this.#bat.trimSlotsEnd();
+  }
+
+  /** Count a request served elsewhere (by a runner) as this image's: flush waits for it, writeback sees it coming. */
+  trackRequest<T>(p: Promise<T>): Promise<T> {
+    return this.#track(p);
   }
 
   #track<T>(p: Promise<T>): Promise<T> {

@@ -23,8 +23,17 @@ export class StepGates {
     this.#words = words;
   }
 
-  /** Called at the step point: parks while armed, throws when armed to fail. */
-  async pass(gate: number): Promise<void> {
+  /**
+   * Called at the step point: parks while armed, throws when armed to fail. A disarmed gate
+   * returns undefined at once, so callers do not yield (`const g = gates.pass(n); if (g) await g;`):
+   * a yield inside the UPDATING window would make every other updater of the page wait a turn.
+   */
+  pass(gate: number): Promise<void> | undefined {
+    if (Atomics.load(this.#words, gate) === DISARMED) return undefined;
+    return this.#park(gate);
+  }
+
+  async #park(gate: number): Promise<void> {
     const state = Atomics.load(this.#words, gate);
     if (state === DISARMED) return;
     if (state === FAIL) {

@@ -55,7 +55,8 @@ export async function updateEntry(bat: BatMap, clusterIndex: number, plan: Updat
   let completion: Promise<void>;
   try {
     if ((previous & MD_DIRTY) === 0) {
-      piwbId = await acquirePiwb(bat);
+      piwbId = bat.piwbAcquire();
+      if (piwbId < 0) piwbId = await acquirePiwb(bat);
       bat.piwbPrepare(page, bat.piwbAddress(piwbId));
       bat.mdExchangePiwb(page, piwbId);
       bat.mdSet(page, MD_DIRTY);
@@ -63,7 +64,8 @@ export async function updateEntry(bat: BatMap, clusterIndex: number, plan: Updat
     } else {
       piwbId = bat.mdPiwb(page);
     }
-    await bat.gates.pass(GATE_UPDATING);
+    const gate = bat.gates.pass(GATE_UPDATING);
+    if (gate) await gate;
     bat.core.u32[(bat.piwbAddress(piwbId) >>> 2) + BatMap.slotInPage(clusterIndex)] = plan.value;
     // Counted before UPDATING clears: the coordinator does not submit the page until it has
     // registered this attachment (the message may still be on its way from another thread).
@@ -99,6 +101,9 @@ async function acquirePiwb(bat: BatMap): Promise<number> {
     await new Promise((r) => setTimeout(r, 1));
   }
 }
+
+/** How long a cycle waits for a burst's other requests to attach, when requests are in flight (ms). */
+const GATHER_MS = 2;
 
 export interface WritebackIo {
   /** Make every data write so far durable. */
@@ -139,11 +144,20 @@ export class Writeback {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #running: Promise<void> | null = null;
 
-  constructor(bat: BatMap, io: WritebackIo, options: { batEndByte: number; submitDelayMs?: number }) {
+  readonly #requestsInFlight: () => number;
+  /** Attachments registered whose BAT write has not completed yet. */
+  #waiting = 0;
+
+  /**
+   * `requestsInFlight` counts the image's requests not yet complete: when more are in flight
+   * than wait for a BAT write, some are still writing data and will attach soon.
+   */
+  constructor(bat: BatMap, io: WritebackIo, options: { batEndByte: number; submitDelayMs?: number; requestsInFlight?: () => number }) {
     this.#bat = bat;
     this.#io = io;
     this.#batEndByte = options.batEndByte;
     this.#submitDelayMs = options.submitDelayMs ?? 0;
+    this.#requestsInFlight = options.requestsInFlight ?? (() => 0);
   }
 
   /** Take over an attachment made by updateEntry; resolves when its BAT page is written. */
@@ -152,6 +166,7 @@ export class Writeback {
     if (!record) this.#piwbs.set(a.piwbId, (record = { id: a.piwbId, page: a.page, attached: [] }));
     const done = new Promise<void>((resolve, reject) => record.attached.push({ a, resolve, reject }));
     this.stats.updates++;
+    this.#waiting++;
     this.#bat.attachAdd(a.page, -1);
     if (a.madeDirty) this.#batch.add(a.page);
     this.#schedule();
@@ -203,10 +218,14 @@ export class Writeback {
    */
   #schedule(): void {
     if (this.#timer !== null || this.#running || this.#batch.size === 0) return;
+    // Without a configured delay: submit at once when nothing else is coming (an idle image
+    // adds no latency), else give the requests still writing their data a moment to attach so
+    // that a burst leaves in few BAT writes. The timer is not restarted by later updates.
+    const gathering = this.#requestsInFlight() > this.#waiting ? GATHER_MS : 0;
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#startCycle();
-    }, this.#submitDelayMs);
+    }, this.#submitDelayMs > 0 ? this.#submitDelayMs : gathering);
   }
 
   #startCycle(): void {
@@ -285,6 +304,7 @@ export class Writeback {
   #complete(piwb: PiwbRecord, error: unknown): void {
     const bat = this.#bat;
     if (!error) bat.piwbApply(piwb.page, bat.piwbAddress(piwb.id));
+    this.#waiting -= piwb.attached.length;
     for (const { a, resolve, reject } of piwb.attached) {
       if (error) {
         // Free the physical slot this request took (upstream freed the virtual index).

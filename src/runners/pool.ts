@@ -127,8 +127,7 @@ export class ParallelImage {
   /** Counters of the coordinator and every runner together. */
   async stats(): Promise<ImageStats> {
     const s = { ...this.image.stats };
-    for (const r of this.#runners) {
-      const rs = await r.api.stats();
+    for (const rs of this.#runnerStats ?? await Promise.all(this.#runners.map((r) => r.api.stats()))) {
       s.dataWrites += rs.dataWrites;
       s.clustersAllocated += rs.clustersAllocated;
       s.clustersCopied += rs.clustersCopied;
@@ -136,12 +135,16 @@ export class ParallelImage {
     return s;
   }
 
+  /** The runners' counters as they were at close (the workers are gone by then). */
+  #runnerStats: Array<{ dataWrites: number; clustersAllocated: number; clustersCopied: number }> | null = null;
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     try {
       await this.flush();
     } finally {
+      this.#runnerStats = await Promise.all(this.#runners.map((r) => r.api.stats()));
       for (const r of this.#runners) {
         await r.api.close();
         r.api[Comlink.releaseProxy]();
@@ -198,7 +201,8 @@ export class ParallelImage {
     this.#inflight.add(p);
     const done = () => this.#inflight.delete(p);
     p.then(done, done);
-    return p;
+    // The coordinator's writeback sees it coming (it gathers a burst's BAT updates).
+    return this.image.trackRequest(p);
   }
 }
 
