@@ -3,7 +3,7 @@
 
 export { PloopImage, type OpenOptions, type ImageStats, type DeltaSource, type LowerDelta } from './engine/image.js';
 export {
-  initStack, openStackDir, snapshotStack, mergeStack, mergeAll, resizeStack, readDescriptor, DESCRIPTOR_FILE,
+  initStack, openStackDir, snapshotStack, mergeStack, mergeAll, deleteSnapshotStack, resizeStack, readDescriptor, DESCRIPTOR_FILE,
 } from './engine/stack.js';
 export { resizeImage, type ResizeOptions, type ResizeResult } from './engine/resize.js';
 export {

@@ -152,6 +152,19 @@ export async function mergeStack(dir: DeltaDirectory, options: { upperLevel?: nu
   return { merged: chain[upper].file, into: lower.file, clustersCopied: copied };
 }
 
+/**
+ * Delete snapshot `guid` (a delta below the top), as `ploop snapshot-delete` does: the delta
+ * above it is merged into it, so the snapshot's own state is gone and the data of every later
+ * state survives. The top cannot be deleted.
+ */
+export async function deleteSnapshotStack(dir: DeltaDirectory, guid: string): Promise<{ merged: string; into: string; clustersCopied: number }> {
+  const chain = descriptorChain(await readDescriptor(dir));
+  const level = chain.findIndex((d) => d.guid.toLowerCase() === guid.toLowerCase());
+  if (level < 0) throw new PloopError('EINVAL', `delete: no snapshot ${guid} in ${dir.name} (its GUIDs: ${chain.map((d) => d.guid).join(', ')})`, { guid });
+  if (level === chain.length - 1) throw new PloopError('EINVAL', `delete: ${guid} is the top delta, not a snapshot; merge instead`, { guid });
+  return mergeStack(dir, { upperLevel: level + 1 });
+}
+
 /** Merge everything into the base: repeated top merges until one delta is left. */
 export async function mergeAll(dir: DeltaDirectory): Promise<number> {
   let merges = 0;

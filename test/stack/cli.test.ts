@@ -199,3 +199,30 @@ function base(p: string): string {
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+test('delete removes a snapshot by merging the delta above it into it; the disk reads the same and the top cannot be deleted', () => withTempDir(async (root) => {
+  const folder = join(root, 'vm');
+  await ok(['init', folder, '--size', '4M', '--cluster-size', '64K']);
+  const dir = new NodeDirectory(folder);
+  await writeThrough(dir, 0, new Uint8Array(70000).fill(1));
+  await ok(['snapshot', folder]);
+  await writeThrough(dir, 65536, new Uint8Array(100).fill(2));
+  await ok(['snapshot', folder]);
+  await writeThrough(dir, 200000, new Uint8Array(100).fill(3));
+  const before = await readStack(dir);
+  const info = JSON.parse((await ok(['info', folder, '--json'])).stdout.toString()) as { deltas: DeltaInfo[] };
+  assert.equal(info.deltas.length, 3);
+  const middle = info.deltas[1];
+  const refused = await cli(['delete', folder, info.deltas[2].guid]);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /is the top delta, not a snapshot/);
+  assert.equal((await cli(['delete', folder, '{00000000-0000-0000-0000-00000000abcd}'])).code, 1);
+  await ok(['delete', folder, middle.guid]);
+  const after = JSON.parse((await ok(['info', folder, '--json'])).stdout.toString()) as { deltas: DeltaInfo[] };
+  assert.equal(after.deltas.length, 2);
+  assert.ok(!after.deltas.some((d) => d.guid === middle.guid), 'the snapshot GUID is gone');
+  assert.equal(after.deltas[1].file, middle.file, 'the snapshot file now holds the merged delta');
+  assert.deepEqual(await readdir(folder).then((f) => f.filter((x) => x.startsWith('root.hds')).length), 2);
+  assertBytesEqual(await readStack(dir), before, 'disk after delete');
+  await assertPloopListsChain(folder, dir, "after delete");
+}));

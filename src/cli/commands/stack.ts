@@ -3,7 +3,7 @@
 import { mkdir } from 'node:fs/promises';
 import { NodeDirectory } from '../../stores/node-dir.js';
 import { NodeFileStore } from '../../stores/node-fs.js';
-import { initStack, snapshotStack, mergeStack, mergeAll, resizeStack } from '../../engine/stack.js';
+import { initStack, snapshotStack, mergeStack, mergeAll, resizeStack, deleteSnapshotStack } from '../../engine/stack.js';
 import { resizeImage } from '../../engine/resize.js';
 import { stackDirOf } from '../open.js';
 import { parse, parseSize, required, UsageError, formatSize } from '../args.js';
@@ -75,6 +75,22 @@ export const merge: Command = {
     if (upperLevel !== undefined && !Number.isInteger(upperLevel)) throw new UsageError(`--level: "${values.level}" is not a whole number`);
     const r = await mergeStack(dir, { upperLevel });
     process.stdout.write(`merged ${r.merged} into ${r.into} (${r.clustersCopied} clusters copied)\n`);
+    return 0;
+  },
+};
+
+export const deleteSnapshot: Command = {
+  name: 'delete',
+  summary: 'delete a snapshot (the delta above it is merged into it)',
+  usage: `ploop-wasm delete DIR GUID
+
+  Deletes snapshot GUID (see info DIR) as ploop snapshot-delete does: the delta above it is
+  merged into its file, which then carries the upper delta's GUID. The top cannot be deleted.`,
+  async run(argv) {
+    const { values, positionals } = parse(argv, {}, { min: 2, max: 2, names: 'DIR GUID' });
+    if (values.help) return -1;
+    const r = await deleteSnapshotStack(await needDir(positionals[0]), positionals[1]);
+    process.stdout.write(`deleted snapshot ${positionals[1]}: merged ${r.merged} into ${r.into} (${r.clustersCopied} clusters copied)\n`);
     return 0;
   },
 };
