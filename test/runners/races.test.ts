@@ -72,6 +72,14 @@ async function open(variant: Variant): Promise<Harness & { cleanupDir(): Promise
  * Run a scenario; afterwards release every gate, write back what is pending and close (with
  * deadlines: a broken rule must fail the test, not hang it), then check the file with QEMU.
  */
+/** Request B: a whole-cluster write to c0 on page P, once it is attached to P's piwb. */
+async function attachB(h: Harness, pattern: number) {
+  const dataB = fill(C, pattern);
+  const B = track(h.write(c0 * C, dataB));
+  await waitFor(() => h.image.writeback.stats.updates === 1, SETTLE_MS, 'B attached');
+  return { dataB, B };
+}
+
 async function scenario(variant: Variant, body: (h: Harness) => Promise<void>): Promise<void> {
   const h = await open(variant);
   let failed = false;
@@ -171,9 +179,7 @@ for (const variant of VARIANTS) {
       const { bat, image } = h;
       const wb = image.writeback;
       const gates = bat.gates;
-      const dataB = fill(C, 0xb2);
-      const B = track(h.write(c0 * C, dataB));
-      await waitFor(() => wb.stats.updates === 1, SETTLE_MS, 'B attached');
+      const { dataB, B } = await attachB(h, 0xb2);
       const piwbB = bat.mdPiwb(P);
       assert.ok(piwbB >= 0, 'page P has a pending piwb');
 
@@ -263,9 +269,7 @@ for (const variant of VARIANTS) {
       const { bat, image } = h;
       const wb = image.writeback;
       const gates = bat.gates;
-      const dataB = fill(C, 0xb4);
-      const B = track(h.write(c0 * C, dataB));
-      await waitFor(() => wb.stats.updates === 1, SETTLE_MS, 'B attached');
+      const { dataB, B } = await attachB(h, 0xb4);
       const piwbB = bat.mdPiwb(P);
       assert.ok(piwbB >= 0 && has(bat.mdStatus(P), MD_DIRTY), 'B made page P DIRTY');
       // A takes the lowest free slot.
@@ -368,9 +372,7 @@ for (const variant of VARIANTS) {
       const { bat, image } = h;
       const wb = image.writeback;
       const gates = bat.gates;
-      const dataB = fill(C, 0xb6);
-      const B = track(h.write(c0 * C, dataB));
-      await waitFor(() => wb.stats.updates === 1, SETTLE_MS, 'B attached');
+      const { dataB, B } = await attachB(h, 0xb6);
 
       gates.arm(GATE_COMPLETE);
       const drained = track(wb.drain());
@@ -411,9 +413,7 @@ test('the writeback does not submit a page while an attachment to its piwb is st
   await scenario('in-thread', async (h) => {
     const { bat, image } = h;
     const wb = image.writeback;
-    const dataB = fill(C, 0xb7);
-    const B = track(h.write(c0 * C, dataB));
-    await waitFor(() => wb.stats.updates === 1, SETTLE_MS, 'B attached');
+    const { dataB, B } = await attachB(h, 0xb7);
     // A second update of page P whose attachment reaches the coordinator only 150 ms later,
     // as a message from a busy runner might.
     const slot = bat.allocSlot();
