@@ -72,6 +72,16 @@ async function open(variant: Variant): Promise<Harness & { cleanupDir(): Promise
  * Run a scenario; afterwards release every gate, write back what is pending and close (with
  * deadlines: a broken rule must fail the test, not hang it), then check the file with QEMU.
  */
+/** Request A failed at the step gate armed to fail, with the injected EIO. */
+async function rejectsWithInjectedFailure(a: Promise<unknown>): Promise<void> {
+  await assert.rejects(within(a, SETTLE_MS, 'A'), (e: unknown) => {
+    assert.ok(e instanceof PloopError, `A rejects with a PloopError, got ${e}`);
+    assert.equal(e.code, 'EIO');
+    assert.match(e.message, /injected failure at step gate/);
+    return true;
+  });
+}
+
 /** Request B: a whole-cluster write to c0 on page P, once it is attached to P's piwb. */
 async function attachB(h: Harness, pattern: number) {
   const dataB = fill(C, pattern);
@@ -278,12 +288,7 @@ for (const variant of VARIANTS) {
 
       gates.armFailure(GATE_UPDATING);
       const A = track(h.write(c1 * C, fill(C, 0xa4)));
-      await assert.rejects(within(A.promise, SETTLE_MS, 'A'), (e: unknown) => {
-        assert.ok(e instanceof PloopError, `A rejects with a PloopError, got ${e}`);
-        assert.equal(e.code, 'EIO');
-        assert.match(e.message, /injected failure at step gate/);
-        return true;
-      });
+      await rejectsWithInjectedFailure(A.promise);
       assert.equal(bat.slotUsed(slotA), false, "A's slot is free again");
       const s = bat.mdStatus(P);
       assert.ok(has(s, MD_DIRTY), `page P is still DIRTY after A's failure (race 5; state ${s})`);
@@ -337,12 +342,7 @@ for (const variant of VARIANTS) {
       } finally {
         for (const id of held) bat.piwbRelease(id);
       }
-      await assert.rejects(within(A.promise, SETTLE_MS, 'A'), (e: unknown) => {
-        assert.ok(e instanceof PloopError, `A rejects with a PloopError, got ${e}`);
-        assert.equal(e.code, 'EIO');
-        assert.match(e.message, /injected failure at step gate/);
-        return true;
-      });
+      await rejectsWithInjectedFailure(A.promise);
       assert.equal(bat.slotUsed(slotA), false, "A's slot is free again");
       // Woken without any writeback: C attaches with no BAT write in between.
       await waitFor(() => wb.stats.updates === 1, SETTLE_MS, 'C woken and attached after A failed');
