@@ -188,11 +188,20 @@ export class WasmCore {
 }
 
 let shared: Promise<WasmCore> | null = null;
+let wasmUrlOverride: URL | null = null;
+
+/** Load ploop.wasm from `url` instead of beside the bundle (call before the first image opens). */
+export function setWasmUrl(url: string | URL): void {
+  wasmUrlOverride = new URL(url, typeof location !== 'undefined' ? location.href : undefined);
+}
 
 async function loadModuleBytes(): Promise<Uint8Array> {
-  // dist/src/core/wasm.js → dist/ploop.wasm; src/core/wasm.ts (tsx) → dist/ploop.wasm.
-  const candidates = [new URL('../../ploop.wasm', import.meta.url), new URL('../../dist/ploop.wasm', import.meta.url)];
+  // dist/src/core/wasm.js → dist/ploop.wasm; src/core/wasm.ts (tsx) → dist/ploop.wasm. The browser
+  // bundle (dist/web/ploop.js) has ploop.wasm beside it; it is tried first there so that a page
+  // never logs a 404 for a candidate that only exists in Node layouts.
   const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  const nodeCandidates = [new URL('../../ploop.wasm', import.meta.url), new URL('../../dist/ploop.wasm', import.meta.url)];
+  const candidates = wasmUrlOverride ? [wasmUrlOverride] : isNode ? nodeCandidates : [new URL('./ploop.wasm', import.meta.url), ...nodeCandidates];
   let lastError: unknown;
   for (const url of candidates) {
     try {
