@@ -5,7 +5,7 @@
 // the .wasm and the worker files from any of the bundles.
 
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -20,7 +20,7 @@ function walk(dir, found = []) {
   return found;
 }
 
-rmSync(out, { recursive: true, force: true });
+// Not emptied first: several processes may build while tests read dist/web; files are replaced.
 mkdirSync(out, { recursive: true });
 
 const entryPoints = { ploop: join(root, 'src/browser.ts') };
