@@ -29,3 +29,7 @@ import type { BlockStore } from './stores/block-store.js';
 export function open(store: BlockStore, options?: OpenOptions): Promise<PloopImage> {
   return PloopImage.open(store, options);
 }
+export {
+  inspectDisk, detectFilesystem, readPartitionTable,
+  type DiskReport, type PartitionReport, type Partition, type PartitionTable, type FilesystemInfo, type FilesystemType, type ReadAt,
+} from './inspect/index.js';
