@@ -7,6 +7,7 @@
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, readdirSync, existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
 const out = join(root, 'dist/web');
@@ -51,4 +52,6 @@ if (existsSync(join(root, 'node_modules/v86/build/v86.wasm'))) {
   copyFileSync(join(root, 'node_modules/v86/build/v86.wasm'), join(out, 'v86/v86.wasm'));
   copyFileSync(join(root, 'node_modules/v86/build/libv86.mjs'), join(out, 'v86/libv86.mjs'));
 }
+// The built-in sample disk (our own FAT16 + MBR + snapshot code), generated through tsx.
+execFileSync(process.execPath, ['--import', 'tsx', join(root, 'scripts/make-samples.ts'), join(out, 'samples')], { cwd: root, stdio: 'inherit' });
 console.log(`web build: ${Object.keys(entryPoints).length} bundles in dist/web`);
