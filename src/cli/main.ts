@@ -14,9 +14,10 @@ import { bench } from './commands/bench.js';
 import { map } from './commands/map.js';
 import { demo } from './commands/demo.js';
 import { serve } from './commands/serve.js';
+import { boot } from './commands/boot.js';
 import { init, snapshot, merge, resize, deleteSnapshot } from './commands/stack.js';
 
-const COMMANDS: Command[] = [create, init, info, check, convert, read, write, map, snapshot, merge, deleteSnapshot, resize, replay, bench, demo, serve];
+const COMMANDS: Command[] = [create, init, info, check, convert, read, write, map, snapshot, merge, deleteSnapshot, resize, replay, bench, demo, serve, boot];
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
