@@ -1,12 +1,23 @@
 // SPDX-License-Identifier: MIT
-// Types exchanged between the coordinator (RunnerPool / ParallelImage) and its runners. Control
-// goes through comlink; request payloads stay in the shared WebAssembly memory (a region the
-// coordinator allocates per request), so no data is copied through structured clone.
+// Types exchanged between the coordinator (ParallelImage) and its runners. Control (init, stats,
+// close) goes through comlink; requests go through a ring per runner in the shared WebAssembly
+// memory (ring.ts), and their payloads stay in that memory, so no data is copied through
+// structured clone.
 
 import type { Attachment } from '../engine/writeback.js';
+import type { SharedMemorySpec } from '../stores/shared-memory.js';
 
-/** How a runner opens one delta's store itself. */
-export type StoreSpec = { kind: 'node-fs'; path: string; writable: boolean };
+/**
+ * How a runner opens one delta's store itself. Every kind crosses to a worker by structured
+ * clone: a path (Node), a SharedArrayBuffer (shared, not copied), a Blob/File (cloned by
+ * reference), a URL, an OPFS path.
+ */
+export type StoreSpec =
+  | { kind: 'node-fs'; path: string; writable: boolean }
+  | SharedMemorySpec
+  | { kind: 'blob'; blob: Blob; name?: string }
+  | { kind: 'http'; url: string }
+  | { kind: 'opfs'; path: string; writable: boolean };
 
 export interface RunnerInit {
   module: WebAssembly.Module;
@@ -15,6 +26,8 @@ export interface RunnerInit {
   ctx: number;
   /** This runner's own scratch region (BatMap.EXTENT_SCRATCH_BYTES). */
   scratch: number;
+  /** This runner's request ring in the shared memory (ring.ts). */
+  ring: number;
   size: number;
   topUnitBytes: number;
   /** Stores of every level, base first. */
@@ -23,24 +36,18 @@ export interface RunnerInit {
   attachPort: MessagePort;
 }
 
-/** One piece of a request: bytes [offset, offset + length) of the disk, at `bufferOffset` of the request's region. */
-export interface Piece {
-  offset: number;
-  length: number;
-  bufferOffset: number;
-}
-
-/** A request's result: errors travel as PloopError JSON. */
-export interface RunnerOutcome {
-  error?: { code: string; message: string; data?: Record<string, unknown> };
+export interface RunnerCounters {
+  dataWrites: number;
+  clustersAllocated: number;
+  clustersCopied: number;
+  /** Requests served from the ring. */
+  requests: number;
 }
 
 export interface RunnerApi {
   init(init: RunnerInit): Promise<void>;
-  read(pieces: Piece[], buffer: number): Promise<RunnerOutcome>;
-  write(pieces: Piece[], buffer: number): Promise<RunnerOutcome>;
-  discard(pieces: Piece[]): Promise<RunnerOutcome>;
-  stats(): { dataWrites: number; clustersAllocated: number; clustersCopied: number };
+  stats(): RunnerCounters;
+  /** Stop serving the ring (the coordinator set its stop word) and close the stores. */
   close(): Promise<void>;
 }
 

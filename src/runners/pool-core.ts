@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: MIT
+// Parallel runners for one image, the part that is the same in Node and in the browser: N
+// workers over the image's shared WebAssembly memory. The coordinator (this thread) owns the
+// image: it loaded the BAT, and it runs the writeback (batch list, BAT writes, completion).
+// Requests are split at cluster boundaries and cluster c goes to runner c mod N, so one
+// cluster's allocating writes and discards are always ordered by one runner's cluster locks.
+// Requests travel through a ring per runner in the shared memory (ring.ts); comlink carries
+// only control (init, stats, close). How a worker is started and how a store is opened from
+// its spec is the platform's part (pool.ts for Node, pool-browser.ts for the browser).
+
+import type * as Comlink from 'comlink';
+import { transfer, releaseProxy } from 'comlink';
+import { PloopImage, type OpenOptions, type ImageStats, type DeltaSource } from '../engine/image.js';
+import { BatMap } from '../core/bat-map.js';
+import { PloopError } from '../errors.js';
+import type { Attachment } from '../engine/writeback.js';
+import type { BlockStore } from '../stores/block-store.js';
+import type { AttachMessage, RunnerApi, RunnerCounters, StoreSpec } from './protocol.js';
+import { RingCaller, initRing, ringBytes, DEFAULT_RING_SLOTS, OP_READ, OP_WRITE, OP_DISCARD } from './ring.js';
+import { specCrossesThreads } from './store-spec.js';
+
+export interface ParallelOpenOptions extends Omit<OpenOptions, 'keepStoreOpen' | 'lenient'> {
+  /** Number of runners (workers); 0 runs everything in this thread. Default 2. */
+  runners?: number;
+}
+
+/** One started worker, as the platform hands it over. */
+export interface RunnerLink {
+  api: Comlink.Remote<RunnerApi>;
+  terminate(): Promise<unknown> | void;
+}
+
+/** What differs between Node and the browser. */
+export interface PoolPlatform {
+  /** Start one runner worker. */
+  spawn(): RunnerLink;
+  /** Open a store from its spec in this thread (the coordinator's own handle). */
+  openStore(spec: StoreSpec): Promise<BlockStore>;
+}
+
+/** A started runner as the pool keeps it (internal). */
+export interface Runner {
+  link: RunnerLink;
+  ring: RingCaller;
+  ringAddress: number;
+  scratch: number;
+  port: MessagePort;
+}
+
+/** Requests up to this size use a pooled region of the shared memory (no alloc/free each). */
+const POOLED_BUFFER_BYTES = 64 << 10;
+const MAX_POOLED_BUFFERS = 256;
+
+let warnedNoShared = false;
+
+/** True when this environment can share memory between threads. */
+export function sharedMemoryAvailable(): boolean {
+  return typeof SharedArrayBuffer !== 'undefined' && (typeof globalThis.crossOriginIsolated === 'undefined' || globalThis.crossOriginIsolated);
+}
+
+/** An image served by parallel runners: the same API as PloopImage. */
+export class ParallelImage {
+  readonly image: PloopImage;
+  readonly runnerCount: number;
+  readonly #runners: Runner[];
+  readonly #inflight = new Set<Promise<unknown>>();
+  readonly #buffers: number[] = [];
+  readonly #clusterBytes: number;
+  #closed = false;
+
+  protected constructor(image: PloopImage, runners: Runner[]) {
+    this.image = image;
+    this.#runners = runners;
+    this.runnerCount = runners.length;
+    this.#clusterBytes = image.clusterSize;
+  }
+
+  /**
+   * Open the deltas named by `specs` (base first, top last) with `options.runners` workers
+   * started by `platform`. Without shared memory it falls back to one in-thread runner (and
+   * says so once, through options.onWarning, default console.warn).
+   */
+  protected static async prepare(platform: PoolPlatform, specs: StoreSpec[], options: ParallelOpenOptions = {}): Promise<[PloopImage, Runner[]]> {
+    let count = options.runners ?? 2;
+    if (!Number.isSafeInteger(count) || count < 0 || count > 64) {
+      throw new PloopError('EINVAL', `ParallelImage.open: runners ${count}, expected a whole number from 0 to 64`, { field: 'runners', value: count });
+    }
+    if (specs.length === 0) throw new PloopError('EINVAL', 'ParallelImage.open: no deltas given');
+    if (count > 0 && (!sharedMemoryAvailable() || !specs.every(specCrossesThreads))) {
+      if (!warnedNoShared) {
+        const why = sharedMemoryAvailable() ? 'a store is not in shared memory' : 'SharedArrayBuffer is unavailable (page not cross-origin isolated)';
+        (options.onWarning ?? console.warn)(`ploop-wasm: ${why}; using one in-thread runner instead of ${count}`);
+      }
+      warnedNoShared = true;
+      count = 0;
+    }
+    const writableTop = !!options.writable;
+    const sources: DeltaSource[] = [];
+    try {
+      for (let i = 0; i < specs.length; i++) {
+        const spec = i === specs.length - 1 || !('writable' in specs[i]) ? specs[i] : { ...specs[i], writable: false } as StoreSpec;
+        sources.push({ store: await platform.openStore(spec), name: specName(spec) });
+      }
+    } catch (e) {
+      for (const s of sources) await s.store.close().catch(() => {});
+      throw e;
+    }
+    const image = await PloopImage.openStack(sources, { ...options, keepStoreOpen: false });
+    // Runners open only the top writable, and only if the image is.
+    const runnerSpecs = specs.map((s, i) => ('writable' in s ? { ...s, writable: writableTop && i === specs.length - 1 } : s) as StoreSpec);
+    const runners: Runner[] = [];
+    try {
+      for (let i = 0; i < count; i++) runners.push(await startRunner(platform, image, runnerSpecs));
+    } catch (e) {
+      for (const r of runners) await r.link.terminate();
+      await image.close();
+      throw e;
+    }
+    return [image, runners];
+  }
+
+  get size(): number {
+    return this.image.size;
+  }
+  get clusterSize(): number {
+    return this.image.clusterSize;
+  }
+  get writable(): boolean {
+    return this.image.writable;
+  }
+
+  /** Read `length` bytes at `offset`. */
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.#check('read', offset, length, false);
+    const out = new Uint8Array(length);
+    await this.readInto(offset, out);
+    return out;
+  }
+
+  async readInto(offset: number, into: Uint8Array): Promise<void> {
+    if (this.runnerCount === 0) return this.image.readInto(offset, into);
+    this.#check('read', offset, into.length, false);
+    if (into.length === 0) return;
+    const buffer = this.#takeBuffer(into.length);
+    try {
+      await this.#dispatch(OP_READ, offset, into.length, buffer);
+      into.set(new Uint8Array(this.image.bat.core.memory.buffer, buffer, into.length));
+    } finally {
+      this.#releaseBuffer(buffer, into.length);
+    }
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.runnerCount === 0) return this.image.write(offset, data);
+    this.#check('write', offset, data.length, true);
+    if (data.length === 0) return;
+    // Tracked from the start: a flush issued meanwhile waits for it while it sets the in-use flag.
+    await this.#track(this.image.ensureInUse().then(async () => {
+      const buffer = this.#takeBuffer(data.length);
+      try {
+        new Uint8Array(this.image.bat.core.memory.buffer, buffer, data.length).set(data);
+        await this.#dispatch(OP_WRITE, offset, data.length, buffer);
+      } finally {
+        this.#releaseBuffer(buffer, data.length);
+      }
+    }));
+  }
+
+  async discard(offset: number, length: number): Promise<void> {
+    if (this.runnerCount === 0) return this.image.discard(offset, length);
+    this.#check('discard', offset, length, true);
+    if (length === 0) return;
+    await this.#track(this.image.ensureInUse().then(() => this.#dispatch(OP_DISCARD, offset, length, 0)));
+  }
+
+  /** Wait for every request issued before, write pending BAT pages and make everything durable. */
+  async flush(): Promise<void> {
+    // The runners' requests may be waiting for their BAT page: write pages back meanwhile
+    // instead of letting the flush wait for submitDelayMs.
+    await this.image.writeback.drain(Promise.allSettled([...this.#inflight]));
+    await this.image.flush();
+  }
+
+  /** Counters of the coordinator and every runner together. */
+  async stats(): Promise<ImageStats & { runnerRequests: number[] }> {
+    const s = { ...this.image.stats, runnerRequests: [] as number[] };
+    for (const rs of this.#runnerStats ?? await Promise.all(this.#runners.map((r) => r.link.api.stats()))) {
+      s.dataWrites += rs.dataWrites;
+      s.clustersAllocated += rs.clustersAllocated;
+      s.clustersCopied += rs.clustersCopied;
+      s.runnerRequests.push(rs.requests);
+    }
+    return s;
+  }
+
+  /** The runners' counters as they were at close (the workers are gone by then). */
+  #runnerStats: RunnerCounters[] | null = null;
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.flush();
+      // Reads are not tracked by flush: let the last ones finish before the rings stop.
+      const deadline = Date.now() + 10_000;
+      while (this.#runners.some((r) => r.ring.inflight > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    } finally {
+      const core = this.image.bat.core;
+      try {
+        this.#runnerStats = await Promise.all(this.#runners.map((r) => r.link.api.stats()));
+        for (const r of this.#runners) {
+          r.ring.stop();
+          await r.link.api.close();
+          r.link.api[releaseProxy]();
+          await r.link.terminate();
+          r.port.close();
+          core.free(r.scratch);
+          core.free(r.ringAddress);
+        }
+      } finally {
+        for (const b of this.#buffers.splice(0)) core.free(b);
+        await this.image.close();
+      }
+    }
+  }
+
+  #takeBuffer(length: number): number {
+    if (length <= POOLED_BUFFER_BYTES) return this.#buffers.pop() ?? this.image.bat.core.alloc(POOLED_BUFFER_BYTES);
+    return this.image.bat.core.alloc(length);
+  }
+
+  #releaseBuffer(buffer: number, length: number): void {
+    if (length <= POOLED_BUFFER_BYTES && this.#buffers.length < MAX_POOLED_BUFFERS) this.#buffers.push(buffer);
+    else this.image.bat.core.free(buffer);
+  }
+
+  #check(operation: string, offset: number, length: number, writing: boolean): void {
+    if (this.#closed) throw new PloopError('ECLOSED', 'the image is closed');
+    if (writing && !this.image.writable) throw new PloopError('EREADONLY', `${operation}: the image was opened read-only`);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw new PloopError('ERANGE', `${operation}: range ${offset}+${length} is outside the virtual disk (0..${this.size} bytes)`, { operation, offset, length, size: this.size });
+    }
+  }
+
+  /** Split at cluster boundaries and route cluster c to runner c mod N; one ring entry per piece. */
+  #dispatch(op: number, offset: number, length: number, buffer: number): Promise<void> {
+    const cluster = this.#clusterBytes;
+    const n = this.#runners.length;
+    const first = Math.floor(offset / cluster);
+    const end = offset + length;
+    // The common case, one cluster: no arrays, no extra promise.
+    if (end <= (first + 1) * cluster) return this.#runners[first % n].ring.submit(op, offset, length, buffer);
+    const tasks: Promise<void>[] = [];
+    for (let pos = offset; pos < end;) {
+      const clusterIndex = Math.floor(pos / cluster);
+      // One runner serves neighbouring clusters in one piece (N = 1: the whole request).
+      let pieceEnd = Math.min((clusterIndex + 1) * cluster, end);
+      if (n === 1) pieceEnd = end;
+      tasks.push(this.#runners[clusterIndex % n].ring.submit(op, pos, pieceEnd - pos, buffer ? buffer + (pos - offset) : 0));
+      pos = pieceEnd;
+    }
+    return settleAll(tasks);
+  }
+
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight.add(p);
+    const done = () => this.#inflight.delete(p);
+    p.then(done, done);
+    // The coordinator's writeback sees it coming (it gathers a burst's BAT updates).
+    return this.image.trackRequest(p);
+  }
+}
+
+/** Wait for all; throw the first failure after every piece has settled. */
+async function settleAll(tasks: Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(tasks);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
+
+function specName(spec: StoreSpec): string {
+  switch (spec.kind) {
+    case 'node-fs':
+    case 'opfs':
+      return spec.path;
+    case 'http':
+      return spec.url;
+    case 'blob':
+      return spec.name ?? ((spec.blob as Partial<File>).name || 'blob');
+    case 'shared-memory':
+      return 'shared-memory';
+  }
+}
+
+async function startRunner(platform: PoolPlatform, image: PloopImage, stores: StoreSpec[]): Promise<Runner> {
+  const core = image.bat.core;
+  const link = platform.spawn();
+  const scratch = core.alloc(BatMap.EXTENT_SCRATCH_BYTES);
+  const ringAddress = core.alloc(ringBytes(DEFAULT_RING_SLOTS), 64);
+  initRing(core, ringAddress, DEFAULT_RING_SLOTS);
+  const { port1, port2 } = new MessageChannel();
+  // Attachments from this runner go to the image's writeback; completion goes back by id.
+  port1.onmessage = (event: MessageEvent<AttachMessage>) => {
+    const m = event.data;
+    image.writeback.register(m.attachment as Attachment).then(
+      () => port1.postMessage({ id: m.id }),
+      (e: unknown) => {
+        const err = e instanceof PloopError ? e : new PloopError('EIO', String(e));
+        port1.postMessage({ id: m.id, error: err.toJSON() });
+      },
+    );
+  };
+  // Node: the port must not keep the process alive on its own (the worker does while open).
+  (port1 as unknown as { unref?(): void }).unref?.();
+  try {
+    await link.api.init(transfer({
+      module: core.module, memory: core.memory, ctx: image.bat.ctx, scratch, ring: ringAddress, size: image.size,
+      topUnitBytes: image.geometry.unitBytes, stores, attachPort: port2,
+    }, [port2]));
+  } catch (e) {
+    await link.terminate();
+    port1.close();
+    core.free(scratch);
+    core.free(ringAddress);
+    throw e;
+  }
+  return { link, ring: new RingCaller(core, ringAddress), ringAddress, scratch, port: port1 };
+}
