@@ -1,0 +1,228 @@
+// Browser-side routines for the store tests (served under /t/ next to dist/web). Plain JS so that
+// the code runs as written in Chromium, on the page or (through worker.mjs) in a module worker.
+import * as lib from '/ploop.js';
+
+export function encode(bytes) {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+export function decode(text) {
+  const s = atob(text);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+async function readAll(store) {
+  const out = new Uint8Array(await store.size());
+  await store.read(0, out);
+  return out;
+}
+
+async function writeAll(image, writes) {
+  for (const w of writes) await image.write(w.offset, decode(w.b64));
+}
+
+/**
+ * Compare the whole virtual disk with the expected contents: `start` (zeros, or the bytes of
+ * `from`) with every write of `writes` applied in order. Node sends the writes, not the model,
+ * because moving megabytes through page.evaluate is slow.
+ */
+async function compare(image, { writes, from }) {
+  const model = from ? await from.read(0, from.size) : new Uint8Array(image.size);
+  for (const w of writes) model.set(decode(w.b64), w.offset);
+  const bad = [];
+  const chunk = 1 << 20;
+  for (let offset = 0; offset < image.size && bad.length < 5; offset += chunk) {
+    const got = await image.read(offset, Math.min(chunk, image.size - offset));
+    for (let i = 0; i < got.length; i++) {
+      if (got[i] !== model[offset + i]) {
+        bad.push({ offset: offset + i, want: model[offset + i], got: got[i] });
+        break;
+      }
+    }
+  }
+  return bad;
+}
+
+const opener = {
+  opfs: (path, o) => lib.OpfsStore.open(path, o),
+  idb: (path, o) => lib.IdbStore.open(path, o),
+};
+const dirOpener = {
+  opfs: (path) => lib.OpfsDirectory.open(path),
+  idb: (path) => lib.IdbDirectory.open(path),
+};
+const dirRemover = {
+  opfs: (path) => lib.OpfsDirectory.remove(path),
+  idb: (path) => lib.IdbDirectory.remove(path),
+};
+const storeRemover = {
+  opfs: (path) => lib.OpfsStore.remove(path),
+  idb: (path) => lib.IdbStore.remove(path),
+};
+
+export const routines = {
+  where: async () => ({ worker: typeof window === 'undefined', isolated: self.crossOriginIsolated }),
+
+  /** A new image in a store of `kind` at `path`, with `writes`; returns the store's mode. */
+  async writeImage({ kind, path, size, clusterSize, writes }) {
+    await storeRemover[kind](path);
+    const store = await opener[kind](path, { create: true });
+    await lib.createImage(store, { size, clusterSize });
+    const image = await lib.open(store, { writable: true });
+    await writeAll(image, writes);
+    await image.flush();
+    await image.close();
+    return { mode: store.mode ?? kind };
+  },
+
+  /** Reopen the image at `path`: mismatches against `regions`, the file's bytes, the check report. */
+  async verifyImage({ kind, path, writes }) {
+    const t0 = performance.now();
+    const store = await opener[kind](path, {});
+    const report = await lib.checkImage(store, {});
+    const t1 = performance.now();
+    const image = await lib.open(store, {});
+    const mismatches = await compare(image, { writes });
+    const t2 = performance.now();
+    const file = await readAll(store);
+    await image.close();
+    const encoded = encode(file);
+    const ms = { check: t1 - t0, compare: t2 - t1, file: performance.now() - t2 };
+    return { mode: store.mode ?? kind, mismatches, clean: report.clean, file: encoded, ms };
+  },
+
+  /** Error messages of misuse: second writable open, write to read-only, use after close. */
+  async storeErrors({ kind, path }) {
+    const caught = async (fn) => {
+      try {
+        await fn();
+        return null;
+      } catch (e) {
+        return { code: e.code, name: e.name, message: e.message };
+      }
+    };
+    await storeRemover[kind](path);
+    const a = await opener[kind](path, { create: true });
+    await a.write(0, new Uint8Array([1, 2, 3]));
+    const second = await caught(async () => (await opener[kind](path, { writable: true })).close());
+    await a.close();
+    const ro = await opener[kind](path, {});
+    const readOnlyWrite = await caught(() => ro.write(0, new Uint8Array(1)));
+    const readOnlyTruncate = await caught(() => ro.truncate(0));
+    await ro.close();
+    const closedRead = await caught(() => ro.read(0, new Uint8Array(1)));
+    const missing = await caught(() => opener[kind](path + '.missing', {}));
+    return { second, readOnlyWrite, readOnlyTruncate, closedRead, missing };
+  },
+
+  /** Raw store semantics: sparse growth, short reads at the end, truncate drops and zeroes. */
+  async storeSemantics({ kind, path }) {
+    await storeRemover[kind](path);
+    const s = await opener[kind](path, { create: true });
+    const log = [];
+    await s.write(100000, new Uint8Array([9, 8, 7]));
+    log.push(await s.size());
+    const buf = new Uint8Array(10).fill(0xff);
+    log.push(await s.read(99998, buf), Array.from(buf));
+    const gap = new Uint8Array(5).fill(0xff);
+    await s.read(50, gap);
+    log.push(Array.from(gap));
+    await s.truncate(100001);
+    await s.truncate(200000);
+    const tail = new Uint8Array(4).fill(0xff);
+    log.push(await s.read(99999, tail), Array.from(tail));
+    await s.write(0, new Uint8Array(70000).fill(3));
+    await s.flush();
+    await s.close();
+    const again = await opener[kind](path, {});
+    log.push(await again.size());
+    const mid = new Uint8Array(3);
+    await again.read(69999, mid);
+    log.push(Array.from(mid));
+    await again.close();
+    return log;
+  },
+
+  /** A disk folder: init, write A, snapshot, write B; returns the descriptor. */
+  async writeStack({ kind, dir, size, clusterSize, writesA, writesB }) {
+    await dirRemover[kind](dir);
+    const d = await dirOpener[kind](dir);
+    await lib.initStack(d, { size, clusterSize });
+    let image = await lib.openStackDir(d, { writable: true });
+    await writeAll(image, writesA);
+    await image.close();
+    const snap = await lib.snapshotStack(d);
+    image = await lib.openStackDir(d, { writable: true });
+    await writeAll(image, writesB);
+    await image.close();
+    return { snap, descriptor: await d.readText('DiskDescriptor.xml') };
+  },
+
+  /** Reopen a disk folder: mismatches, and every file's bytes (for qemu-img / ploop). */
+  async verifyStack({ kind, dir, writes, files }) {
+    const d = await dirOpener[kind](dir);
+    const image = await lib.openStackDir(d, {});
+    const mismatches = await compare(image, { writes });
+    const levels = image.lowerDeltas.length + 1;
+    await image.close();
+    const out = {};
+    for (const f of files) {
+      const s = await d.openStore(f, {});
+      out[f] = encode(await readAll(s));
+      await s.close();
+    }
+    return { mismatches, levels, descriptor: await d.readText('DiskDescriptor.xml'), files: out };
+  },
+
+  /** Base from a Blob (the bytes given), top delta in `kind` storage; write then close. */
+  async overlayWrite({ kind, dir, base, baseKind, writes, reset }) {
+    if (reset) await dirRemover[kind](dir);
+    const image = await lib.openOverlay({ base: new lib.BlobStore(new Blob([decode(base)]), { name: 'base' }), baseKind, top: await dirOpener[kind](dir), baseId: 'base-1' });
+    await writeAll(image, writes);
+    await image.close();
+    return { levels: image.lowerDeltas.length + 1 };
+  },
+
+  async overlayVerify({ kind, dir, base, baseKind, writes, baseId }) {
+    const d = await dirOpener[kind](dir);
+    const blob = new Blob([decode(base)]);
+    const image = await lib.openOverlay({ base: new lib.BlobStore(blob, { name: 'base' }), baseKind, top: d, writable: false, baseId });
+    const from = baseKind === 'raw' ? { size: blob.size, read: async () => new Uint8Array(await blob.arrayBuffer()) } : await lib.open(new lib.BlobStore(blob), {});
+    const padded = new Uint8Array(image.size);
+    padded.set(await from.read(0, from.size));
+    const mismatches = await compare(image, { writes, from: { size: image.size, read: async () => padded } });
+    if (baseKind !== 'raw') await from.close();
+    await image.close();
+    const s = await d.openStore('top.hds', {});
+    const top = encode(await readAll(s));
+    await s.close();
+    return { mismatches, top, record: await d.readText('overlay.json') };
+  },
+
+  /** Run a routine in a module worker. */
+  async inWorker({ name, arg }) {
+    const worker = new Worker(new URL('./worker.mjs', import.meta.url), { type: 'module' });
+    try {
+      return await new Promise((resolve, reject) => {
+        worker.onmessage = (e) => resolve(e.data);
+        worker.onerror = (e) => reject(new Error(`worker failed: ${e.message}`));
+        worker.postMessage({ name, arg });
+      });
+    } finally {
+      worker.terminate();
+    }
+  },
+};
+
+/** Run a routine; errors come back as data so that Node can assert on code and message. */
+export async function run(name, arg) {
+  try {
+    return { ok: true, value: await routines[name](arg) };
+  } catch (e) {
+    return { ok: false, code: e?.code, message: e?.message ?? String(e), stack: e?.stack };
+  }
+}

@@ -1,0 +1,22 @@
+// OPFS stores in real Chromium: the shared persistence suite (page → OPFS host worker), plus the
+// fast path in a worker (sync access handle used directly) read back by the page after a reload.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { call, callInWorker, randomWrites, assertNoMismatch } from './stores-shared.js';
+import { storeSuite, SIZE, CLUSTER, type Verified } from './stores-suite.js';
+
+const ctx = storeSuite({ kind: 'opfs', pageMode: 'worker', prefix: 'opfs:', second: /^opfs: open tests\/err\.bin failed: the file is open elsewhere/ });
+
+test('opfs: in a worker the store holds the sync handle itself; the page reads the image after a reload', async () => {
+  const { writes } = randomWrites(2, SIZE, 30, 100_000);
+  const w = await callInWorker<{ mode: string }>(ctx.page, 'writeImage', { kind: 'opfs', path: 'tests/worker.hds', size: SIZE, clusterSize: CLUSTER, writes });
+  assert.equal(w.mode, 'sync');
+  await ctx.page.reload();
+  const onPage = await call<Verified>(ctx.page, 'verifyImage', { kind: 'opfs', path: 'tests/worker.hds', writes });
+  assert.equal(onPage.mode, 'worker');
+  assertNoMismatch(onPage.mismatches, 'page after reload');
+  const inWorker = await callInWorker<Verified>(ctx.page, 'verifyImage', { kind: 'opfs', path: 'tests/worker.hds', writes });
+  assert.equal(inWorker.mode, 'sync');
+  assertNoMismatch(inWorker.mismatches, 'worker after reload');
+  assert.equal(inWorker.file, onPage.file);
+});

@@ -1,0 +1,68 @@
+// Shared by the browser store tests: a Chromium session that also serves the page-side routines
+// (stores-fixtures/ under /t/), a call helper that unwraps their results, and workloads with
+// their expected contents computed in Node.
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { startBrowser, type BrowserSession, type SessionOptions } from '../helpers/browser.js';
+import { Prng } from '../helpers/prng.js';
+
+export const FIXTURES = fileURLToPath(new URL('./stores-fixtures/', import.meta.url));
+
+export function startStoreBrowser(options: SessionOptions = {}): Promise<BrowserSession> {
+  return startBrowser({ ...options, mounts: { '/t/': FIXTURES, ...(options.mounts ?? {}) } });
+}
+
+/** Open the blank test page (a tiny HTML page is enough; the routines are modules). */
+export async function openPage(session: BrowserSession): Promise<Page> {
+  return session.open('t/blank.html');
+}
+
+type Result = { ok: true; value: unknown } | { ok: false; code?: string; message: string; stack?: string };
+
+/** Run a routine of stores-fixtures/page.mjs on the page; returns its value or throws its error. */
+export async function call<T>(page: Page, name: string, arg: unknown = {}): Promise<T> {
+  const r = await page.evaluate(async ([n, a]) => {
+    const m = await import('/t/page.mjs');
+    return m.run(n, a);
+  }, [name, arg] as const) as Result;
+  if (!r.ok) throw Object.assign(new Error(`${name}: ${r.code ?? ''} ${r.message}\n${r.stack ?? ''}`), { code: r.code });
+  return r.value as T;
+}
+
+/** Run a routine in a module worker started by the page. */
+export async function callInWorker<T>(page: Page, name: string, arg: unknown = {}): Promise<T> {
+  const inner = await call<Result>(page, 'inWorker', { name, arg });
+  if (!inner.ok) throw Object.assign(new Error(`${name} (worker): ${inner.code ?? ''} ${inner.message}\n${inner.stack ?? ''}`), { code: inner.code });
+  return inner.value as T;
+}
+
+export interface Write { offset: number; b64: string }
+
+/** `count` random writes (sector-aligned or not) within `size` bytes, and the model they produce. */
+export function randomWrites(seed: number, size: number, count: number, maxBytes: number, model?: Uint8Array): { writes: Write[]; model: Uint8Array } {
+  const rng = new Prng(seed);
+  const m = model ?? new Uint8Array(size);
+  const writes: Write[] = [];
+  for (let i = 0; i < count; i++) {
+    const length = 1 + rng.int(maxBytes);
+    const offset = rng.int(size - length);
+    const data = new Uint8Array(length);
+    for (let j = 0; j < length; j++) data[j] = rng.int(256);
+    m.set(data, offset);
+    writes.push({ offset, b64: Buffer.from(data).toString('base64') });
+  }
+  return { writes, model: m };
+}
+
+export async function saveB64(dir: string, name: string, b64: string): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, Buffer.from(b64, 'base64'));
+  return path;
+}
+
+export function assertNoMismatch(mismatches: unknown[], what: string): void {
+  assert.deepEqual(mismatches, [], `${what}: bytes differ from what was written`);
+}
