@@ -4,7 +4,7 @@
 // the level array says which delta maps an entry and so which unit applies (format.md 1.5).
 
 import {
-  CTX_ENTRIES, CTX_CLUSTER, CTX_TOP, LEVEL_NONE, ctxU32, entryPtr, levelPtr, unitBytes,
+  CTX_BAT, CTX_LEVELS, CTX_ENTRIES, CTX_CLUSTER, CTX_TOP, LEVEL_NONE, MAP_OFFSET, ctxU32, entryPtr, levelPtr, unitBytes,
 } from "./layout";
 import { STATUS_RANGE, STATUS_NO_ROOM } from "./status";
 
@@ -24,6 +24,27 @@ export function lookupCluster(ctx: usize, clusterIndex: u32): f64 {
   return <f64>load<u32>(entryPtr(ctx, clusterIndex)) * unitBytes(ctx, level);
 }
 
+/**
+ * Many lookups in one call: for each of the `count` u32 cluster indices at `indices`, write
+ * its host byte offset (f64, -1 for a hole) at `out`. A call from JavaScript costs more than a
+ * lookup, so callers with many clusters to look up use this instead of lookupCluster. Returns
+ * `count`, or STATUS_RANGE at the first index outside the BAT (the ones before it are written).
+ */
+export function lookupClusters(ctx: usize, indices: usize, count: u32, out: usize): i32 {
+  const entries = ctxU32(ctx, CTX_ENTRIES);
+  const bat = <usize>ctxU32(ctx, CTX_BAT) + (<usize>MAP_OFFSET << 2);
+  const levels = <usize>ctxU32(ctx, CTX_LEVELS);
+  for (let i: u32 = 0; i < count; i++) {
+    const c = load<u32>(indices + (<usize>i << 2));
+    if (c >= entries) return STATUS_RANGE;
+    const level = <u32>load<u8>(levels + <usize>c);
+    let host: f64 = -1;
+    if (level != LEVEL_NONE) host = <f64>load<u32>(bat + (<usize>c << 2)) * unitBytes(ctx, level);
+    store<f64>(out + (<usize>i << 3), host);
+  }
+  return <i32>count;
+}
+
 /** Level of the delta mapping `clusterIndex` (255 = none), or STATUS_RANGE. */
 export function levelOf(ctx: usize, clusterIndex: u32): i32 {
   if (clusterIndex >= ctxU32(ctx, CTX_ENTRIES)) return STATUS_RANGE;
@@ -41,38 +62,48 @@ export function mapRange(ctx: usize, offset: f64, length: f64, out: usize, maxEx
   const clusterBytes = <f64>ctxU32(ctx, CTX_CLUSTER);
   const entries = ctxU32(ctx, CTX_ENTRIES);
   if (offset < 0 || length < 0 || offset + length > <f64>entries * clusterBytes) return STATUS_RANGE;
-  let count: i32 = 0;
-  let pos = offset;
+  // Everything the loop needs is in locals: the records it stores could alias the context in
+  // the compiler's eyes, which would reload every field on every cluster.
+  const bat = <usize>ctxU32(ctx, CTX_BAT) + (<usize>MAP_OFFSET << 2);
+  const levels = <usize>ctxU32(ctx, CTX_LEVELS);
   const end = offset + length;
-  let rec: usize = out;
+  let c = <u32>Math.floor(offset / clusterBytes);
+  let clusterStart = <f64>c * clusterBytes;
+  let pos = offset;
+  let count: i32 = 0;
+  let extOffset: f64 = 0, extLength: f64 = 0, extHost: f64 = 0, extLevel: u32 = 0, extFirst: u32 = 0;
   while (pos < end) {
-    const clusterIndex = <u32>Math.floor(pos / clusterBytes);
-    const inCluster = pos - <f64>clusterIndex * clusterBytes;
-    const level = <u32>load<u8>(levelPtr(ctx, clusterIndex));
+    const inCluster = pos - clusterStart;
+    const level = <u32>load<u8>(levels + <usize>c);
     let host: f64 = -1;
-    if (level != LEVEL_NONE) host = <f64>load<u32>(entryPtr(ctx, clusterIndex)) * unitBytes(ctx, level) + inCluster;
+    if (level != LEVEL_NONE) host = <f64>load<u32>(bat + (<usize>c << 2)) * unitBytes(ctx, level) + inCluster;
     const chunk = Math.min(clusterBytes - inCluster, end - pos);
-    if (count > 0) {
-      const prev = rec - EXTENT_BYTES;
-      const prevLevel = load<u32>(prev, 24);
-      const prevEnd = load<f64>(prev, 16) + load<f64>(prev, 8);
-      if (prevLevel == level && (level == LEVEL_NONE || prevEnd == host)) {
-        store<f64>(prev, load<f64>(prev, 8) + chunk, 8);
-        pos += chunk;
-        continue;
-      }
+    if (count > 0 && level == extLevel && (level == LEVEL_NONE || extHost + extLength == host)) {
+      extLength += chunk;
+    } else {
       if (count == maxExtents) break;
+      if (count > 0) writeExtent(out + <usize>(count - 1) * EXTENT_BYTES, extOffset, extLength, extHost, extLevel, extFirst);
+      extOffset = pos;
+      extLength = chunk;
+      extHost = host;
+      extLevel = level;
+      extFirst = c;
+      count++;
     }
-    store<f64>(rec, pos, 0);
-    store<f64>(rec, chunk, 8);
-    store<f64>(rec, host, 16);
-    store<u32>(rec, level, 24);
-    store<u32>(rec, clusterIndex, 28);
-    rec += EXTENT_BYTES;
-    count++;
     pos += chunk;
+    clusterStart += clusterBytes;
+    c++;
   }
+  if (count > 0) writeExtent(out + <usize>(count - 1) * EXTENT_BYTES, extOffset, extLength, extHost, extLevel, extFirst);
   return count;
+}
+
+@inline function writeExtent(rec: usize, offset: f64, length: f64, host: f64, level: u32, first: u32): void {
+  store<f64>(rec, offset, 0);
+  store<f64>(rec, length, 8);
+  store<f64>(rec, host, 16);
+  store<u32>(rec, level, 24);
+  store<u32>(rec, first, 28);
 }
 
 /** Number of virtual clusters mapped in the top delta. */

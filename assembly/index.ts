@@ -2,7 +2,7 @@
 // The WebAssembly ABI of ploop-wasm: BAT lookup, slot allocation, md page state bits and piwb
 // copies over one shared memory. Only this file exports; see layout.ts for the context record.
 
-export { lookupCluster, levelOf, mapRange, countTopMapped } from "./bat";
+export { lookupCluster, lookupClusters, levelOf, mapRange, countTopMapped } from "./bat";
 export { claimSlot, slotUsed, allocSlot, allocSlots, freeSlot, usedSlotsEnd, trimSlotsEnd } from "./alloc";
 export {
   mdStatus, mdBeginUpdate, mdSet, mdClear, mdTrySubmit, mdExchangePiwb, mdCasPiwb,

@@ -70,6 +70,8 @@ export class BatMap {
   /** u8 per entry: the newest level below the top that maps it (LEVEL_NONE if none). */
   #lowerLevels: number;
   #closed = false;
+  /** The export called once per request, bound once (no property lookups on the hot path). */
+  readonly #mapRange: WasmCore['exports']['mapRange'];
 
   /**
    * A view of a map another thread created (a runner): `ctx` names it, `scratch` is this
@@ -84,6 +86,7 @@ export class BatMap {
 
   constructor(core: WasmCore, o: BatMapOptions | null, attachCtx = 0, attachScratch = 0) {
     this.core = core;
+    this.#mapRange = core.exports.mapRange;
     if (!o) {
       const u32 = core.u32;
       const f = (field: number) => u32[(attachCtx + field) >>> 2];
@@ -230,7 +233,39 @@ export class BatMap {
   }
 
   levelOf(clusterIndex: number): number {
-    return checkStatus('BAT level lookup', this.core.exports.levelOf(this.ctx, clusterIndex), { clusterIndex });
+    const level = this.core.exports.levelOf(this.ctx, clusterIndex);
+    return level >= 0 ? level : checkStatus('BAT level lookup', level, { clusterIndex });
+  }
+
+  /**
+   * Host byte offsets of the `count` clusters whose u32 indices are at WASM address `indices`,
+   * written as f64 (-1 for a hole) at address `out`: one WebAssembly call for all of them.
+   */
+  lookupMany(indices: number, count: number, out: number): void {
+    checkStatus('BAT lookup', this.core.exports.lookupClusters(this.ctx, indices, count, out), { count });
+  }
+
+  /**
+   * The first extents (at most 64) of [offset, offset + length) into this thread's scratch,
+   * without making objects: returns how many; read them with extentOffset/Length/Host/Level
+   * before the next call. The request hot path uses this; mapRange() wraps it.
+   */
+  mapChunk(offset: number, length: number): number {
+    const n = this.#mapRange(this.ctx, offset, length, this.#extentBuf, 64);
+    // No error details object unless there is an error: this runs once per request.
+    return n >= 0 ? n : checkStatus('BAT map', n, { offset, length });
+  }
+  extentOffset(i: number): number {
+    return this.core.f64[(this.#extentBuf >>> 3) + i * 4];
+  }
+  extentLength(i: number): number {
+    return this.core.f64[(this.#extentBuf >>> 3) + i * 4 + 1];
+  }
+  extentHost(i: number): number {
+    return this.core.f64[(this.#extentBuf >>> 3) + i * 4 + 2];
+  }
+  extentLevel(i: number): number {
+    return this.core.u32[(this.#extentBuf >>> 2) + i * 8 + 6];
   }
 
   /** Extents covering [offset, offset + length): one WebAssembly call per 64 extents. */
@@ -239,7 +274,7 @@ export class BatMap {
     const end = offset + length;
     let pos = offset;
     while (pos < end) {
-      const n = checkStatus('BAT map', this.core.exports.mapRange(this.ctx, pos, end - pos, this.#extentBuf, 64), { offset: pos, length: end - pos });
+      const n = this.mapChunk(pos, end - pos);
       const f64 = this.core.f64;
       const u32 = this.core.u32;
       for (let i = 0; i < n; i++) {

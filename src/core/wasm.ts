@@ -21,6 +21,7 @@ const STATUS_TEXT: Record<number, string> = {
 export interface CoreExports {
   layoutVersion(): number;
   lookupCluster(ctx: number, clusterIndex: number): number;
+  lookupClusters(ctx: number, indices: number, count: number, out: number): number;
   levelOf(ctx: number, clusterIndex: number): number;
   mapRange(ctx: number, offset: number, length: number, out: number, maxExtents: number): number;
   countTopMapped(ctx: number): number;

@@ -54,14 +54,43 @@ export class ClusterIo {
   }
 
   /** Read into `into` from virtual `offset`; holes read as zeros without touching a store. */
-  async read(offset: number, into: Uint8Array): Promise<void> {
-    const tasks: Promise<void>[] = [];
-    for (const e of this.#bat.mapRange(offset, into.length)) {
-      const part = into.subarray(e.offset - offset, e.offset - offset + e.length);
-      if (e.level === LEVEL_NONE) part.fill(0);
-      else tasks.push(this.#stores[e.level].read(e.hostOffset, part).then((n) => { if (n < part.length) part.fill(0, n); }));
+  read(offset: number, into: Uint8Array): Promise<void> {
+    // The hot path: extents straight from the WebAssembly scratch (no Extent objects, no
+    // task array for the usual request that one extent serves).
+    const bat = this.#bat;
+    const end = offset + into.length;
+    let single: Promise<void> | null = null;
+    let tasks: Promise<void>[] | null = null;
+    for (let pos = offset; pos < end;) {
+      let n: number;
+      try {
+        n = bat.mapChunk(pos, end - pos);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      for (let i = 0; i < n; i++) {
+        // Fields first: the store call below may run other code before it returns.
+        const at = bat.extentOffset(i) - offset;
+        const length = bat.extentLength(i);
+        const level = bat.extentLevel(i);
+        const part = into.subarray(at, at + length);
+        pos = offset + at + length;
+        if (level === LEVEL_NONE) {
+          part.fill(0);
+          continue;
+        }
+        const task = this.#readPart(level, bat.extentHost(i), part);
+        if (!single) single = task;
+        else (tasks ??= [single]).push(task);
+      }
     }
-    await settleAll(tasks);
+    if (tasks) return settleAll(tasks);
+    return single ?? Promise.resolve();
+  }
+
+  async #readPart(level: number, hostOffset: number, part: Uint8Array): Promise<void> {
+    const n = await this.#stores[level].read(hostOffset, part);
+    if (n < part.length) part.fill(0, n);
   }
 
   /** Write `data` at virtual `offset`; resolves once the data and any BAT page mapping it are written. */

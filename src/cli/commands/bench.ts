@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-import { openForIo } from '../open.js';
+import { openForIo, stackDirOf, type CliImage } from '../open.js';
+import { NodeFileStore } from '../../stores/node-fs.js';
+import { PloopImage } from '../../engine/image.js';
 import { parse, parseSize, parseCount, UsageError, formatSize } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -15,11 +17,16 @@ export const bench: Command = {
   block-aligned over the whole virtual disk (seeded, repeatable); sequential ones wrap.
   Write patterns write non-zero data (so clusters are allocated) and close the image cleanly.
   --runners N  serve the requests with N runner workers (see replay --help)
-  --json  print iops, bytesPerSecond, seconds, count, blockSize, depth, pattern, runners`,
+  --io async|sync  how the file store does requests of up to 64 KiB (no runners, image file
+               only): async (default) hands each pread/pwrite to libuv's thread pool, as a
+               library user gets by default; sync runs it on this thread (readSync/writeSync,
+               NodeFileStore's syncMaxBytes): the same syscalls without the thread hop, fine for
+               a process that does nothing else. Flushes (fdatasync) stay asynchronous.
+  --json  print iops, bytesPerSecond, seconds, count, blockSize, depth, pattern, runners, io`,
   async run(argv) {
     const { values, positionals } = parse(argv, {
       pattern: { type: 'string' }, 'block-size': { type: 'string' }, depth: { type: 'string' }, count: { type: 'string' },
-      json: { type: 'boolean' }, seed: { type: 'string' }, runners: { type: 'string' },
+      json: { type: 'boolean' }, seed: { type: 'string' }, runners: { type: 'string' }, io: { type: 'string' },
     }, { min: 1, max: 1, names: 'IMG' });
     if (values.help) return -1;
     const pattern = (values.pattern as string | undefined) ?? 'randread';
@@ -31,7 +38,10 @@ export const bench: Command = {
     let seed = parseCount((values.seed as string | undefined) ?? '1', '--seed') >>> 0 || 1;
     const writing = pattern.endsWith('write');
     const runners = typeof values.runners === 'string' ? parseCount(values.runners, '--runners') : undefined;
-    const image = await openForIo(positionals[0], { writable: writing, runners });
+    const io = (values.io as string | undefined) ?? 'async';
+    if (io !== 'async' && io !== 'sync') throw new UsageError(`--io: "${io}" is not async or sync`);
+    if (io === 'sync' && runners !== undefined) throw new UsageError('--io sync: runners use their own stores; drop --runners or use --io async');
+    const image = io === 'sync' ? await openSync(positionals[0], writing) : await openForIo(positionals[0], { writable: writing, runners });
     let seconds: number;
     try {
       const blocks = Math.floor(image.size / blockSize);
@@ -59,9 +69,23 @@ export const bench: Command = {
     } finally {
       await image.close();
     }
-    const out = { pattern, blockSize, depth, count, runners: runners ?? null, seconds, iops: count / seconds, bytesPerSecond: (count * blockSize) / seconds };
+    const out = { pattern, blockSize, depth, count, runners: runners ?? null, io, seconds, iops: count / seconds, bytesPerSecond: (count * blockSize) / seconds };
     if (values.json) process.stdout.write(JSON.stringify(out) + '\n');
     else process.stdout.write(`${pattern} ${formatSize(blockSize)} depth ${depth}: ${count} requests in ${seconds.toFixed(3)} s, ${Math.round(out.iops)} IOPS, ${formatSize(Math.round(out.bytesPerSecond))}/s\n`);
     return 0;
   },
 };
+
+/** An image file on a store that serves small requests synchronously (see --io). */
+async function openSync(path: string, writable: boolean): Promise<CliImage> {
+  if (await stackDirOf(path)) throw new UsageError('--io sync: works on an image file, not a disk folder');
+  const store = await NodeFileStore.open(path, { writable, syncMaxBytes: 64 << 10 });
+  let image: PloopImage;
+  try {
+    image = await PloopImage.open(store, { writable, onWarning: (m) => process.stderr.write(`ploop-wasm: warning: ${m}\n`) });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return Object.assign(image, { counters: async () => image.stats });
+}
