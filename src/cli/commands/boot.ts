@@ -5,6 +5,8 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parse, parseSize, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { openImageFile, isPloopFile, stackDirOf } from '../open.js';
@@ -123,9 +125,24 @@ async function geometryOf(sources: DeltaSource[]): Promise<{ size: number; clust
   return { size: g.virtualSize, clusterSize: g.clusterBytes, format: g.format };
 }
 
+/**
+ * A file of the v86 package: from this module's node_modules, else the working directory's. Loaded
+ * by path at run time, never bundled: a bundled copy of the CLI (tests) must not inline v86.
+ */
+function v86File(file: string): string {
+  for (const from of [import.meta.url, join(process.cwd(), 'package.json')]) {
+    try {
+      return createRequire(from).resolve(`v86/${file}`);
+    } catch {
+      // a bundled copy of the CLI has no node_modules beside it: try the next place
+    }
+  }
+  throw new PloopError('ENOTSUP', 'boot: the v86 package is not installed (npm install v86)');
+}
+
 async function bootImage(image: PloopImage, o: { bios: ArrayBuffer; vgaBios: ArrayBuffer; memoryBytes: number; until?: string; timeoutMs: number }): Promise<number> {
-  const { V86 } = (await import('v86')) as unknown as { V86: V86Constructor };
-  const wasmPath = createRequire(import.meta.url).resolve('v86/build/v86.wasm');
+  const { V86 } = (await import(pathToFileURL(v86File('build/libv86.mjs')).href)) as { V86: V86Constructor };
+  const wasmPath = v86File('build/v86.wasm');
   let diskError: ((e: unknown) => void) | null = null;
   const failed = new Promise<never>((_, reject) => (diskError = reject));
   failed.catch(() => {});
