@@ -23,8 +23,10 @@ import { imageBlockDevice } from '../../adapters/block-device.js';
 import { V86Disk } from '../../adapters/v86/disk.js';
 import { startV86, type V86Constructor } from '../../adapters/v86/emulator.js';
 
-const DEFAULT_BIOS = '/usr/share/seabios/bios.bin';
-const DEFAULT_VGA_BIOS = '/usr/share/seabios/vgabios-stdvga.bin';
+/** Where Debian's seabios package puts its files; PLOOP_WASM_BIOS_DIR names another folder. */
+const BIOS_DIR = process.env.PLOOP_WASM_BIOS_DIR || '/usr/share/seabios';
+const DEFAULT_BIOS = `${BIOS_DIR}/bios.bin`;
+const DEFAULT_VGA_BIOS = `${BIOS_DIR}/vgabios-stdvga.bin`;
 const DEFAULT_TIMEOUT_S = 30;
 /** Cluster size of the temporary delta over a raw image (a ploop stack's own is used otherwise). */
 const SNAPSHOT_CLUSTER_BYTES = 64 << 10;
@@ -41,8 +43,9 @@ export const boot: Command = {
                    if it has not appeared after --timeout
   --timeout S      seconds (default ${DEFAULT_TIMEOUT_S}). Without --until the guest runs this long
                    and the exit status is 0
-  --bios FILE      SeaBIOS image (default ${DEFAULT_BIOS}, from Debian's seabios package)
-  --vga-bios FILE  VGA BIOS (default ${DEFAULT_VGA_BIOS})
+  --bios FILE      SeaBIOS image (default bios.bin in $PLOOP_WASM_BIOS_DIR, else in
+                   /usr/share/seabios, from Debian's seabios package)
+  --vga-bios FILE  VGA BIOS (default vgabios-stdvga.bin in the same folder)
   --memory SIZE    guest RAM (default 32M)
   --snapshot       the guest's writes go to a temporary delta in memory, dropped at exit;
                    the image is not modified. A raw IMG can only be booted this way

@@ -1,0 +1,136 @@
+// v86 (npm) boots ploop images through the adapter, with Debian's SeaBIOS. The read/write boot
+// sector's INT 13h write survives the emulator: a new emulator on the same stores sees it, and
+// so do qemu-img check/convert on the exported image.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createImage, PloopImage } from '../../src/index.ts';
+import { NodeFileStore, NodeDirectory } from '../../src/node.ts';
+import { imageBlockDevice } from '../../src/adapters/block-device.ts';
+import { V86Disk } from '../../src/adapters/v86/disk.ts';
+import { exportMerged, exportDelta, exportRaw } from '../../src/adapters/export.ts';
+import { PersistentDisk } from '../../src/adapters/persistent-disk.ts';
+import { bootUntil } from '../helpers/v86.ts';
+import {
+  printBootSector, readWriteBootSector, rawBootDisk, PRINT_SECTOR_TEXT, LBA1_TEXT, SECTOR_BYTES, WRITE_LBA,
+} from '../helpers/boot-sectors.ts';
+import { makeTempDir } from '../helpers/tmp.ts';
+import { runOk, qemuConvertToRaw } from '../helpers/qemu.ts';
+import { throwsWith } from '../helpers/errors.ts';
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+before(async () => {
+  tmp = await makeTempDir('ploop-v86-');
+});
+after(async () => {
+  await tmp.cleanup();
+});
+
+const FIRST_BOOT = `BOOT LBA2=[] ${LBA1_TEXT} WRITE-OK\r\n`;
+const LATER_BOOT = `BOOT LBA2=[W${LBA1_TEXT.slice(1)}] ${LBA1_TEXT} WRITE-OK\r\n`;
+
+/** A ploop image file holding `raw`, written through the engine (no qemu involved). */
+async function ploopFile(name: string, raw: Uint8Array): Promise<string> {
+  const path = join(tmp.dir, name);
+  const store = await NodeFileStore.open(path, { create: true });
+  await createImage(store, { size: raw.length, clusterSize: 64 << 10 });
+  const image = await PloopImage.open(store, { writable: true });
+  await image.write(0, raw.subarray(0, 64 << 10));
+  await image.close();
+  return path;
+}
+
+async function openFile(path: string, writable = true): Promise<PloopImage> {
+  return PloopImage.open(await NodeFileStore.open(path, { writable }), { writable });
+}
+
+function lbaText(raw: Uint8Array, lba: number): string {
+  const sector = raw.subarray(lba * SECTOR_BYTES, (lba + 1) * SECTOR_BYTES);
+  return String.fromCharCode(...sector.subarray(0, sector.indexOf(0)));
+}
+
+const sha256 = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+
+test('a boot sector in a ploop image prints on COM1 through the adapter', async () => {
+  const path = await ploopFile('print.hds', rawBootDisk(printBootSector()));
+  const image = await openFile(path, false);
+  try {
+    const disk = new V86Disk(imageBlockDevice(image));
+    const serial = await bootUntil(disk, PRINT_SECTOR_TEXT);
+    assert.equal(serial, PRINT_SECTOR_TEXT);
+    assert.ok(disk.counters.reads >= 2, `v86 read the disk through the adapter (${disk.counters.reads} reads)`);
+  } finally {
+    await image.close();
+  }
+});
+
+test('an INT 13h write survives the emulator and shows in the exported image (qemu-img check/convert)', async () => {
+  const path = await ploopFile('rw.hds', rawBootDisk(readWriteBootSector()));
+  let image = await openFile(path);
+  let disk = new V86Disk(imageBlockDevice(image));
+  assert.equal(await bootUntil(disk, 'WRITE-OK\r\n'), FIRST_BOOT);
+  assert.equal(disk.counters.writes, 1);
+  await image.close();
+
+  // A new emulator on new stores over the same file.
+  image = await openFile(path);
+  disk = new V86Disk(imageBlockDevice(image));
+  assert.equal(await bootUntil(disk, 'WRITE-OK\r\n'), LATER_BOOT);
+  const exported = join(tmp.dir, 'rw-export.hds');
+  await writeFile(exported, await exportMerged(image));
+  await image.close();
+
+  for (const file of [path, exported]) {
+    const check = await runOk('qemu-img', ['check', '-f', 'parallels', file]);
+    assert.match(check.stdout, /No errors were found/);
+    const raw = await qemuConvertToRaw(file, `${file}.raw`);
+    assert.equal(lbaText(raw, WRITE_LBA), `W${LBA1_TEXT.slice(1)}`, `${file}: LBA 2 holds the guest's write`);
+  }
+});
+
+test('persistent disk: raw base untouched, writes in the delta folder survive a reopen, exports, reset to base', async () => {
+  const basePath = join(tmp.dir, 'base.raw');
+  await writeFile(basePath, rawBootDisk(readWriteBootSector(), 2 << 20));
+  const baseHash = await sha256(basePath);
+  const dir = new NodeDirectory(join(tmp.dir, 'delta'));
+  await (await import('node:fs/promises')).mkdir(dir.path(''), { recursive: true });
+  const openDisk = async () => PersistentDisk.open({ base: await NodeFileStore.open(basePath), baseKind: 'raw', dir, baseId: 'base.raw' });
+
+  let persistent = await openDisk();
+  assert.equal(await bootUntil(persistent.v86Disk(), 'WRITE-OK\r\n'), FIRST_BOOT);
+  await persistent.close();
+
+  persistent = await openDisk();
+  const disk = persistent.v86Disk();
+  const savedState = disk.get_state();
+  assert.equal(await bootUntil(disk, 'WRITE-OK\r\n'), LATER_BOOT);
+  assert.equal(await sha256(basePath), baseHash, 'the base is never written');
+
+  const merged = join(tmp.dir, 'merged.hds');
+  const delta = join(tmp.dir, 'delta.hds');
+  await writeFile(merged, await exportMerged(persistent.image));
+  await writeFile(delta, await exportDelta(persistent.image));
+  const raw = Buffer.concat(await exportRaw(persistent.image));
+  for (const file of [merged, delta]) assert.match((await runOk('qemu-img', ['check', '-f', 'parallels', file])).stdout, /No errors were found/, file);
+  const mergedRaw = await qemuConvertToRaw(merged, `${merged}.raw`);
+  assert.equal(lbaText(mergedRaw, WRITE_LBA), `W${LBA1_TEXT.slice(1)}`);
+  assert.ok(Buffer.from(mergedRaw).equals(raw), 'raw export equals qemu-img convert of the merged export');
+  // The delta alone holds only the cluster the guest wrote (copied up from the base, then changed).
+  const deltaRaw = await qemuConvertToRaw(delta, `${delta}.raw`);
+  assert.equal(lbaText(deltaRaw, WRITE_LBA), `W${LBA1_TEXT.slice(1)}`);
+  assert.ok(deltaRaw.subarray(64 << 10).every((b) => b === 0), 'the delta maps only the written cluster');
+
+  await persistent.resetToBase();
+  assert.equal(persistent.generation, 1);
+  const fresh = persistent.v86Disk();
+  throwsWith(() => fresh.set_state(savedState), 'EINVAL', /generation 0, the disk is at generation 1/);
+  assert.equal(await bootUntil(fresh, 'WRITE-OK\r\n'), FIRST_BOOT);
+  await persistent.close();
+  // The generation is kept in the folder.
+  persistent = await openDisk();
+  assert.equal(persistent.generation, 1);
+  await persistent.close();
+  assert.equal(await sha256(basePath), baseHash);
+});
