@@ -33,3 +33,11 @@ export {
   inspectDisk, detectFilesystem, readPartitionTable,
   type DiskReport, type PartitionReport, type Partition, type PartitionTable, type FilesystemInfo, type FilesystemType, type ReadAt,
 } from './inspect/index.js';
+
+// Emulator adapters (docs/emulators.md): the block-device facade, v86, persistence and export.
+export { imageBlockDevice, checkDeviceRange, type BlockDevice } from './adapters/block-device.js';
+export { V86Disk, type V86DiskOptions } from './adapters/v86/disk.js';
+export { startV86, SerialLog, type StartV86Options, type RunningV86, type V86Constructor, type V86Emulator, type V86Rom } from './adapters/v86/emulator.js';
+export { sampleBootDisk, sampleBootSector, SAMPLE_LBA1_TEXT } from './adapters/v86/sample-disk.js';
+export { PersistentDisk, type PersistentDiskOptions, type FlushEvents } from './adapters/persistent-disk.js';
+export { exportMerged, exportDelta, exportRaw, exportBlob, type ExportKind } from './adapters/export.js';
