@@ -203,6 +203,24 @@ export const routines = {
     return { mismatches, top, record: await d.readText('overlay.json') };
   },
 
+  /** Write from views on a SharedArrayBuffer (what the shared WASM memory gives) into IndexedDB. */
+  async idbSharedWrite({ path }) {
+    await lib.IdbStore.remove(path);
+    const s = await lib.IdbStore.open(path, { create: true });
+    const shared = new Uint8Array(new SharedArrayBuffer(200_000)).fill(0x42);
+    await s.write(0, shared.subarray(0, 100_000));
+    await s.write(100_000, shared.subarray(100_000));
+    await s.close();
+    return { isolated: self.crossOriginIsolated };
+  },
+
+  async idbSharedRead({ path }) {
+    const s = await lib.IdbStore.open(path, {});
+    const bytes = await readAll(s);
+    await s.close();
+    return { size: bytes.length, sum: bytes.reduce((a, b) => a + b, 0) };
+  },
+
   /** Run a routine in a module worker. */
   async inWorker({ name, arg }) {
     const worker = new Worker(new URL('./worker.mjs', import.meta.url), { type: 'module' });
