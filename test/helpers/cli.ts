@@ -4,7 +4,7 @@
 // start then costs ~0.2 s instead of tsx's ~1.3 s); tsx itself as the last resort.
 
 import { spawn } from 'node:child_process';
-import { copyFile, mkdtemp, readdir, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -59,6 +59,9 @@ async function bundleSources(): Promise<string> {
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const outfile = join(dir, 'a/b/cli.mjs');
   await esbuild.build({ entryPoints: [SOURCE], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'silent' });
+  // replay --runners starts ./runner-worker.js beside the bundle (an ES module, like the build's).
+  await esbuild.build({ entryPoints: [join(ROOT, 'src/runners/runner-worker.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: join(dir, 'a/b/runner-worker.js'), logLevel: 'silent' });
+  await writeFile(join(dir, 'a/b/package.json'), '{"type":"module"}\n');
   await copyFile(join(ROOT, 'dist/ploop.wasm'), join(dir, 'ploop.wasm'));
   return outfile;
 }
