@@ -156,7 +156,7 @@ async function openUrl(url: string, signal: AbortSignal): Promise<Workspace> {
 
 async function openFiles(list: File[]): Promise<void> {
   if (list.length === 0) return;
-  await task('Open files', async () => {
+  const opened = await task('Open files', async () => {
     const descriptor = list.find((f) => f.name === DESCRIPTOR_FILE);
     let ws: Workspace;
     if (descriptor) {
@@ -171,8 +171,9 @@ async function openFiles(list: File[]): Promise<void> {
       ws = Workspace.single(list[0].name, new FileBlobStore(list[0]));
     }
     await openWorkspace(ws, descriptor ? `${list.length} dropped files` : list[0].name);
+    return true;
   });
-  await runCheck();
+  if (opened) await runCheck();
 }
 
 async function openFromUrl(url: string, label = url): Promise<void> {
@@ -221,7 +222,8 @@ $('create-form').addEventListener('submit', (ev) => {
       format: $<HTMLSelectElement>('create-format').value as PloopFormat,
     });
     await openWorkspace(ws, `New image (${formatBytes(size)})`);
-  }).then(() => runCheck());
+    return true;
+  }).then((ok) => (ok ? runCheck() : undefined));
 });
 
 // ---- rendering ---------------------------------------------------------------------------------
@@ -497,7 +499,8 @@ $('snapshot').addEventListener('click', () => {
     const { file } = await snapshotStack(c.ws);
     await openWorkspace(c.ws, c.label);
     status(`Snapshot: new top delta ${file}`);
-  }).then(() => runCheck());
+    return true;
+  }).then((ok) => (ok ? runCheck() : undefined));
 });
 
 /** 512-byte sectors that say what they are: "ploop-wasm test pattern, virtual offset N". */
@@ -528,7 +531,8 @@ $('pattern-form').addEventListener('submit', (ev) => {
     await c.image.flush();
     await reopen();
     await renderHex(offset);
-  }).then(() => runCheck());
+    return true;
+  }).then((ok) => (ok ? runCheck() : undefined));
 });
 
 // ---- export -----------------------------------------------------------------------------------
@@ -655,7 +659,8 @@ async function renderStored(): Promise<void> {
     open.addEventListener('click', () => {
       void task(`Open ${s.name}`, async () => {
         await openWorkspace(await loadWorkspace(s.backend, s.name), `${s.name} (${s.backend === 'opfs' ? 'OPFS' : 'IndexedDB'})`);
-      }).then(() => runCheck());
+        return true;
+      }).then((ok) => (ok ? runCheck() : undefined));
     });
     const del = document.createElement('button');
     del.type = 'button';

@@ -1,0 +1,240 @@
+// The demo page in real Chromium, cross-origin isolated: the built-in sample (header, check,
+// partitions, BAT colours against qemu-img map, hex view), opening by URL and by file picker and
+// drop, and the keyboard. Changes, export and persistence are in page-*.test.ts.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { startBrowser, screenshot, type BrowserSession } from '../helpers/browser.ts';
+import { makeTempDir } from '../helpers/tmp.ts';
+import { qemuCreate, qemuIo, runOk } from '../helpers/qemu.ts';
+import { qemuChainSpec } from '../helpers/stack.ts';
+import { waitIdle, fieldText, batPixel, legendColors, sampleFiles } from './page-helpers.ts';
+
+let session: BrowserSession;
+let tmp: { dir: string; cleanup: () => Promise<void> };
+const served = new Map<string, number>();
+before(async () => {
+  tmp = await makeTempDir('ploop-page-');
+  session = await startBrowser({ mounts: { '/t/': tmp.dir }, onServed: ({ path, bodyBytes }) => served.set(path, (served.get(path) ?? 0) + bodyBytes) });
+});
+after(async () => {
+  await session?.close();
+  await tmp?.cleanup();
+});
+
+async function openPage(path = 'index.html'): Promise<Page> {
+  const page = await session.open(path);
+  await waitIdle(page);
+  return page;
+}
+
+test('the page loads isolated with the sample: header, check, partitions and runner mode, no console errors', async () => {
+  const page = await openPage();
+  assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+  assert.match(await page.textContent('[data-testid=mode]') ?? '', /^\d+ runners \(shared memory\)$/);
+  assert.match(await page.textContent('[data-testid=image-title]') ?? '', /Sample disk/);
+  assert.deepEqual(await fieldText(page), {
+    'format': 'v2 (WithouFreSpacExt, BAT in clusters)',
+    'virtual-size': '32 MiB (33554432 bytes)',
+    'cluster-size': '64 KiB (128 sectors)',
+    'bat-entries': '512',
+    'in-use': 'clear',
+    'data-offset': '128 sectors (0x10000)',
+    'allocated': '16 of 512 (3.1 %)',
+  });
+  const { files } = sampleFiles();
+  assert.deepEqual(await page.locator('[data-testid=deltas] li').allTextContents(), [files[0], `${files[1]} (top, read-only)`]);
+  assert.deepEqual(await page.locator('[data-testid=check] [data-clean]').evaluateAll((els) => els.map((e) => [(e as HTMLElement).dataset.file, (e as HTMLElement).dataset.clean])),
+    files.map((f) => [f, 'true']));
+  assert.match(await page.textContent('[data-testid=check]') ?? '', /root\.hds: no errors16\/512 clusters allocated/);
+  const rows = await page.locator('[data-testid=partitions] tr[data-partition]').evaluateAll((trs) =>
+    trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent)));
+  assert.deepEqual(rows, [
+    ['1', '0x100000', '20 MiB', 'FAT16 (LBA) (0x0e)', 'FAT16', 'PLOOPSAMPLE'],
+    ['2', '0x1500000', '11 MiB', 'Linux swap (0x82)', 'Linux swap', 'sample-swap'],
+  ]);
+  assert.equal(await page.getAttribute('[data-testid=partitions] caption', 'data-scheme'), 'mbr');
+  assert.equal(await page.isVisible('[data-testid=error]'), false);
+  await screenshot(page, 'page-sample');
+  assert.deepEqual(session.errors, []);
+  await page.close();
+});
+
+test('the BAT picture colours every cluster by the level qemu-img map reports, and hover shows the mapping', async () => {
+  const page = await openPage();
+  const { dir, files } = sampleFiles();
+  const map = JSON.parse((await runOk('qemu-img', ['map', '--output=json', qemuChainSpec(files.map((f) => join(dir, f)))])).stdout) as
+    Array<{ start: number; length: number; depth: number; present: boolean; offset?: number }>;
+  const cluster = 64 << 10;
+  const expected: Array<number | 'hole'> = new Array(512).fill('hole');
+  for (const e of map) {
+    if (!e.present) continue;
+    for (let c = e.start / cluster; c < (e.start + e.length) / cluster; c++) expected[c] = files.length - 1 - e.depth;
+  }
+  // The sample has clusters in both levels and holes: the check below means something.
+  assert.ok(expected.includes(0) && expected.includes(1) && expected.includes('hole'));
+  const colors = await legendColors(page);
+  const pixels = await batPixel(page, [...expected.keys()]);
+  const seen = pixels.map((rgb) => Object.entries(colors).find(([, c]) => c === rgb)?.[0] ?? `unknown ${rgb}`);
+  assert.deepEqual(seen, expected.map(String));
+  assert.deepEqual(await page.locator('[data-testid=legend] li').allTextContents(),
+    [`hole: ${expected.filter((l) => l === 'hole').length}`, `level 0 · ${files[0]}: ${expected.filter((l) => l === 0).length}`,
+      `level 1 · ${files[1]}: ${expected.filter((l) => l === 1).length}`]);
+
+  // Hover over a cluster the top delta maps: the info line names level 1 and its host offset.
+  const top = expected.indexOf(1);
+  const hostOffset = map.find((e) => e.depth === 0 && e.present && e.start <= top * cluster && top * cluster < e.start + e.length)!;
+  await page.locator('[data-testid=bat]').scrollIntoViewIfNeeded();
+  const box = (await page.locator('[data-testid=bat]').boundingBox())!;
+  const geo = await page.locator('[data-testid=bat]').evaluate((c) => ({ cell: Number((c as HTMLCanvasElement).dataset.cellPx), cols: Number((c as HTMLCanvasElement).dataset.columns), width: (c as HTMLCanvasElement).width }));
+  // The canvas has a 1 px CSS border around its pixels.
+  const scale = (box.width - 2) / geo.width;
+  await page.mouse.move(box.x + 1 + ((top % geo.cols) + 0.5) * geo.cell * scale, box.y + 1 + (Math.floor(top / geo.cols) + 0.5) * geo.cell * scale);
+  const expectedHost = hostOffset.offset! + (top * cluster - hostOffset.start);
+  await page.waitForFunction((t) => document.querySelector('[data-testid=bat-info]')?.textContent?.startsWith(t), `cluster ${top}:`);
+  assert.equal(await page.textContent('[data-testid=bat-info]'),
+    `cluster ${top}: virtual 0x${(top * cluster).toString(16)} → level 1 (${files[1]}) host offset 0x${expectedHost.toString(16)}`);
+  // Clicking the cell shows its bytes in the hex view.
+  await page.mouse.down();
+  await page.mouse.up();
+  await page.waitForFunction((o) => document.querySelector<HTMLElement>('[data-testid=hex]')?.dataset.offset === String(o), top * cluster);
+  assert.deepEqual(session.errors, []);
+  await page.close();
+});
+
+test('the hex view shows known bytes and pages with the buttons and the offset field', async () => {
+  const page = await openPage();
+  const hex = () => page.textContent('[data-testid=hex]').then((t) => t ?? '');
+  // Sector 0: the MBR, disk signature "oolp" (0x706c6f6f LE) at 0x1b8 and 55 aa at 0x1fe.
+  assert.match(await hex(), /^000001b0  00 00 00 00 00 00 00 00  6f 6f 6c 70 00 00 80 fe  \|\.\.\.\.\.\.\.\.oolp\.\.\.\.\|$/m);
+  assert.match(await hex(), /^000001f0  .* 55 aa  \|\.{14}U\.\|$/m);
+  await page.fill('[data-testid=hex-offset]', '1M');
+  await page.press('[data-testid=hex-offset]', 'Enter');
+  await page.waitForFunction(() => document.querySelector<HTMLElement>('[data-testid=hex]')?.dataset.offset === String(1 << 20));
+  // The FAT16 boot sector: OEM name, then the label and type at 43 and 54.
+  assert.match(await hex(), /^00100000  eb 3c 90 50 4c 4f 4f 50  57 53 4d 00 02 04 04 00  \|\.<\.PLOOPWSM\.\.\.\.\.\|$/m);
+  assert.match(await hex(), /^00100020  00 00 00 00 80 00 29 25  11 26 20 50 4c 4f 4f 50  \|\.\.\.\.\.\.\)%\.& PLOOP\|$/m);
+  assert.match(await hex(), /^00100030  53 41 4d 50 4c 45 46 41  54 31 36 20 20 20 cd 18  \|SAMPLEFAT16   \.\.\|$/m);
+  await page.click('[data-testid=hex-next]');
+  await page.waitForFunction(() => document.querySelector<HTMLElement>('[data-testid=hex]')?.dataset.offset === String((1 << 20) + 512));
+  assert.equal(await page.inputValue('[data-testid=hex-offset]'), '0x100200');
+  await page.click('[data-testid=hex-prev]');
+  await page.waitForFunction(() => document.querySelector<HTMLElement>('[data-testid=hex]')?.dataset.offset === String(1 << 20));
+  // Bad input: a clear error naming the field and the value; nothing changes.
+  await page.fill('[data-testid=hex-offset]', 'twelve');
+  await page.press('[data-testid=hex-offset]', 'Enter');
+  assert.equal(await page.textContent('[data-testid=error]'), 'virtual offset: "twelve" is not a byte count (expected e.g. 4096, 0x1000, 64k or 1M)');
+  await page.fill('[data-testid=hex-offset]', '64M');
+  await page.press('[data-testid=hex-offset]', 'Enter');
+  assert.equal(await page.textContent('[data-testid=error]'), 'virtual offset 67108864 is past the end of the disk (33554432 bytes)');
+  await screenshot(page, 'page-hex');
+  assert.deepEqual(session.errors, []);
+  await page.close();
+});
+
+test('open by URL: an image qemu-img made, served with ranges; only part of it is fetched', async () => {
+  const path = join(tmp.dir, 'q.hds');
+  await qemuCreate(path, '256M', '64k');
+  await qemuIo(path, ['write -P 0x5a 3M 64k', 'write -P 0xa5 200M 128k', 'write -P 0x33 100M 8M']);
+  const size = readFileSync(path).length;
+  const page = await openPage('index.html?empty');
+  await page.fill('[data-testid=url-input]', '/t/q.hds');
+  await page.click('[data-testid=open-url]');
+  await waitIdle(page, 1);
+  assert.equal(await page.textContent('[data-testid=image-title]'), '/t/q.hds');
+  const fields = await fieldText(page);
+  assert.equal(fields['bat-entries'], '4096');
+  assert.equal(fields['allocated'], '131 of 4096 (3.2 %)');
+  await page.fill('[data-testid=hex-offset]', '0x300000');
+  await page.press('[data-testid=hex-offset]', 'Enter');
+  await page.waitForFunction(() => document.querySelector<HTMLElement>('[data-testid=hex]')?.dataset.offset === String(3 << 20));
+  assert.match((await page.textContent('[data-testid=hex]')) ?? '', /^00300000  5a 5a 5a 5a 5a 5a 5a 5a  5a 5a 5a 5a 5a 5a 5a 5a  \|ZZZZZZZZZZZZZZZZ\|$/m);
+  assert.equal(await page.textContent('[data-testid=partitions] caption'), 'No partition table');
+  const fetched = served.get('/t/q.hds') ?? 0;
+  assert.ok(fetched > 0 && fetched < size / 4, `fetched ${fetched} of ${size} bytes`);
+  // A URL that does not exist: a clear error, the page stays usable.
+  await page.fill('[data-testid=url-input]', '/t/missing.hds');
+  await page.click('[data-testid=open-url]');
+  await waitIdle(page);
+  await page.waitForSelector('[data-testid=error]:not([hidden])');
+  assert.match(await page.textContent('[data-testid=error]') ?? '', /\/t\/missing\.hds: not found \(HTTP 404\)/);
+  session.errors.splice(0, session.errors.length, ...session.errors.filter((e) => !/404/.test(e)));
+  assert.deepEqual(session.errors, []);
+  await page.close();
+});
+
+test('open by file picker (one .hds) and by drag and drop (a whole disk folder)', async () => {
+  const path = join(tmp.dir, 'picked.hds');
+  await qemuCreate(path, '16M', '1M');
+  await qemuIo(path, ['write -P 0x11 0 4k']);
+  const page = await openPage('index.html?empty');
+  await page.setInputFiles('[data-testid=file-input]', path);
+  await waitIdle(page, 1);
+  assert.equal(await page.textContent('[data-testid=image-title]'), 'picked.hds');
+  assert.equal((await fieldText(page))['allocated'], '1 of 16 (6.3 %)');
+
+  // Drop the sample folder's three files, as a user drags them from a file manager.
+  const { dir, files } = sampleFiles();
+  const payload = ['DiskDescriptor.xml', ...files].map((name) => ({ name, bytes: [...readFileSync(join(dir, name))] }));
+  const transfer = await page.evaluateHandle((items) => {
+    const dt = new DataTransfer();
+    for (const { name, bytes } of items) dt.items.add(new File([new Uint8Array(bytes)], name));
+    return dt;
+  }, payload);
+  await page.dispatchEvent('[data-testid=drop-zone]', 'drop', { dataTransfer: transfer });
+  await waitIdle(page, 2);
+  assert.equal(await page.textContent('[data-testid=image-title]'), '3 dropped files');
+  assert.equal((await fieldText(page))['allocated'], '16 of 512 (3.1 %)');
+  assert.deepEqual(await page.locator('[data-testid=partitions] td[data-field=label]').allTextContents(), ['PLOOPSAMPLE', 'sample-swap']);
+  // Dropping only the descriptor names the missing files.
+  const partial = await page.evaluateHandle((text) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([text], 'DiskDescriptor.xml'));
+    return dt;
+  }, readFileSync(join(dir, 'DiskDescriptor.xml'), 'utf8'));
+  await page.dispatchEvent('[data-testid=drop-zone]', 'drop', { dataTransfer: partial });
+  await page.waitForSelector('[data-testid=error]:not([hidden])');
+  assert.match(await page.textContent('[data-testid=error]') ?? '', /DiskDescriptor\.xml names root\.hds, root\.hds\.\{.*\}, which were not among the dropped files/);
+  assert.deepEqual(session.errors, []);
+  await page.close();
+});
+
+test('keyboard: Tab reaches the controls in order, arrow keys walk the BAT picture, Enter opens the hex view', async () => {
+  const page = await openPage();
+  const order: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    await page.keyboard.press('Tab');
+    order.push(await page.evaluate(() => {
+      const el = document.activeElement as HTMLElement;
+      return el.dataset.testid ?? el.tagName.toLowerCase();
+    }));
+  }
+  assert.deepEqual(order.slice(0, 6), ['file-input', 'url-input', 'open-url', 'open-sample', 'summary', 'run-check']);
+  await page.focus('[data-testid=bat]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=bat-info]')?.textContent?.startsWith('cluster 0:'));
+  await page.keyboard.press('ArrowRight');
+  await page.waitForFunction(() => document.querySelector('[data-testid=bat-info]')?.textContent?.startsWith('cluster 1:'));
+  const columns = Number(await page.getAttribute('[data-testid=bat]', 'data-columns'));
+  await page.keyboard.press('ArrowDown');
+  await page.waitForFunction((c) => document.querySelector('[data-testid=bat-info]')?.textContent?.startsWith(`cluster ${c + 1}:`), columns);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((o) => document.querySelector<HTMLElement>('[data-testid=hex]')?.dataset.offset === String(o), (columns + 1) * 65536);
+  assert.deepEqual(session.errors, []);
+  await page.close();
+});
+
+test('a narrow screen (360 px) has no horizontal scrolling', async () => {
+  const page = await session.context.newPage();
+  await page.setViewportSize({ width: 360, height: 780 });
+  await page.goto(new URL('index.html', session.server.url).href);
+  await waitIdle(page);
+  const widths = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, view: window.innerWidth }));
+  assert.ok(widths.doc <= widths.view, `page is ${widths.doc} px wide in a ${widths.view} px viewport`);
+  const canvas = await page.locator('[data-testid=bat]').boundingBox();
+  assert.ok(canvas && canvas.x + canvas.width <= 360, 'the BAT picture fits');
+  await screenshot(page, 'page-narrow');
+  await page.close();
+});
+
