@@ -4,9 +4,7 @@
 
 export * from './index.js';
 export { setWasmUrl } from './core/wasm.js';
-export { BlobStore } from './stores/blob.js';
 export { OpfsStore, setOpfsWorkerUrl, type OpfsOpenOptions } from './stores/opfs.js';
 export { OpfsDirectory } from './stores/opfs-dir.js';
-export { openOverlay, OVERLAY_FILE, type OverlayOptions } from './stores/overlay.js';
 export { IdbStore, type IdbOpenOptions } from './stores/idb.js';
 export { IdbDirectory } from './stores/idb-dir.js';

@@ -14,6 +14,9 @@ export { MemoryDirectory } from './stores/memory-dir.js';
 export { createImage, type CreateOptions } from './engine/create.js';
 export { checkImage, type CheckReport, type CheckFinding, type CheckOptions } from './engine/check.js';
 export { MemoryStore } from './stores/memory.js';
+export { BlobStore } from './stores/blob.js';
+export { HttpRangeStore, type HttpRangeOptions, type HttpRangeStats } from './stores/http-range.js';
+export { openOverlay, OVERLAY_FILE, type OverlayOptions } from './stores/overlay.js';
 export type { BlockStore } from './stores/block-store.js';
 export { PloopError, type PloopErrorCode } from './errors.js';
 export {
