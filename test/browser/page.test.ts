@@ -175,14 +175,17 @@ test('open by file picker (one .hds) and by drag and drop (a whole disk folder)'
   assert.equal(await page.textContent('[data-testid=image-title]'), 'picked.hds');
   assert.equal((await fieldText(page))['allocated'], '1 of 16 (6.3 %)');
 
-  // Drop the sample folder's three files, as a user drags them from a file manager.
+  // Drop the sample folder's three files, as a user drags them from a file manager (the page
+  // fetches their bytes from the server to build the File objects).
   const { dir, files } = sampleFiles();
-  const payload = ['DiskDescriptor.xml', ...files].map((name) => ({ name, bytes: [...readFileSync(join(dir, name))] }));
-  const transfer = await page.evaluateHandle((items) => {
+  const transfer = await page.evaluateHandle(async (names) => {
     const dt = new DataTransfer();
-    for (const { name, bytes } of items) dt.items.add(new File([new Uint8Array(bytes)], name));
+    for (const name of names) {
+      const body = await (await fetch(`samples/sample/${encodeURIComponent(name)}`)).arrayBuffer();
+      dt.items.add(new File([body], name));
+    }
     return dt;
-  }, payload);
+  }, ['DiskDescriptor.xml', ...files]);
   await page.dispatchEvent('[data-testid=drop-zone]', 'drop', { dataTransfer: transfer });
   await waitIdle(page, 2);
   assert.equal(await page.textContent('[data-testid=image-title]'), '3 dropped files');
