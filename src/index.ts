@@ -44,3 +44,4 @@ export { startV86, SerialLog, type StartV86Options, type RunningV86, type V86Con
 export { sampleBootDisk, sampleBootSector, SAMPLE_LBA1_TEXT } from './adapters/v86/sample-disk.js';
 export { PersistentDisk, type PersistentDiskOptions, type FlushEvents } from './adapters/persistent-disk.js';
 export { exportMerged, exportDelta, exportRaw, exportBlob, type ExportKind } from './adapters/export.js';
+export { createSyncChannel, serveBlockDevice, SyncBlockDevice, type SyncChannel } from './adapters/sync-bridge.js';
