@@ -53,7 +53,7 @@ export class PersistentDisk {
     this.#generation = generation;
   }
 
-  /** Open (or create) the delta over `base`. */
+  /** Open (or create) the delta over `base`. Once open, the disk owns `base`: close() closes it. */
   static async open(options: PersistentDiskOptions): Promise<PersistentDisk> {
     const generation = await readGeneration(options.dir);
     return new PersistentDisk(options, await openTop(options), generation);
