@@ -221,6 +221,28 @@ export const routines = {
     return { size: bytes.length, sum: bytes.reduce((a, b) => a + b, 0) };
   },
 
+  /** Open an image over HTTP and read `regions` ([offset, length]); returns their bytes and the store's stats. */
+  async httpRead({ url, regions, options }) {
+    const store = await lib.HttpRangeStore.open(url, options);
+    const image = await lib.open(store, { keepStoreOpen: true });
+    const out = [];
+    for (const [offset, length] of regions) out.push(encode(await image.read(offset, length)));
+    await image.close();
+    return { size: await store.size(), stats: store.stats, regions: out };
+  },
+
+  /** An HTTP base with the top delta in `kind` storage: write (reset first) or read regions back. */
+  async httpOverlay({ url, kind, dir, writes, reset, regions }) {
+    if (reset) await dirRemover[kind](dir);
+    const base = await lib.HttpRangeStore.open(url);
+    const image = await lib.openOverlay({ base, top: await dirOpener[kind](dir), baseId: url, writable: !regions });
+    if (writes) await writeAll(image, writes);
+    const out = [];
+    for (const [offset, length] of regions ?? []) out.push(encode(await image.read(offset, length)));
+    await image.close();
+    return { regions: out, stats: base.stats };
+  },
+
   /** Run a routine in a module worker. */
   async inWorker({ name, arg }) {
     const worker = new Worker(new URL('./worker.mjs', import.meta.url), { type: 'module' });
