@@ -243,6 +243,17 @@ export const routines = {
     return { regions: out, stats: base.stats };
   },
 
+  /** Open the file picked in the page's <input type=file> as a BlobStore and read regions. */
+  async pickedRead({ regions }) {
+    const file = document.querySelector('input[type=file]').files[0];
+    const store = new lib.BlobStore(file);
+    const image = await lib.open(store, {});
+    const out = [];
+    for (const [offset, length] of regions) out.push(encode(await image.read(offset, length)));
+    await image.close();
+    return { name: store.name, size: await store.size(), regions: out, writable: store.writable };
+  },
+
   /** Run a routine in a module worker. */
   async inWorker({ name, arg }) {
     const worker = new Worker(new URL('./worker.mjs', import.meta.url), { type: 'module' });
