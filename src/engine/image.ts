@@ -182,7 +182,12 @@ export class PloopImage {
       if (!options.lenient) {
         if (problemCount > 0) throw batProblemError(problems[0], problemCount, geometry, fileBytes);
         if (!extOffValid) {
-          throw new PloopError('ECORRUPT', `invalid ploop header: ext_off ${header.extOff} sectors does not name a whole cluster inside the file (${fileBytes} bytes); run check --repair`, { field: 'ext_off', value: header.extOff });
+          // Inside the file and aligned, the cluster can only have been refused because an entry maps it.
+          const offset = header.extOff * SECTOR_BYTES;
+          const slot = bat.slotOf(offset);
+          const inside = Number.isInteger(slot) && slot >= 0 && offset + geometry.clusterBytes <= fileBytes;
+          const why = inside ? `names the cluster at byte ${offset}, which a BAT entry also maps` : `does not name a whole cluster inside the file (${fileBytes} bytes)`;
+          throw new PloopError('ECORRUPT', `invalid ploop header: ext_off ${header.extOff} sectors ${why}; run check --repair`, { field: 'ext_off', value: header.extOff });
         }
       }
       if (header.inUse === INUSE_MAGIC) {

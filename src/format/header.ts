@@ -159,8 +159,13 @@ export function deriveGeometry(h: PloopHeader, fileBytes: number, lenient = fals
   if (!dataOffValid(h, fileBytes)) {
     if (!lenient) {
       const where = h.dataOff * SECTOR_BYTES < batEndByte ? 'inside the header/BAT area' : h.dataOff * SECTOR_BYTES > fileBytes ? 'past the end of the file' : 'not rounded to a whole cluster';
+      const fileSectors = Math.floor(fileBytes / SECTOR_BYTES);
+      // A file shorter than the smallest valid data_off has no valid value to offer: say that.
+      const expected = minSectors <= fileSectors
+        ? `expected ${minSectors} to ${fileSectors} sectors`
+        : `expected at least ${minSectors} sectors (header and BAT rounded up to a ${clusterBytes}-byte cluster), but the file has only ${fileSectors} sectors`;
       throw new PloopError('ECORRUPT',
-        `invalid ploop header: data_off is ${h.dataOff} sectors (${where}), expected ${minSectors} to ${Math.floor(fileBytes / SECTOR_BYTES)} sectors; run check --repair`,
+        `invalid ploop header: data_off is ${h.dataOff} sectors (${where}), ${expected}; run check --repair`,
         { field: 'data_off', value: h.dataOff, expected: minSectors });
     }
     dataOffSectors = minSectors;
