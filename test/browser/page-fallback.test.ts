@@ -1,0 +1,31 @@
+// The demo page served without COOP/COEP: not cross-origin isolated, so it says it runs one
+// in-thread runner, and everything else works the same. Real Chromium.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startBrowser, screenshot, type BrowserSession } from '../helpers/browser.ts';
+import { waitIdle, fieldText } from './page-helpers.ts';
+
+let session: BrowserSession;
+before(async () => {
+  session = await startBrowser({ isolated: false });
+});
+after(() => session?.close());
+
+test('without the headers the page runs with a single in-thread runner and still opens, checks and changes the sample', async () => {
+  const page = await session.open('index.html');
+  await waitIdle(page, 1);
+  assert.equal(await page.evaluate(() => crossOriginIsolated), false);
+  assert.equal(await page.textContent('[data-testid=mode]'), 'single in-thread runner');
+  assert.equal((await fieldText(page))['bat-entries'], '512');
+  assert.deepEqual(await page.locator('[data-testid=partitions] td[data-field=filesystem]').allTextContents(), ['FAT16', 'Linux swap']);
+  assert.deepEqual(await page.locator('[data-testid=check] [data-clean]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.clean)), ['true', 'true']);
+  await page.click('[data-testid=snapshot]');
+  await waitIdle(page, 2);
+  await page.click('[data-testid=write-pattern]');
+  await waitIdle(page, 3);
+  // The default pattern, 256 KiB at 4 MiB: four new 64 KiB clusters over the sample's 16.
+  assert.equal((await fieldText(page))['allocated'], '20 of 512 (3.9 %)');
+  await screenshot(page, 'page-fallback');
+  assert.deepEqual(session.errors, []);
+  await page.close();
+});
