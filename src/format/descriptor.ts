@@ -251,6 +251,11 @@ function buildTree(nodes: readonly unknown[]): { elements: XmlElement[]; text: s
   return { elements, text };
 }
 
+/** The parser's own message, cut short: for 300,000 unclosed tags it lists every one of them. */
+function brief(message: string): string {
+  return message.length <= 300 ? message : `${message.slice(0, 300)}… (${message.length} characters)`;
+}
+
 function parseXmlTree(xmlText: string): XmlElement {
   let text = xmlText;
   // A UTF-16 code unit never encodes to fewer than one UTF-8 byte, so a long string fails unencoded.
@@ -275,14 +280,14 @@ function parseXmlTree(xmlText: string): XmlElement {
   const validation = XMLValidator.validate(text);
   if (validation !== true) {
     const { msg, line, col } = validation.err;
-    failWith('EFORMAT', `malformed XML at line ${line}${col ? `, column ${col}` : ''}: ${msg}`, { line, column: col });
+    failWith('EFORMAT', `malformed XML at line ${line}${col ? `, column ${col}` : ''}: ${brief(msg)}`, { line, column: col });
   }
   let nodes: unknown;
   try {
     nodes = xmlParser.parse(text);
   } catch (e) {
     if (e instanceof PloopError) throw e;
-    failWith('EFORMAT', `malformed XML: ${e instanceof Error ? e.message : String(e)}`);
+    failWith('EFORMAT', `malformed XML: ${brief(e instanceof Error ? e.message : String(e))}`);
   }
   const { elements } = buildTree(Array.isArray(nodes) ? nodes : []);
   if (elements.length !== 1) failWith('EFORMAT', `malformed XML: ${elements.length} root elements, expected one`);
