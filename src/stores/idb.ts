@@ -14,6 +14,7 @@ export const IDB_DEFAULT_DB = 'ploop-wasm';
 export const IDB_DEFAULT_STORE = 'images';
 const DEFAULT_CHUNK_BYTES = 64 << 10;
 const DEFAULT_DIRTY_BYTES = 8 << 20;
+const DEFAULT_CACHE_BYTES = 8 << 20;
 
 export interface IdbOpenOptions {
   writable?: boolean;
@@ -26,6 +27,11 @@ export interface IdbOpenOptions {
   chunkBytes?: number;
   /** Dirty bytes kept before a commit starts by itself (default 8 MiB). */
   maxDirtyBytes?: number;
+  /**
+   * Clean chunks kept in memory after a read or commit (default 8 MiB, 0 = none), so that small
+   * neighbouring reads do not each cost an IndexedDB transaction.
+   */
+  cacheBytes?: number;
   /**
    * IndexedDB durability of commits: 'strict' (default) makes flush() wait until the data is on
    * disk; 'relaxed' (Chromium's default since 121) only until the browser has it.
@@ -87,6 +93,11 @@ export class IdbStore implements BlockStore {
   readonly chunkBytes: number;
   readonly #use: UseStore;
   readonly #maxDirtyBytes: number;
+  readonly #cacheBytes: number;
+  /** Clean chunks, least recently used first (Map order). */
+  readonly #clean = new Map<number, Uint8Array>();
+  /** Counts chunks made dirty: a fetch that saw it change must not cache what it read. */
+  #dirtied = 0;
   #size: number;
   /** Chunks changed since the last commit began (full chunkBytes buffers). */
   #dirty = new Map<number, Uint8Array>();
@@ -112,6 +123,7 @@ export class IdbStore implements BlockStore {
     this.#size = meta.size;
     this.writable = writable;
     this.#maxDirtyBytes = options.maxDirtyBytes ?? DEFAULT_DIRTY_BYTES;
+    this.#cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
     this.#release = release;
   }
 
@@ -231,6 +243,7 @@ export class IdbStore implements BlockStore {
       if (size < this.#size) {
         const keep = Math.ceil(size / this.chunkBytes);
         for (const i of this.#dirty.keys()) if (i >= keep) this.#dirty.delete(i);
+        for (const i of this.#clean.keys()) if (i >= keep) this.#clean.delete(i);
         this.#dropFrom = Math.min(this.#dropFrom, keep);
         // The last kept chunk's tail must read as zeros if the store grows again.
         if (size % this.chunkBytes !== 0) {
@@ -252,6 +265,7 @@ export class IdbStore implements BlockStore {
       if (this.writable) await this.flush();
     } finally {
       this.#closed = true;
+      this.#clean.clear();
       this.#release?.();
       this.#release = null;
     }
@@ -263,11 +277,12 @@ export class IdbStore implements BlockStore {
     const fetch: number[] = [];
     const dropFrom = Math.min(this.#dropFrom, this.#committingDropFrom);
     for (const i of only ?? range(first, last)) {
-      const c = this.#dirty.get(i) ?? this.#inCommit(i);
+      const c = this.#dirty.get(i) ?? this.#inCommit(i) ?? this.#cached(i);
       if (c) out.set(i, c);
       else if (i < dropFrom) fetch.push(i);
     }
     if (fetch.length > 0) {
+      const dirtied = this.#dirtied;
       let values: Array<Uint8Array | undefined>;
       try {
         values = await getMany<Uint8Array>(fetch.map((i): Key => [this.path, i]), this.#use);
@@ -279,7 +294,11 @@ export class IdbStore implements BlockStore {
         // A dirty version that appeared while we waited is newer than the stored one.
         const now = this.#dirty.get(i) ?? this.#inCommit(i);
         if (now) out.set(i, now);
-        else if (v) out.set(i, v instanceof Uint8Array ? v : new Uint8Array(v as ArrayBuffer));
+        else if (v) {
+          const chunk = v instanceof Uint8Array ? v : new Uint8Array(v as ArrayBuffer);
+          out.set(i, chunk);
+          if (this.#dirtied === dirtied) this.#cache(i, chunk);
+        }
       });
     }
     return out;
@@ -294,11 +313,32 @@ export class IdbStore implements BlockStore {
   #dirtyChunk(i: number, loaded: Map<number, Uint8Array>): Uint8Array {
     let c = this.#dirty.get(i);
     if (c) return c;
+    this.#dirtied++;
+    this.#clean.delete(i);
     const base = this.#inCommit(i) ?? loaded.get(i);
     c = new Uint8Array(this.chunkBytes);
     if (base) c.set(base.subarray(0, this.chunkBytes));
     this.#dirty.set(i, c);
     return c;
+  }
+
+  #cached(i: number): Uint8Array | undefined {
+    const c = this.#clean.get(i);
+    if (c) {
+      this.#clean.delete(i);
+      this.#clean.set(i, c);
+    }
+    return c;
+  }
+
+  #cache(i: number, chunk: Uint8Array): void {
+    if (this.#cacheBytes < this.chunkBytes) return;
+    this.#clean.delete(i);
+    this.#clean.set(i, chunk);
+    for (const k of this.#clean.keys()) {
+      if (this.#clean.size * this.chunkBytes <= this.#cacheBytes) break;
+      this.#clean.delete(k);
+    }
   }
 
   #serialized(fn: () => Promise<void>): Promise<void> {
@@ -350,6 +390,8 @@ export class IdbStore implements BlockStore {
         this.#committing = null;
         this.#committingDropFrom = Infinity;
       }
+      // Committed chunks are the stored version now (their buffers are never written again).
+      for (const [i, c] of chunks) if (!this.#dirty.has(i) && i < this.#dropFrom) this.#cache(i, c);
     });
     this.#commits = run.catch((e) => {
       if (background) this.#failure ??= e;

@@ -1,7 +1,7 @@
 // IdbStore and IdbDirectory in Node over fake-indexeddb (the browser run is in
 // test/browser/stores-idb.test.ts): random operations against MemoryStore as the model, with
-// tiny chunks and a tiny dirty bound so that background commits, partial chunks and shrinks
-// interleave; reopening after flush shows exactly what was flushed.
+// tiny chunks, a tiny dirty bound and a tiny clean cache so that background commits, partial
+// chunks, evictions and shrinks interleave; reopening after flush shows exactly what was flushed.
 import 'fake-indexeddb/auto';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +22,8 @@ for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
   test(`random writes, reads, truncates and flushes match a MemoryStore (seed ${seed})`, async () => {
     const rng = new Prng(seed);
     const path = `model-${seed}`;
-    let store = await IdbStore.open(path, { create: true, chunkBytes: 1024, maxDirtyBytes: 4096 });
+    const cacheBytes = seed % 2 === 0 ? 3072 : 0;
+    let store = await IdbStore.open(path, { create: true, chunkBytes: 1024, maxDirtyBytes: 4096, cacheBytes });
     const model = new MemoryStore();
     let flushed = new Uint8Array(0);
     const pending: Array<Promise<void>> = [];
@@ -59,7 +60,7 @@ for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
         await Promise.all(pending.splice(0));
         await store.close();
         flushed = model.bytes().slice();
-        store = await IdbStore.open(path, { writable: true });
+        store = await IdbStore.open(path, { writable: true, maxDirtyBytes: 4096, cacheBytes });
         assert.equal(store.chunkBytes, 1024, 'an existing image keeps its chunk size');
         assert.deepEqual(await bytesOf(store), flushed, `step ${step}: reopened`);
       }
