@@ -4,13 +4,15 @@
 // delta; "Export" downloads the merged image, the delta alone or the raw disk.
 //
 // Query parameters: ?bios=URL/ (folder with bios.bin and vgabios-stdvga.bin; default /bios/),
-// ?store=memory (keep the delta in memory only), ?noboot (do not boot the sample on load).
+// ?image=URL (boot that image, read lazily with HTTP ranges, instead of the sample),
+// ?store=opfs|idb|memory (where the delta lives; default OPFS, else IndexedDB), ?noboot.
 // window.v86Demo exposes the state to tests.
 
 import {
-  BlobStore, OpfsDirectory, MemoryDirectory, PersistentDisk, startV86, sampleBootDisk, PloopError,
+  BlobStore, OpfsDirectory, IdbDirectory, MemoryDirectory, PersistentDisk, startV86, sampleBootDisk, PloopError,
   type BlockStore, type DeltaDirectory, type RunningV86, type V86Constructor, type V86Disk, type ExportKind,
 } from '../src/browser.js';
+import { HttpRangeStore } from '../src/stores/http-range.js';
 
 const SAMPLE_NAME = 'sample-boot.img';
 const FLUSH_INTERVAL_MS = 2000;
@@ -88,12 +90,13 @@ function loadV86() {
   return v86Module;
 }
 
-/** Where the delta for `baseId` lives: an OPFS folder, or memory when OPFS is missing or not wanted. */
+/** Where the delta for `baseId` lives: OPFS (preferred), IndexedDB, or memory (lost on reload). */
 async function deltaDirectory(baseId: string): Promise<{ dir: DeltaDirectory; where: string }> {
   const folder = `v86-disks/${baseId.replace(/[^A-Za-z0-9._-]/g, '_')}`;
-  if (params.get('store') !== 'memory' && typeof navigator.storage?.getDirectory === 'function') {
-    return { dir: await OpfsDirectory.open(folder), where: `OPFS (${folder})` };
-  }
+  const wanted = params.get('store') ?? (typeof navigator.storage?.getDirectory === 'function' ? 'opfs' : 'idb');
+  if (wanted === 'opfs') return { dir: await OpfsDirectory.open(folder), where: `OPFS (${folder})` };
+  if (wanted === 'idb' && typeof indexedDB !== 'undefined') return { dir: await IdbDirectory.open(folder), where: `IndexedDB (${folder})` };
+  if (wanted !== 'memory' && wanted !== 'idb') throw new PloopError('EINVAL', `?store=${wanted}: expected opfs, idb or memory`);
   return { dir: new MemoryDirectory(folder), where: 'memory only (lost on reload)' };
 }
 
@@ -209,7 +212,16 @@ setInterval(() => {
   if (c) $('io').textContent = `${c.reads} reads (${c.bytesRead} bytes) / ${c.writes} writes (${c.bytesWritten} bytes), ${session!.v86Disk.pendingWrites} pending`;
 }, 500);
 
-const ready = params.has('noboot') ? Promise.resolve() : task('booting the sample', bootSample);
+async function bootUrl(url: string): Promise<void> {
+  const base = await HttpRangeStore.open(new URL(url, location.href));
+  const size = await base.size();
+  await open(url, base, `${url}:${size}`);
+}
+
+const imageUrl = params.get('image');
+const ready = params.has('noboot') ? Promise.resolve()
+  : imageUrl ? task(`booting ${imageUrl}`, () => bootUrl(imageUrl))
+  : task('booting the sample', bootSample);
 
 /** For tests and the console. */
 (window as unknown as { v86Demo: unknown }).v86Demo = {
