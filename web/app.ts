@@ -397,10 +397,12 @@ async function inspect(): Promise<void> {
     th.textContent = t;
     head.append(th);
   }
-  table.append(caption, head);
+  table.append(caption);
   const rows = d.scheme === 'none'
     ? (d.filesystem ? [{ number: 0, startBytes: 0, sizeBytes: c.image.size, typeName: 'whole disk', typeId: '', name: '', filesystem: d.filesystem }] : [])
     : d.partitions;
+  if (rows.length === 0) caption.textContent = 'No partition table and no known filesystem on the disk';
+  else table.append(head);
   for (const p of rows) {
     const tr = document.createElement('tr');
     tr.dataset.partition = String(p.number);

@@ -47,14 +47,14 @@ test('create, snapshot, write a test pattern, export merged / top delta / raw: q
   const page = await session.open('index.html?empty');
   await waitIdle(page);
   await page.click('summary');
-  await page.fill('[data-testid=create-size]', '64M');
+  await page.fill('[data-testid=create-size]', '32M');
   await page.selectOption('[data-testid=create-cluster]', '1048576');
   await page.click('[data-testid=create]');
   await waitIdle(page, 1);
-  assert.equal(await page.textContent('[data-testid=image-title]'), 'New image (64 MiB)');
+  assert.equal(await page.textContent('[data-testid=image-title]'), 'New image (32 MiB)');
   const fresh = await fieldText(page);
-  assert.equal(fresh['bat-entries'], '64');
-  assert.equal(fresh['allocated'], '0 of 64 (0.0 %)');
+  assert.equal(fresh['bat-entries'], '32');
+  assert.equal(fresh['allocated'], '0 of 32 (0.0 %)');
   assert.equal(await page.isEnabled('[data-testid=write-pattern]'), true);
 
   // Write on the base, snapshot, write again: two levels in the picture.
@@ -69,7 +69,7 @@ test('create, snapshot, write a test pattern, export merged / top delta / raw: q
   await page.fill('[data-testid=pattern-length]', '1536k');
   await page.click('[data-testid=write-pattern]');
   await waitIdle(page, 4);
-  assert.equal((await fieldText(page))['allocated'], '3 of 64 (4.7 %)');
+  assert.equal((await fieldText(page))['allocated'], '3 of 32 (9.4 %)');
   assert.match(await page.textContent('[data-testid=hex]') ?? '', /^00500000  70 6c 6f 6f 70 2d 77 61  73 6d 20 74 65 73 74 20  \|ploop-wasm test \|$/m);
   const colors = await legendColors(page);
   assert.deepEqual(await batPixel(page, [0, 1, 5, 6, 7]), [colors['0'], colors['hole'], colors['1'], colors['1'], colors['hole']]);
@@ -78,14 +78,14 @@ test('create, snapshot, write a test pattern, export merged / top delta / raw: q
 
   const merged = await download(page, 'export-merged', 'merged.hds');
   assert.equal(merged.name, 'root-merged.hds');
-  assert.deepEqual(await qemuClean(merged.path), { allocated: 3, total: 64 });
+  assert.deepEqual(await qemuClean(merged.path), { allocated: 3, total: 32 });
   const top = await download(page, 'export-top', 'top.hds');
   assert.match(top.name, /^root\.hds\.[0-9a-f-]{36}$/);
-  assert.deepEqual(await qemuClean(top.path), { allocated: 2, total: 64 });
+  assert.deepEqual(await qemuClean(top.path), { allocated: 2, total: 32 });
   const raw = await download(page, 'export-raw', 'disk.img');
   assert.equal(raw.name, 'root.img');
   const bytes = readFileSync(raw.path);
-  assert.equal(bytes.length, 64 << 20);
+  assert.equal(bytes.length, 32 << 20);
   // The merged image reads as the raw download (qemu-img's comparison), and both hold the pattern.
   const cmp = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'parallels', raw.path, merged.path]);
   assert.equal(cmp.code, 0, cmp.stdout + cmp.stderr);
@@ -144,6 +144,30 @@ test('the sample is read-only until a snapshot puts a writable delta on it', asy
   const colors = await legendColors(page);
   assert.deepEqual(await batPixel(page, [63, 64, 67, 68]), [colors['hole'], colors['2'], colors['2'], colors['hole']]);
   assert.deepEqual(await page.locator('[data-testid=partitions] td[data-field=label]').allTextContents(), ['PLOOPSAMPLE', 'sample-swap']);
+  assert.deepEqual(session.errors, []);
+  await page.close();
+});
+
+test('two million clusters: the BAT picture aggregates clusters per pixel and still shows a single written cluster', async () => {
+  const page = await session.open('index.html?empty');
+  await waitIdle(page);
+  await page.click('summary');
+  await page.fill('[data-testid=create-size]', '2T');
+  await page.selectOption('[data-testid=create-cluster]', '1048576');
+  await page.click('[data-testid=create]');
+  await waitIdle(page, 1);
+  assert.equal((await fieldText(page))['bat-entries'], '2097152');
+  await page.fill('[data-testid=pattern-offset]', '1T');
+  await page.fill('[data-testid=pattern-length]', '4k');
+  await page.click('[data-testid=write-pattern]');
+  await waitIdle(page, 2);
+  const per = Number(await page.getAttribute('[data-testid=bat]', 'data-clusters-per-cell'));
+  assert.ok(per > 1, `${per} clusters per cell`);
+  const written = 1 << 20; // cluster index of virtual offset 1 TiB with 1 MiB clusters
+  const colors = await legendColors(page);
+  assert.deepEqual(await batPixel(page, [0, written - per, written, written + per, 2097152 - 1]),
+    [colors['hole'], colors['hole'], colors['0'], colors['hole'], colors['hole']]);
+  assert.equal((await fieldText(page))['allocated'], '1 of 2097152 (0.0 %)');
   assert.deepEqual(session.errors, []);
   await page.close();
 });

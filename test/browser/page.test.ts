@@ -151,7 +151,7 @@ test('open by URL: an image qemu-img made, served with ranges; only part of it i
   await page.press('[data-testid=hex-offset]', 'Enter');
   await page.waitForFunction(() => document.querySelector<HTMLElement>('[data-testid=hex]')?.dataset.offset === String(3 << 20));
   assert.match((await page.textContent('[data-testid=hex]')) ?? '', /^00300000  5a 5a 5a 5a 5a 5a 5a 5a  5a 5a 5a 5a 5a 5a 5a 5a  \|ZZZZZZZZZZZZZZZZ\|$/m);
-  assert.equal(await page.textContent('[data-testid=partitions] caption'), 'No partition table');
+  assert.equal(await page.textContent('[data-testid=partitions] caption'), 'No partition table and no known filesystem on the disk');
   const fetched = served.get('/t/q.hds') ?? 0;
   assert.ok(fetched > 0 && fetched < size / 4, `fetched ${fetched} of ${size} bytes`);
   // A URL that does not exist: a clear error, the page stays usable.

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The BAT as a picture: one cell per virtual cluster, coloured by the delta level that maps it
 // (or as a hole). Drawn into ImageData, so millions of clusters cost one putImageData; when
-// the clusters outnumber the pixels, one pixel stands for several clusters and shows the level
-// that maps most of them.
+// the clusters outnumber the pixels, one pixel stands for several clusters and shows the newest
+// level that maps any of them (a hole only when all of them are holes), so that sparse data
+// stays visible at any scale.
 
 import type { Extent } from '../../src/browser.js';
 
@@ -58,19 +59,17 @@ export function drawBat(canvas: HTMLCanvasElement, levels: Uint8Array, layout: B
   const img = ctx.createImageData(canvas.width, canvas.height);
   const px = img.data;
   const gap = cellPx >= 6 ? 1 : 0;
-  const counts = new Uint32Array(257);
   const cells = Math.ceil(levels.length / clustersPerCell);
   for (let cell = 0; cell < cells; cell++) {
     let level: number;
     if (clustersPerCell === 1) level = levels[cell];
     else {
-      // The level that maps most of this cell's clusters (holes included).
-      counts.fill(0);
+      // The newest level mapping any of this cell's clusters.
       const from = cell * clustersPerCell;
       const to = Math.min(levels.length, from + clustersPerCell);
-      let best = HOLE;
-      for (let i = from; i < to; i++) if (++counts[levels[i]] > counts[best]) best = levels[i];
-      level = best;
+      let newest = -1;
+      for (let i = from; i < to; i++) if (levels[i] !== HOLE && levels[i] > newest) newest = levels[i];
+      level = newest < 0 ? HOLE : newest;
     }
     const [r, g, b] = levelRgb(level);
     const x0 = (cell % columns) * cellPx;
