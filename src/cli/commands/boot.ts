@@ -150,9 +150,17 @@ async function bootImage(image: PloopImage, o: { bios: ArrayBuffer; vgaBios: Arr
   const failed = new Promise<never>((_, reject) => (diskError = reject));
   failed.catch(() => {});
   const disk = new V86Disk(imageBlockDevice(image), { onError: (e) => diskError?.(e) });
+  // Bytes arrive one at a time; write them out in batches (one write per turn of the event loop).
+  let pending: number[] = [];
+  const writeOut = () => {
+    if (pending.length > 0) process.stdout.write(Uint8Array.from(pending));
+    pending = [];
+  };
   const running = startV86({
     V86, disk, wasmPath, bios: { buffer: o.bios }, vgaBios: { buffer: o.vgaBios }, memoryBytes: o.memoryBytes,
-    onSerialByte: (b) => process.stdout.write(Uint8Array.of(b)),
+    onSerialByte: (b) => {
+      if (pending.push(b) === 1) setImmediate(writeOut);
+    },
   });
   try {
     if (o.until === undefined) {
@@ -170,6 +178,7 @@ async function bootImage(image: PloopImage, o: { bios: ArrayBuffer; vgaBios: Arr
     }
     return 0;
   } finally {
+    writeOut();
     await running.stop();
     await disk.flush();
   }
