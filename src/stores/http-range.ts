@@ -91,7 +91,12 @@ export class HttpRangeStore implements BlockStore {
     const blockBytes = options.blockBytes ?? 64 << 10;
     if (!Number.isInteger(blockBytes) || blockBytes < 512) throw new PloopError('EINVAL', `http: blockBytes ${blockBytes} is invalid, expected an integer >= 512`);
     if (options.cacheBytes !== undefined && !(options.cacheBytes >= 0)) throw new PloopError('EINVAL', `http: cacheBytes ${options.cacheBytes} is invalid, expected >= 0`);
-    const href = typeof url === 'string' ? new URL(url, globalThis.location?.href).href : url.href;
+    let href: string;
+    try {
+      href = typeof url === 'string' ? new URL(url, globalThis.location?.href).href : url.href;
+    } catch {
+      throw new PloopError('EINVAL', `http: URL ${JSON.stringify(String(url))} is not valid here (outside a page it must be absolute, e.g. "https://host/disk.hds")`, { url: String(url) });
+    }
     const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
     const name = options.name ?? href;
     const probe = new HttpRangeStore(href, 0, { etag: null, lastModified: null }, options, blockBytes, fetchFn);

@@ -20,3 +20,11 @@ test('opfs: in a worker the store holds the sync handle itself; the page reads t
   assertNoMismatch(inWorker.mismatches, 'worker after reload');
   assert.equal(inWorker.file, onPage.file);
 });
+
+test('opfs: a page whose OPFS worker cannot be loaded gets an error naming its URL, not a hang', async () => {
+  const page = await ctx.session.open('t/blank.html');
+  const e = await call<{ code: string; message: string } | null>(page, 'opfsBadWorker', { url: '/no-such.worker.js' });
+  assert.equal(e?.code, 'EIO');
+  assert.match(e!.message, /^opfs: the OPFS worker at \/no-such\.worker\.js failed: .*\(see setOpfsWorkerUrl\)$/);
+  await page.close();
+});

@@ -197,6 +197,7 @@ test('HTTP errors, a missing Content-Range, an empty file and a closed port', as
   }
   await rejectsWith(() => HttpRangeStore.open(s.url + 'gone'), 'EIO', /^http: GET .*gone bytes=0-65535 failed: fetch failed/);
   await rejectsWith(() => HttpRangeStore.open(server.url + 'disk.hds', { blockBytes: 100 }), 'EINVAL', /blockBytes 100 is invalid/);
+  await rejectsWith(() => HttpRangeStore.open('disk.hds'), 'EINVAL', /^http: URL "disk\.hds" is not valid here \(outside a page it must be absolute/);
   const store = await HttpRangeStore.open(server.url + 'disk.hds', { name: 'remote disk' });
   await rejectsWith(() => store.write(0, new Uint8Array(1)), 'EREADONLY', /^remote disk: write refused, the store is read-only$/);
   await rejectsWith(() => store.truncate(0), 'EREADONLY', /^remote disk: truncate refused/);

@@ -254,6 +254,19 @@ export const routines = {
     return { name: store.name, size: await store.size(), regions: out, writable: store.writable };
   },
 
+  /** With the OPFS worker's URL wrong, opening fails with an error naming it (and does not hang). */
+  async opfsBadWorker({ url }) {
+    lib.setOpfsWorkerUrl(url);
+    try {
+      await lib.OpfsStore.open('tests/never.hds', { create: true });
+      return null;
+    } catch (e) {
+      return { code: e.code, message: e.message };
+    } finally {
+      lib.setOpfsWorkerUrl(new URL('/opfs.worker.js', location.href));
+    }
+  },
+
   /** Run a routine in a module worker. */
   async inWorker({ name, arg }) {
     const worker = new Worker(new URL('./worker.mjs', import.meta.url), { type: 'module' });
