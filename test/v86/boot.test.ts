@@ -12,13 +12,13 @@ import { imageBlockDevice } from '../../src/adapters/block-device.ts';
 import { V86Disk } from '../../src/adapters/v86/disk.ts';
 import { exportMerged, exportDelta, exportRaw } from '../../src/adapters/export.ts';
 import { PersistentDisk } from '../../src/adapters/persistent-disk.ts';
-import { bootUntil } from '../helpers/v86.ts';
+import { bootUntil, bootV86 } from '../helpers/v86.ts';
 import {
   printBootSector, readWriteBootSector, rawBootDisk, PRINT_SECTOR_TEXT, LBA1_TEXT, SECTOR_BYTES, WRITE_LBA,
 } from '../helpers/boot-sectors.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 import { runOk, qemuConvertToRaw } from '../helpers/qemu.ts';
-import { throwsWith } from '../helpers/errors.ts';
+import { throwsWith, rejectsWith } from '../helpers/errors.ts';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 before(async () => {
@@ -133,4 +133,24 @@ test('persistent disk: raw base untouched, writes in the delta folder survive a 
   assert.equal(persistent.generation, 1);
   await persistent.close();
   assert.equal(await sha256(basePath), baseHash);
+});
+
+test('v86 save_state/restore_state carry the disk id and generation; a state from another generation is refused', async () => {
+  const path = await ploopFile('state.hds', rawBootDisk(printBootSector()));
+  const image = await openFile(path, false);
+  const first = await bootV86(new V86Disk(imageBlockDevice(image), { imageId: 'state.hds', generation: 2 }));
+  const second = await bootV86(new V86Disk(imageBlockDevice(image), { imageId: 'state.hds', generation: 3 }));
+  try {
+    await first.serial.waitFor(PRINT_SECTOR_TEXT, 20_000);
+    const emulator = first.emulator as unknown as { save_state(): Promise<ArrayBuffer>; restore_state(s: ArrayBuffer): Promise<void> };
+    const state = await emulator.save_state();
+    await emulator.restore_state(state);
+    await second.serial.waitFor(PRINT_SECTOR_TEXT, 20_000);
+    await rejectsWith(() => (second.emulator as unknown as typeof emulator).restore_state(state), 'EINVAL',
+      /saved at disk generation 2, the disk is at generation 3 \(it was reset to its base since\)/);
+  } finally {
+    await first.stop();
+    await second.stop();
+    await image.close();
+  }
 });
