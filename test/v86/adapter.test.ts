@@ -190,3 +190,19 @@ test('the sample disk shipped for the page is the assembled read/write boot sect
   assert.equal(SAMPLE_LBA1_TEXT, LBA1_TEXT);
   assert.deepEqual(sampleBootDisk(), rawBootDisk(readWriteBootSector(), 1 << 20));
 });
+
+test('get_as_file exports once the writes v86 queued are in the image', async () => {
+  const image = await newImage();
+  try {
+    const g = gated(imageBlockDevice(image));
+    const disk = new V86Disk(g.device, { exportFile: async () => new Blob([await image.read(0, 512)]) });
+    disk.set(0, new Uint8Array(512).fill(0x33));
+    const file = disk.get_as_file('disk.img');
+    await tick();
+    g.release();
+    const bytes = new Uint8Array(await (await file).arrayBuffer());
+    assert.equal(bytes[0], 0x33);
+  } finally {
+    await image.close();
+  }
+});

@@ -109,10 +109,11 @@ export class V86Disk {
     cb(undefined);
   }
 
-  /** v86 demo's export hook: the file `exportFile` builds (by default the raw disk). */
-  get_as_file(name: string): Promise<Blob> {
-    if (this.#options.exportFile) return this.#options.exportFile(name);
-    return Promise.reject(new PloopError('ENOTSUP', 'v86 disk get_as_file: no export was configured for this disk (pass exportFile)'));
+  /** v86 demo's export hook: the file `exportFile` builds, once v86's queued writes are in. */
+  async get_as_file(name: string): Promise<Blob> {
+    if (!this.#options.exportFile) throw new PloopError('ENOTSUP', 'v86 disk get_as_file: no export was configured for this disk (pass exportFile)');
+    await this.#writes.settled();
+    return this.#options.exportFile(name);
   }
 
   get_state(): [string, number] {
