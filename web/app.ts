@@ -6,13 +6,12 @@
 
 import {
   initStack, snapshotStack, createImage, checkImage, inspectDisk, readDescriptor, descriptorChain, parseDescriptor,
-  MemoryStore, PloopImage, PloopError, DESCRIPTOR_FILE,
+  MemoryStore, PloopImage, PloopError, BlobStore, HttpRangeStore, DESCRIPTOR_FILE,
   type CheckReport, type DiskReport, type PloopFormat,
 } from '../src/browser.js';
 import { INUSE_MAGIC } from '../src/format/header.js';
 import { Workspace } from './demo/workspace.js';
-import { FileBlobStore, UrlRangeStore } from './demo/remote.js';
-import { saveWorkspace, loadWorkspace, listStored, removeStored, checkName, type Backend } from './demo/persist.js';
+import { saveWorkspace, loadWorkspace, listStored, removeStored, checkName, backendLabel, type Backend } from './demo/persist.js';
 import { clusterLevels, layoutBat, drawBat, clusterAt, levelRgb, cssColor, HOLE, type BatLayout } from './demo/bat-canvas.js';
 import { hexDump, parseOffset, formatBytes, hex0x, HEX_PAGE_BYTES } from './demo/hex.js';
 
@@ -109,6 +108,8 @@ async function checkpoint(signal: AbortSignal): Promise<void> {
 
 async function openWorkspace(ws: Workspace, label: string): Promise<void> {
   await closeCurrent();
+  // Another folder replaces this one: release its stores (a stored image's top holds a lock).
+  if (current && current.ws !== ws) await current.ws.dispose();
   const image = await ws.open((m) => warnings.push(m));
   const files = ws.hasDescriptor ? descriptorChain(await readDescriptor(ws)).map((c) => c.file) : [ws.singleFile];
   const clusters = image.geometry.batEntryCount;
@@ -147,11 +148,11 @@ async function openUrl(url: string, signal: AbortSignal): Promise<Workspace> {
     const chain = descriptorChain(parseDescriptor(text));
     const ws = new Workspace(base.href);
     ws.texts.set(DESCRIPTOR_FILE, text);
-    for (const c of chain) ws.files.set(c.file, await UrlRangeStore.open(new URL(encodeURIComponent(c.file), base).href, signal));
+    for (const c of chain) ws.files.set(c.file, await HttpRangeStore.open(new URL(encodeURIComponent(c.file), base).href));
     return ws;
   }
   const name = decodeURIComponent(base.pathname.split('/').pop() || 'image.hds');
-  return Workspace.single(name, await UrlRangeStore.open(base.href, signal));
+  return Workspace.single(name, await HttpRangeStore.open(base.href));
 }
 
 async function openFiles(list: File[]): Promise<void> {
@@ -166,9 +167,9 @@ async function openFiles(list: File[]): Promise<void> {
       if (missing.length) throw new PloopError('EINVAL', `${DESCRIPTOR_FILE} names ${missing.join(', ')}, which ${missing.length > 1 ? 'were' : 'was'} not among the dropped files; drop every file of the folder`);
       ws = new Workspace('dropped folder');
       ws.texts.set(DESCRIPTOR_FILE, text);
-      for (const c of chain) ws.files.set(c.file, new FileBlobStore(list.find((f) => f.name === c.file)!));
+      for (const c of chain) ws.files.set(c.file, new BlobStore(list.find((f) => f.name === c.file)!));
     } else {
-      ws = Workspace.single(list[0].name, new FileBlobStore(list[0]));
+      ws = Workspace.single(list[0].name, new BlobStore(list[0]));
     }
     await openWorkspace(ws, descriptor ? `${list.length} dropped files` : list[0].name);
     return true;
@@ -621,7 +622,7 @@ $('save-form').addEventListener('submit', (ev) => {
   const c = current;
   const backend = $<HTMLSelectElement>('save-backend').value as Backend;
   const name = $<HTMLInputElement>('save-name').value.trim();
-  void task(`Save to ${backend === 'opfs' ? 'OPFS' : 'IndexedDB'}`, async (signal, progress) => {
+  void task(`Save to ${backendLabel(backend)}`, async (signal, progress) => {
     checkName(name);
     // Saved closed: the copy then has a clear in-use flag and a trimmed tail.
     await closeCurrent();
@@ -660,7 +661,7 @@ async function renderStored(): Promise<void> {
     open.dataset.testid = 'stored-open';
     open.addEventListener('click', () => {
       void task(`Open ${s.name}`, async () => {
-        await openWorkspace(await loadWorkspace(s.backend, s.name), `${s.name} (${s.backend === 'opfs' ? 'OPFS' : 'IndexedDB'})`);
+        await openWorkspace(await loadWorkspace(s.backend, s.name), `${s.name} (${backendLabel(s.backend)})`);
         return true;
       }).then((ok) => (ok ? runCheck() : undefined));
     });
@@ -671,6 +672,12 @@ async function renderStored(): Promise<void> {
     del.setAttribute('aria-label', `Delete ${s.name} from ${s.backend === 'opfs' ? 'OPFS' : 'IndexedDB'}`);
     del.dataset.testid = 'stored-delete';
     del.addEventListener('click', () => void task(`Delete ${s.name}`, async () => {
+      if (current && current.ws.name === `${s.backend}:${s.name}`) {
+        await closeCurrent();
+        await current.ws.dispose();
+        current = null;
+        $('image').hidden = true;
+      }
       await removeStored(s.backend, s.name);
       await renderStored();
     }));

@@ -64,13 +64,28 @@ test('a changed image saved to OPFS and to IndexedDB reopens after a reload and 
   }
   await screenshot(page, 'page-stored');
 
-  // Close the browser, start it again on the same profile: still there.
+  // A stored image opens in place: a change made now is written to OPFS / IndexedDB directly.
+  const changed: Record<string, string> = {};
+  for (const [backend, name, offset] of [['opfs', 'opfs-copy', '8M'], ['idb', 'idb-copy', '9M']] as const) {
+    await openStored(page, backend, name, ++opened);
+    await page.fill('[data-testid=pattern-offset]', offset);
+    await page.fill('[data-testid=pattern-length]', '64k');
+    await page.click('[data-testid=write-pattern]');
+    await waitIdle(page, ++opened);
+    changed[backend] = await digest(page);
+    assert.notEqual(changed[backend], before);
+  }
+
+  // Close the browser, start it again on the same profile: still there, with those changes.
   await session.relaunch();
   page = await session.open('index.html?empty');
   await waitIdle(page);
   assert.deepEqual(await storedNames(page), ['idb:idb-copy', 'opfs:opfs-copy']);
   await openStored(page, 'opfs', 'opfs-copy', 1);
-  assert.equal(await digest(page), before);
+  assert.equal(await digest(page), changed.opfs);
+  await openStored(page, 'idb', 'idb-copy', 2);
+  assert.equal(await digest(page), changed.idb);
+  assert.equal((await fieldText(page))['allocated'], '22 of 512 (4.3 %)');
   // Delete removes it from the list (and from the storage: a reload does not bring it back).
   await page.click('[data-testid=stored] li[data-name="idb-copy"] [data-testid=stored-delete]');
   await waitIdle(page);

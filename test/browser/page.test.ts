@@ -159,7 +159,7 @@ test('open by URL: an image qemu-img made, served with ranges; only part of it i
   await page.click('[data-testid=open-url]');
   await waitIdle(page);
   await page.waitForSelector('[data-testid=error]:not([hidden])');
-  assert.match(await page.textContent('[data-testid=error]') ?? '', /\/t\/missing\.hds: not found \(HTTP 404\)/);
+  assert.match(await page.textContent('[data-testid=error]') ?? '', /^http: GET http:\/\/127\.0\.0\.1:\d+\/t\/missing\.hds bytes=0-65535 failed: HTTP 404/);
   session.errors.splice(0, session.errors.length, ...session.errors.filter((e) => !/404/.test(e)));
   assert.deepEqual(session.errors, []);
   await page.close();
