@@ -89,8 +89,15 @@ export class ClusterIo {
   }
 
   async #readPart(level: number, hostOffset: number, part: Uint8Array): Promise<void> {
-    const n = await this.#stores[level].read(hostOffset, part);
+    const n = await this.#readStore(level, hostOffset, part, 'data read');
     if (n < part.length) part.fill(0, n);
+  }
+
+  /** A store read whose failure, like a write's, is a PloopError saying which read failed. */
+  #readStore(level: number, hostOffset: number, into: Uint8Array, what: string): Promise<number> {
+    return this.#stores[level].read(hostOffset, into).catch((e: unknown) => {
+      throw ioError(`${what} of ${into.length} bytes at host byte ${hostOffset} (level ${level})`, e);
+    });
   }
 
   /** Write `data` at virtual `offset`; resolves once the data and any BAT page mapping it are written. */
@@ -159,7 +166,7 @@ export class ClusterIo {
       let payloadOffset = inCluster;
       if (level !== LEVEL_NONE) {
         payload = new Uint8Array(this.#clusterBytes);
-        const n = await this.#stores[level].read(this.#bat.lookup(clusterIndex), payload);
+        const n = await this.#readStore(level, this.#bat.lookup(clusterIndex), payload, 'copy-on-write read');
         payload.fill(0, n);
         payload.set(bytes, inCluster);
         payloadOffset = 0;

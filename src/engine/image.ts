@@ -343,10 +343,15 @@ export class PloopImage {
       await this.flush();
       if (this.writable && this.#inUse) {
         await this.#inUse;
-        await this.#trimTail();
-        this.#header.inUse = this.#header.extOff !== 0 ? CLOSED_V21_MAGIC : 0;
-        await this.#writeHeader();
-        await this.store.flush();
+        try {
+          await this.#trimTail();
+          this.#header.inUse = this.#header.extOff !== 0 ? CLOSED_V21_MAGIC : 0;
+          await this.#writeHeader();
+          await this.store.flush();
+        } catch (e) {
+          // The image stays marked in use (check --repair clears it); the error says which step failed.
+          throw ioError('close (trimming the file, clearing the in-use flag, flush)', e);
+        }
       }
     } finally {
       this.#closed = true;

@@ -10,7 +10,7 @@ import {
 } from '../format/header.js';
 import type { BlockStore } from '../stores/block-store.js';
 import { readFully } from '../stores/block-store.js';
-import { PloopError } from '../errors.js';
+import { PloopError, ioError } from '../errors.js';
 import { PloopImage } from './image.js';
 
 export interface ResizeOptions {
@@ -26,7 +26,8 @@ export interface ResizeResult {
 }
 
 /** Grow or shrink the image on `store` (which stays open) to `newSize` bytes (rounded up to 512). */
-export async function resizeImage(store: BlockStore, newSize: number, options: ResizeOptions = {}): Promise<ResizeResult> {
+export async function resizeImage(target: BlockStore, newSize: number, options: ResizeOptions = {}): Promise<ResizeResult> {
+  const store = namingFailures(target);
   // Open once strictly: resizing an inconsistent image would spread the damage.
   const image = await PloopImage.open(store, { writable: false, keepStoreOpen: true, onWarning: () => {} });
   const header = image.header;
@@ -79,6 +80,25 @@ export async function resizeImage(store: BlockStore, newSize: number, options: R
     }
   }
   return result;
+}
+
+/** `store`, whose failures (any error a store outside this library throws) become PloopErrors naming the resize step. */
+function namingFailures(store: BlockStore): BlockStore {
+  const named = <T>(p: Promise<T>, operation: string) => p.catch((e: unknown) => {
+    throw ioError(`resize: ${operation}`, e);
+  });
+  return {
+    name: store.name,
+    get writable() {
+      return store.writable;
+    },
+    size: () => store.size(),
+    read: (offset, into) => named(store.read(offset, into), `read of ${into.length} bytes at byte ${offset}`),
+    write: (offset, data) => named(store.write(offset, data), `write of ${data.length} bytes at byte ${offset}`),
+    flush: () => named(store.flush(), 'flush'),
+    truncate: (size) => named(store.truncate(size), `truncate to ${size} bytes`),
+    close: () => store.close(),
+  };
 }
 
 /** Zero the part of the cluster holding byte `size - 1` that lies past `size`; false when there is none. */
