@@ -48,6 +48,12 @@ function touches(r: PcRequest, lo: number, hi: number): boolean {
   return r.offset < hi && end > lo;
 }
 
+function dedupe(list: Uint8Array[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const c of list) if (!out.some((o) => firstDifference(o, c) < 0)) out.push(c);
+  return out;
+}
+
 /** Sizes the disk may have: the last acknowledged resize's, or any later one's. */
 export function allowedSizes(e: CrashExpectation): number[] {
   let sure = e.initial.length;
@@ -90,7 +96,6 @@ export function durableContent(e: CrashExpectation, size: number): Uint8Array {
  */
 export function assertContentPlausible(actual: Uint8Array, e: CrashExpectation, what: string): number {
   const expected = durableContent(e, actual.length);
-  const pending = e.issued.filter((r) => !e.durable.has(r.id));
   let explained = 0;
   let from = 0;
   for (;;) {
@@ -99,19 +104,22 @@ export function assertContentPlausible(actual: Uint8Array, e: CrashExpectation, 
     const lo = Math.floor((from + d) / SECTOR) * SECTOR;
     const hi = Math.min(actual.length, lo + SECTOR);
     const got = actual.subarray(lo, hi);
-    const touching = pending.filter((r) => touches(r, lo, hi));
-    let candidates = [expected.slice(lo, hi)];
-    for (const r of touching) {
+    // Every request touching the sector, in issue order: a durable one is on every candidate, a
+    // pending one may or may not be (a failed request may precede a durable one).
+    const writers = e.issued.filter((r) => touches(r, lo, hi));
+    const touching = writers.filter((r) => !e.durable.has(r.id));
+    let candidates = [e.initial.length >= hi ? e.initial.slice(lo, hi) : new Uint8Array(hi - lo)];
+    for (const r of writers) {
       const next = candidates.map((c) => {
         const copy = c.slice();
         apply(copy, r, lo);
         return copy;
       });
-      for (const n of next) if (!candidates.some((c) => firstDifference(c, n) < 0)) candidates.push(n);
+      if (e.durable.has(r.id)) candidates = dedupe(next);
+      else candidates = dedupe([...candidates, ...next]);
       assert.ok(candidates.length <= MAX_CANDIDATES, `${what}: sector at ${lo} has over ${MAX_CANDIDATES} possible contents`);
     }
     if (!candidates.some((c) => firstDifference(c, got) < 0)) {
-      const writers = e.issued.filter((r) => touches(r, lo, hi));
       const lastDurable = writers.filter((r) => e.durable.has(r.id)).pop();
       const kind = touching.length === 0 ? (lastDurable ? 'LOST acknowledged and flushed data' : 'garbage where nothing was written') : 'content no request could have left';
       assertBytesEqual(got, expected.subarray(lo, hi), `${what}: virtual sector at byte ${lo}: ${kind} (requests touching it: ${writers.map((r) => `#${r.id} ${r.kind}${e.durable.has(r.id) ? ' durable' : ''}`).join(', ') || 'none'})`);
