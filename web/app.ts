@@ -487,8 +487,9 @@ $('run-check').addEventListener('click', () => void runCheck());
 
 function updateWritable(): void {
   const writable = !!current?.image.writable;
+  const stored = current?.ws.backing ? backendLabel(current.ws.name.startsWith('opfs:') ? 'opfs' : 'idb') : null;
   $('writable-note').textContent = !current ? '' : writable
-    ? 'The top delta is writable (in this page\'s memory until you save it).'
+    ? (stored ? `The top delta is writable; changes are written to ${stored} as you make them.` : 'The top delta is writable (in this page\'s memory until you save it).')
     : 'The top delta is read-only: take a snapshot to write on a new in-memory delta over it.';
   for (const el of Array.from(document.querySelectorAll<HTMLButtonElement>('button.needs-writable'))) el.disabled = busy > 0 || !writable;
 }

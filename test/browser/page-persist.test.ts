@@ -72,6 +72,7 @@ test('a changed image saved to OPFS and to IndexedDB reopens after a reload and 
     await page.fill('[data-testid=pattern-length]', '64k');
     await page.click('[data-testid=write-pattern]');
     await waitIdle(page, ++opened);
+    assert.equal(await page.textContent('[data-testid=writable-note]'), `The top delta is writable; changes are written to ${backend === 'opfs' ? 'OPFS' : 'IndexedDB'} as you make them.`);
     changed[backend] = await digest(page);
     assert.notEqual(changed[backend], before);
   }
