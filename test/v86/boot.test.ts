@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createImage, PloopImage } from '../../src/index.ts';
 import { NodeFileStore, NodeDirectory } from '../../src/node.ts';
@@ -95,7 +95,7 @@ test('persistent disk: raw base untouched, writes in the delta folder survive a 
   await writeFile(basePath, rawBootDisk(readWriteBootSector(), 2 << 20));
   const baseHash = await sha256(basePath);
   const dir = new NodeDirectory(join(tmp.dir, 'delta'));
-  await (await import('node:fs/promises')).mkdir(dir.path(''), { recursive: true });
+  await mkdir(dir.path(''), { recursive: true });
   const openDisk = async () => PersistentDisk.open({ base: await NodeFileStore.open(basePath), baseKind: 'raw', dir, baseId: 'base.raw' });
 
   let persistent = await openDisk();
