@@ -182,13 +182,14 @@ export class ParallelImage {
   }
 
   /** Counters of the coordinator and every runner together. */
-  async stats(): Promise<ImageStats & { runnerRequests: number[] }> {
-    const s = { ...this.image.stats, runnerRequests: [] as number[] };
-    for (const rs of this.#runnerStats ?? await Promise.all(this.#runners.map((r) => r.link.api.stats()))) {
+  async stats(): Promise<ImageStats & { runnerRequests: number[]; lateWakeups: number }> {
+    const s = { ...this.image.stats, runnerRequests: [] as number[], lateWakeups: this.#runners.reduce((n, r) => n + r.ring.lateWakeups, 0) };
+    for (const rs of this.#runnerStats ?? await Promise.all(this.#runners.map((r) => this.#control(r, () => r.link.api.stats())))) {
       s.dataWrites += rs.dataWrites;
       s.clustersAllocated += rs.clustersAllocated;
       s.clustersCopied += rs.clustersCopied;
       s.runnerRequests.push(rs.requests);
+      s.lateWakeups += rs.lateWakeups;
     }
     return s;
   }
@@ -207,7 +208,7 @@ export class ParallelImage {
     } finally {
       const core = this.image.bat.core;
       try {
-        this.#runnerStats = await Promise.all(this.#runners.map((r) => r.link.api.stats()));
+        this.#runnerStats = await Promise.all(this.#runners.map((r) => this.#control(r, () => r.link.api.stats())));
         for (const r of this.#runners) {
           r.ring.stop();
           await r.link.api.close();
@@ -222,6 +223,13 @@ export class ParallelImage {
         await this.image.close();
       }
     }
+  }
+
+  /** A comlink call to a runner: an idle runner blocks in Atomics.wait, so wake it to listen. */
+  async #control<T>(r: Runner, call: () => Promise<T>): Promise<T> {
+    const p = call();
+    r.ring.poke();
+    return p;
   }
 
   #takeBuffer(length: number): number {

@@ -12,11 +12,19 @@ import { ParallelImage as ParallelImageCore, type ParallelOpenOptions, type Pool
 
 export { sharedMemoryAvailable, type ParallelOpenOptions } from './pool-core.js';
 
+/**
+ * Runners read and write files of up to this many bytes per request with blocking
+ * pread/pwrite: a runner's thread does nothing else, and a synchronous request completes
+ * before the runner goes back to sleep, instead of a thread-pool hop and an event-loop wake-up.
+ */
+const RUNNER_SYNC_IO_BYTES = 64 << 10;
+
 const nodePlatform: PoolPlatform = {
   spawn() {
     const worker = spawnRunnerWorker();
     return { api: wrap<RunnerApi>(nodeEndpoint(worker)), terminate: () => worker.terminate() };
   },
+  // The coordinator's own handle stays asynchronous: its thread serves the caller.
   openStore: (spec) => (spec.kind === 'node-fs' ? NodeFileStore.open(spec.path, { writable: spec.writable }) : openPortableStore(spec)),
 };
 
@@ -27,7 +35,7 @@ export class ParallelImage extends ParallelImageCore {
    * SharedMemoryStore's spec()), with `options.runners` workers (default 2).
    */
   static async open(sources: Array<string | StoreSpec>, options: ParallelOpenOptions = {}): Promise<ParallelImage> {
-    const specs = sources.map((s): StoreSpec => (typeof s === 'string' ? { kind: 'node-fs', path: s, writable: !!options.writable } : s));
+    const specs = sources.map((s): StoreSpec => (typeof s === 'string' ? { kind: 'node-fs', path: s, writable: !!options.writable, syncMaxBytes: RUNNER_SYNC_IO_BYTES } : s));
     const [image, runners] = await ParallelImage.prepare(nodePlatform, specs, options);
     return new ParallelImage(image, runners);
   }

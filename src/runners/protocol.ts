@@ -13,7 +13,8 @@ import type { SharedMemorySpec } from '../stores/shared-memory.js';
  * reference), a URL, an OPFS path.
  */
 export type StoreSpec =
-  | { kind: 'node-fs'; path: string; writable: boolean }
+  /** syncMaxBytes: a runner serves requests up to this size with blocking pread/pwrite (its thread has nothing else to do). */
+  | { kind: 'node-fs'; path: string; writable: boolean; syncMaxBytes?: number }
   | SharedMemorySpec
   | { kind: 'blob'; blob: Blob; name?: string }
   | { kind: 'http'; url: string }
@@ -42,6 +43,8 @@ export interface RunnerCounters {
   clustersCopied: number;
   /** Requests served from the ring. */
   requests: number;
+  /** Times the runner woke by its re-check timeout although a request was waiting (ring.ts). */
+  lateWakeups: number;
 }
 
 export interface RunnerApi {

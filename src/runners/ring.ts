@@ -37,6 +37,15 @@ const SLOT_COUNT = 5;
 const HEADER_BYTES = 64;
 const SLOT_BYTES = 32;
 const ERROR_BYTES = 1024;
+/**
+ * Longest sleep on the other side's tail before looking again. A notify should always wake the
+ * sleeper, but Node 20 was seen (rarely, under heavy CPU contention) to leave an
+ * Atomics.waitAsync sleeping after the notify; the re-check bounds such a stall instead of
+ * hanging the ring. Such late wake-ups are counted (lateWakeups).
+ */
+const WAIT_TIMEOUT_MS = 20;
+/** How long an idle runner blocks before it looks at its event loop (control messages). */
+const IDLE_BLOCK_MS = 50;
 /** Slots per runner: enough for a deep queue; more requests wait in the coordinator. */
 export const DEFAULT_RING_SLOTS = 64;
 
@@ -74,6 +83,30 @@ export function initRing(core: WasmCore, base: number, slots = DEFAULT_RING_SLOT
 
 type Waiter = () => void;
 
+/**
+ * Run `fn` after the current task and its microtasks (setImmediate in Node, a MessageChannel
+ * message in browsers). Wake-ups go through this so that every request a burst of promise
+ * continuations submits (or completes) is published before the other side is woken once.
+ */
+/** A function that resolves after the current task and its microtasks (see makeDeferrer). */
+function macrotaskYield(): () => Promise<void> {
+  const waiting: Array<() => void> = [];
+  const run = makeDeferrer(() => {
+    for (const r of waiting.splice(0)) r();
+  });
+  return () => new Promise<void>((resolve) => {
+    if (waiting.push(resolve) === 1) run();
+  });
+}
+
+function makeDeferrer(fn: () => void): () => void {
+  const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
+  if (immediate) return () => void immediate(fn);
+  const channel = new MessageChannel();
+  channel.port1.onmessage = fn;
+  return () => channel.port2.postMessage(0);
+}
+
 /** The coordinator's end: submit requests, get each one's outcome as a promise. */
 export class RingCaller {
   readonly #core: WasmCore;
@@ -87,6 +120,14 @@ export class RingCaller {
   #compHead = 0;
   #inflight = 0;
   #reaping = false;
+  /** Wake-ups that came by the re-check timeout instead of a notify (see WAIT_TIMEOUT_MS). */
+  lateWakeups = 0;
+  #kickScheduled = false;
+  readonly #kickLater = makeDeferrer(() => {
+    this.#kickScheduled = false;
+    const i32 = this.#core.i32;
+    if (Atomics.load(i32, this.#h + RUNNER_IDLE) === 1 && Atomics.exchange(i32, this.#h + RUNNER_IDLE, 0) === 1) Atomics.notify(i32, this.#h + SUB_TAIL);
+  });
 
   constructor(core: WasmCore, base: number) {
     this.#core = core;
@@ -126,8 +167,10 @@ export class RingCaller {
     i32[l.sub + (this.#subTail & l.mask)] = slot;
     this.#subTail = (this.#subTail + 1) | 0;
     Atomics.store(i32, this.#h + SUB_TAIL, this.#subTail);
-    if (Atomics.load(i32, this.#h + RUNNER_IDLE) === 1 && Atomics.exchange(i32, this.#h + RUNNER_IDLE, 0) === 1) {
-      Atomics.notify(i32, this.#h + SUB_TAIL);
+    // A busy runner sees the new tail on its next turn; an idle one is woken once per burst.
+    if (!this.#kickScheduled && Atomics.load(i32, this.#h + RUNNER_IDLE) === 1) {
+      this.#kickScheduled = true;
+      this.#kickLater();
     }
     this.#inflight++;
     if (!this.#reaping) {
@@ -135,6 +178,11 @@ export class RingCaller {
       void this.#reap();
     }
     return promise;
+  }
+
+  /** Wake an idle runner so that it looks at its event loop (before a control call). */
+  poke(): void {
+    Atomics.notify(this.#core.i32, this.#h + SUB_TAIL);
   }
 
   /** Tell the runner to stop serving (after the last request completed). */
@@ -155,8 +203,8 @@ export class RingCaller {
         const tail = Atomics.load(i32, h + COMP_TAIL);
         if (tail === this.#compHead) {
           Atomics.store(i32, h + CALLER_WAITING, 1);
-          const w = Atomics.waitAsync(i32, h + COMP_TAIL, tail);
-          if (w.async) await w.value;
+          const w = Atomics.waitAsync(i32, h + COMP_TAIL, tail, WAIT_TIMEOUT_MS);
+          if (w.async && (await w.value) === 'timed-out' && Atomics.load(this.#core.i32, h + COMP_TAIL) !== tail) this.lateWakeups++;
           Atomics.store(this.#core.i32, h + CALLER_WAITING, 0);
           continue;
         }
@@ -211,12 +259,18 @@ export class RingServer {
   #subHead = 0;
   #compTail = 0;
   requests = 0;
+  /** Wake-ups that came by the re-check timeout instead of a notify (see WAIT_TIMEOUT_MS). */
+  lateWakeups = 0;
+  /** Requests started and not completed. */
+  #outstanding = 0;
+  readonly #yield: () => Promise<void>;
 
   constructor(core: WasmCore, base: number, handle: RingHandler) {
     this.#core = core;
     this.#l = layout(base, Atomics.load(core.i32, (base >>> 2) + SLOT_COUNT));
     this.#h = base >>> 2;
     this.#handle = handle;
+    this.#yield = macrotaskYield();
   }
 
   /** Serve until STOP; resolves then (requests still running complete on their own). */
@@ -233,6 +287,10 @@ export class RingServer {
         i32 = this.#core.i32;
       }
       if (Atomics.load(i32, h + STOP) === 1) return;
+      // Let the batch's promise continuations run: requests on synchronous stores finish here.
+      if (this.#outstanding > 0) await this.#yield();
+      i32 = this.#core.i32;
+      if (Atomics.load(i32, h + SUB_TAIL) !== tail) continue;
       // Say we sleep, then look once more: a submission that raced with us either sees the
       // flag (and notifies) or is seen here.
       Atomics.store(i32, h + RUNNER_IDLE, 1);
@@ -240,9 +298,19 @@ export class RingServer {
         Atomics.store(i32, h + RUNNER_IDLE, 0);
         continue;
       }
-      const w = Atomics.waitAsync(i32, h + SUB_TAIL, tail);
-      if (w.async) await w.value;
-      Atomics.store(this.#core.i32, h + RUNNER_IDLE, 0);
+      if (this.#outstanding > 0) {
+        // Requests wait for I/O or their BAT page: sleep without blocking the event loop.
+        const w = Atomics.waitAsync(i32, h + SUB_TAIL, tail, WAIT_TIMEOUT_MS);
+        if (w.async && (await w.value) === 'timed-out' && Atomics.load(this.#core.i32, h + SUB_TAIL) !== tail) this.lateWakeups++;
+        Atomics.store(this.#core.i32, h + RUNNER_IDLE, 0);
+      } else {
+        // Nothing in flight: block the thread itself (Atomics.wait wakes at once and reliably;
+        // Node's waitAsync continuation was seen to stall in workers). Control messages
+        // (stats, close) come through the event loop, so look there on every empty wake-up.
+        Atomics.wait(i32, h + SUB_TAIL, tail, IDLE_BLOCK_MS);
+        Atomics.store(this.#core.i32, h + RUNNER_IDLE, 0);
+        if (Atomics.load(this.#core.i32, h + SUB_TAIL) === tail) await this.#yield();
+      }
     }
   }
 
@@ -255,6 +323,7 @@ export class RingServer {
     const buffer = i32[s + 2] >>> 0;
     const offset = this.#core.f64[(at + 16) >>> 3];
     this.requests++;
+    this.#outstanding++;
     let work: Promise<void>;
     try {
       work = this.#handle(op, offset, length, buffer);
@@ -268,10 +337,13 @@ export class RingServer {
     const l = this.#l;
     const h = this.#h;
     const i32 = this.#core.i32;
+    this.#outstanding--;
     i32[((l.slotBase + slot * SLOT_BYTES) >>> 2) + 3] = status;
     i32[l.comp + (this.#compTail & l.mask)] = slot;
     this.#compTail = (this.#compTail + 1) | 0;
     Atomics.store(i32, h + COMP_TAIL, this.#compTail);
+    // Only the first completion after the caller went to sleep notifies; the caller then
+    // takes every completion published by the time it runs.
     if (Atomics.load(i32, h + CALLER_WAITING) === 1 && Atomics.exchange(i32, h + CALLER_WAITING, 0) === 1) {
       Atomics.notify(i32, h + COMP_TAIL);
     }

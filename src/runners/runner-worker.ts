@@ -11,6 +11,6 @@ import { openPortableStore } from './store-spec.js';
 import { nodeEndpoint } from './node-endpoint.js';
 
 const runner = createRunner(async (spec) =>
-  spec.kind === 'node-fs' ? NodeFileStore.open(spec.path, { writable: spec.writable }) : openPortableStore(spec));
+  spec.kind === 'node-fs' ? NodeFileStore.open(spec.path, { writable: spec.writable, syncMaxBytes: spec.syncMaxBytes ?? 0 }) : openPortableStore(spec));
 
 Comlink.expose(runner, nodeEndpoint(parentPort!));

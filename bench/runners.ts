@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+// Runner scaling: 4 KiB random reads and writes at depth 32 through ParallelImage with 1 and 2
+// runners (and the in-thread image for reference), on the shared-memory store and on the file
+// store, in this process. Each figure is the median of `reps` runs; the ratio 2 runners / 1
+// runner is what the runner design is judged by (goal ≥ 1.7× for reads on 2 cores). Run alone:
+// `node --import tsx bench/runners.ts` (BENCH_REPS, BENCH_COUNT); bench/run.ts calls it too.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomFillSync } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createImage, MemoryStore, PloopImage, NodeFileStore } from '../src/node.js';
+import { ParallelImage } from '../src/runners/pool.js';
+import { SharedMemoryStore } from '../src/stores/shared-memory.js';
+import type { StoreSpec } from '../src/runners/protocol.js';
+
+const DISK_BYTES = 256 << 20;
+const CLUSTER_BYTES = 1 << 20;
+const BLOCK = 4096;
+const DEPTH = 32;
+
+export interface ScalingRow {
+  name: string;
+  runners1: number;
+  runners2: number;
+  inThread: number;
+  ratio: number;
+}
+
+type Io = Pick<PloopImage, 'size' | 'readInto' | 'write' | 'flush' | 'close'>;
+
+/** COUNT requests of 4 KiB at random block offsets, DEPTH in flight; returns requests per second. */
+async function drive(image: Io, writing: boolean, count: number, seed: number): Promise<number> {
+  const blocks = Math.floor(image.size / BLOCK);
+  let s = seed >>> 0 || 1;
+  const random = () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return s;
+  };
+  const data = new Uint8Array(BLOCK).fill(0x5a);
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: DEPTH }, async () => {
+    const buffer = new Uint8Array(BLOCK);
+    while (next < count) {
+      next++;
+      const at = (random() % blocks) * BLOCK;
+      if (writing) await image.write(at, data);
+      else await image.readInto(at, buffer);
+    }
+  }));
+  if (writing) await image.flush();
+  return count / ((performance.now() - started) / 1000);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** A fully allocated image (random data in every cluster), as bytes. */
+async function allocatedImageBytes(): Promise<Uint8Array> {
+  const store = new MemoryStore();
+  await createImage(store, { size: DISK_BYTES, clusterSize: CLUSTER_BYTES });
+  const image = await PloopImage.open(store, { writable: true, onWarning: () => {} });
+  const chunk = new Uint8Array(CLUSTER_BYTES);
+  for (let at = 0; at < DISK_BYTES; at += CLUSTER_BYTES) await image.write(at, randomFillSync(chunk));
+  await image.close();
+  return store.bytes().slice();
+}
+
+export async function runnerScaling(options: { reps?: number; count?: number; log?: (line: string) => void } = {}): Promise<ScalingRow[]> {
+  const reps = options.reps ?? 3;
+  const count = options.count ?? 100_000;
+  const log = options.log ?? ((l: string) => console.log(l));
+  const dir = mkdtempSync(join(tmpdir(), 'ploop-runners-bench-'));
+  const rows: ScalingRow[] = [];
+  try {
+    const bytes = await allocatedImageBytes();
+    const file = join(dir, 'disk.hds');
+    writeFileSync(file, bytes);
+    const targets: Array<{ store: string; spec: (writable: boolean) => StoreSpec; inThread: (writable: boolean) => Promise<Io> }> = [
+      {
+        store: 'shared-memory store',
+        spec: (writable) => SharedMemoryStore.from(bytes).spec(writable),
+        inThread: (writable) => PloopImage.open(SharedMemoryStore.from(bytes), { writable, onWarning: () => {} }),
+      },
+      {
+        store: 'file store',
+        spec: (writable) => ({ kind: 'node-fs', path: file, writable }),
+        inThread: async (writable) => PloopImage.open(await NodeFileStore.open(file, { writable }), { writable, onWarning: () => {} }),
+      },
+    ];
+    for (const t of targets) {
+      for (const writing of [false, true]) {
+        const measure = async (open: () => Promise<Io>) => {
+          const xs: number[] = [];
+          for (let r = 0; r < reps; r++) {
+            const image = await open();
+            try {
+              xs.push(await drive(image, writing, count, 0x9e37 + r));
+            } finally {
+              await image.close();
+            }
+          }
+          return median(xs);
+        };
+        const pool = (n: number) => () => ParallelImage.open([t.spec(writing)], { writable: writing, runners: n, onWarning: () => {} });
+        const inThread = await measure(() => t.inThread(writing));
+        const runners1 = await measure(pool(1));
+        const runners2 = await measure(pool(2));
+        const row = { name: `4K random ${writing ? 'write (in place)' : 'read'}, depth ${DEPTH}, ${t.store}`, runners1, runners2, inThread, ratio: runners2 / runners1 };
+        rows.push(row);
+        log(`${row.name.padEnd(52)} in-thread ${Math.round(inThread).toString().padStart(7)}  1 runner ${Math.round(runners1).toString().padStart(7)}  2 runners ${Math.round(runners2).toString().padStart(7)} IOPS   2 vs 1: ${row.ratio.toFixed(2)}x`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await runnerScaling({ reps: Number(process.env.BENCH_REPS ?? 3), count: Number(process.env.BENCH_COUNT ?? 100_000) });
+}
