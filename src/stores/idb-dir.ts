@@ -69,6 +69,24 @@ export class IdbDirectory implements DeltaDirectory {
     await IdbStore.remove(this.#file(file), this.#options);
   }
 
+  /** The names of the files in the folder (images and texts). */
+  async list(): Promise<string[]> {
+    const prefix = `${this.path}/`;
+    let keys: IDBValidKey[];
+    try {
+      keys = await this.#use()('readonly', (s) => promisifyRequest(s.getAllKeys(IDBKeyRange.bound([prefix], [`${prefix}\uffff`]))));
+    } catch (e) {
+      throw ioError(`idb: list ${this.path}`, e);
+    }
+    const names = new Set<string>();
+    for (const k of keys as Array<[string, number | string]>) {
+      const name = k[0].slice(prefix.length);
+      // Only the folder's own files: 'meta' marks an image, 'text' a text file.
+      if (!name.includes('/') && (k[1] === 'meta' || k[1] === 'text')) names.add(name);
+    }
+    return [...names].sort();
+  }
+
   #use() {
     return idbStore(this.#options.db ?? IDB_DEFAULT_DB, this.#options.store ?? IDB_DEFAULT_STORE, this.#options.durability);
   }

@@ -23,7 +23,7 @@ before(async () => {
   await qemuIo(imagePath, [ioWrite(0x3c, 512, 200_000), ioWrite(0xc3, 12 << 20, 65536)]);
   raw = await qemuConvertToRaw(imagePath, `${imagePath}.raw`);
   isolated = await startStoreBrowser();
-  plain = await startStoreBrowser({ isolated: false });
+  plain = await startStoreBrowser({ isolated: false, mounts: { '/files/': tmp.dir } });
 });
 after(async () => {
   await isolated?.close();
@@ -57,7 +57,7 @@ test('without cross-origin isolation OPFS, IndexedDB and an overlay still persis
     assertNoMismatch(v.mismatches, `${kind} without isolation`);
     assert.equal(v.clean, true);
   }
-  const base = (await readFile(imagePath)).toString('base64');
+  const base = '/files/picked.hds';
   const { writes } = randomWrites(22, 16 << 20, 10, 50_000);
   await call(page, 'overlayWrite', { kind: 'opfs', dir: 'plain/overlay', base, baseKind: 'ploop', writes, reset: true });
   await page.reload();

@@ -52,11 +52,12 @@ export function storeSuite(k: StoreKind): SuiteContext {
   const ctx = {} as SuiteContext;
   let cleanup: () => Promise<void>;
   before(async () => {
-    ctx.session = await startStoreBrowser();
-    ctx.page = await openPage(ctx.session);
     const t = await makeTempDir(`ploop-${k.kind}-`);
     ctx.tmp = t.dir;
     cleanup = t.cleanup;
+    // The temp folder is served under /files/: the page fetches base images from there.
+    ctx.session = await startStoreBrowser({ mounts: { '/files/': t.dir } });
+    ctx.page = await openPage(ctx.session);
   });
   after(async () => {
     await ctx.session?.close();
@@ -114,12 +115,13 @@ export function storeSuite(k: StoreKind): SuiteContext {
     });
     await ctx.page.reload();
     const files = ['root.hds', made.snap.file];
-    const v = await call<{ mismatches: unknown[]; levels: number; descriptor: string; files: Record<string, string> }>(ctx.page, 'verifyStack', {
+    const v = await call<{ mismatches: unknown[]; levels: number; descriptor: string; files: Record<string, string>; list: string[] }>(ctx.page, 'verifyStack', {
       kind: k.kind, dir: 'tests/vm', writes: [...first.writes, ...second.writes], files,
     });
     assertNoMismatch(v.mismatches, 'stack after reload');
     assert.equal(v.levels, 2);
     assert.equal(v.descriptor, made.descriptor);
+    assert.deepEqual(v.list, ['DiskDescriptor.xml', ...files].sort());
     const dir = join(ctx.tmp, 'vm');
     await import('node:fs/promises').then((fs) => fs.mkdir(dir));
     await saveB64(dir, 'DiskDescriptor.xml', Buffer.from(v.descriptor).toString('base64'));
@@ -142,7 +144,7 @@ export function storeSuite(k: StoreKind): SuiteContext {
     await qemuCreate(basePath, SIZE, CLUSTER);
     await qemuIo(basePath, [ioWrite(0xaa, 0, 1 << 20), ioWrite(0x55, 3 << 20, 300 << 10)]);
     const baseBytes = await readFile(basePath);
-    const base = baseBytes.toString('base64');
+    const base = '/files/base.hds';
     const model = await qemuConvertToRaw(basePath, `${basePath}.raw`);
     const { writes } = randomWrites(5, SIZE, 25, 100_000, model);
     const w = await call<{ levels: number }>(ctx.page, 'overlayWrite', { kind: k.kind, dir: 'tests/overlay', base, baseKind: 'ploop', writes, reset: true });

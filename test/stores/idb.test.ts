@@ -128,6 +128,8 @@ test('a disk folder in IdbDirectory: init, snapshot, write through the stack; re
   await image.close();
   assert.deepEqual(Array.from(got), [1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1]);
   assert.match((await dir.readText('DiskDescriptor.xml'))!, new RegExp(snap.file.replace(/[{}.]/g, '\\$&')));
+  assert.deepEqual(await dir.list(), ['DiskDescriptor.xml', 'root.hds', snap.file].sort());
+  assert.deepEqual(await (await IdbDirectory.open('folders')).list(), [], 'files of sub-folders are not listed');
   await IdbDirectory.remove('folders/vm');
   assert.equal(await dir.readText('DiskDescriptor.xml'), null);
   await rejectsWith(() => dir.openStore('root.hds'), 'EIO', /no such file/);

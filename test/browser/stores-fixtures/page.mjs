@@ -47,6 +47,13 @@ async function compare(image, { writes, from }) {
   return bad;
 }
 
+/** The base image as a Blob: fetched from the test server (cheaper than passing it through evaluate). */
+async function fetchBlob(url) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
+  return res.blob();
+}
+
 const opener = {
   opfs: (path, o) => lib.OpfsStore.open(path, o),
   idb: (path, o) => lib.IdbStore.open(path, o),
@@ -175,13 +182,14 @@ export const routines = {
       out[f] = encode(await readAll(s));
       await s.close();
     }
-    return { mismatches, levels, descriptor: await d.readText('DiskDescriptor.xml'), files: out };
+    return { mismatches, levels, descriptor: await d.readText('DiskDescriptor.xml'), files: out, list: await d.list() };
   },
 
-  /** Base from a Blob (the bytes given), top delta in `kind` storage; write then close. */
+  /** Base from a Blob (fetched from `base`, a URL), top delta in `kind` storage; write then close. */
   async overlayWrite({ kind, dir, base, baseKind, writes, reset }) {
     if (reset) await dirRemover[kind](dir);
-    const image = await lib.openOverlay({ base: new lib.BlobStore(new Blob([decode(base)]), { name: 'base' }), baseKind, top: await dirOpener[kind](dir), baseId: 'base-1' });
+    const blob = await fetchBlob(base);
+    const image = await lib.openOverlay({ base: new lib.BlobStore(blob, { name: 'base' }), baseKind, top: await dirOpener[kind](dir), baseId: 'base-1' });
     await writeAll(image, writes);
     await image.close();
     return { levels: image.lowerDeltas.length + 1 };
@@ -189,7 +197,7 @@ export const routines = {
 
   async overlayVerify({ kind, dir, base, baseKind, writes, baseId }) {
     const d = await dirOpener[kind](dir);
-    const blob = new Blob([decode(base)]);
+    const blob = await fetchBlob(base);
     const image = await lib.openOverlay({ base: new lib.BlobStore(blob, { name: 'base' }), baseKind, top: d, writable: false, baseId });
     const from = baseKind === 'raw' ? { size: blob.size, read: async () => new Uint8Array(await blob.arrayBuffer()) } : await lib.open(new lib.BlobStore(blob), {});
     const padded = new Uint8Array(image.size);
