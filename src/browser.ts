@@ -8,3 +8,6 @@ export { OpfsStore, setOpfsWorkerUrl, type OpfsOpenOptions } from './stores/opfs
 export { OpfsDirectory } from './stores/opfs-dir.js';
 export { IdbStore, type IdbOpenOptions } from './stores/idb.js';
 export { IdbDirectory } from './stores/idb-dir.js';
+export { SharedMemoryStore, type SharedMemorySpec, type SharedMemoryStoreOptions } from './stores/shared-memory.js';
+export { ParallelImage, sharedMemoryAvailable, setRunnerWorkerUrl, type ParallelOpenOptions } from './runners/pool-browser.js';
+export type { StoreSpec } from './runners/protocol.js';

@@ -5,3 +5,5 @@ export * from './index.js';
 export { NodeFileStore } from './stores/node-fs.js';
 export { NodeDirectory } from './stores/node-dir.js';
 export { ParallelImage, sharedMemoryAvailable, type ParallelOpenOptions } from './runners/pool.js';
+export { SharedMemoryStore, type SharedMemorySpec, type SharedMemoryStoreOptions } from './stores/shared-memory.js';
+export type { StoreSpec } from './runners/protocol.js';
