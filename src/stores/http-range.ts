@@ -22,6 +22,10 @@ export interface HttpRangeOptions {
   headers?: Record<string, string>;
   /** fetch's credentials mode for cross-origin hosts (default 'same-origin'). */
   credentials?: RequestCredentials;
+  /** A request (answer and body) that takes longer fails after this many ms (default 30 s). */
+  timeoutMs?: number;
+  /** Network failures, timeouts and 408/429/5xx answers are retried this often (default 2). */
+  retries?: number;
   /** A fetch to use instead of the global one. */
   fetch?: typeof fetch;
   /** Name in messages (default: the URL). */
@@ -29,8 +33,10 @@ export interface HttpRangeOptions {
 }
 
 export interface HttpRangeStats {
-  /** HTTP requests made (the first one included). */
+  /** HTTP requests made (the first one and retries included). */
   requests: number;
+  /** Requests repeated after a network failure, a timeout or a 408/429/5xx answer. */
+  retries: number;
   /** Body bytes received. */
   bytesFetched: number;
   /** Blocks read from the cache / fetched (or awaited in flight) for reads. */
@@ -48,6 +54,10 @@ interface Validators {
 }
 
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
+/** Answers worth asking again: timeouts, rate limits, server errors (a CDN edge restarting). */
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/** For a response being read: did its timeout fire? (Names the timeout in the body's error.) */
+const timedOutBody = new WeakMap<Response, () => boolean>();
 
 export class HttpRangeStore implements BlockStore {
   readonly name: string;
@@ -69,7 +79,7 @@ export class HttpRangeStore implements BlockStore {
   /** Set once the file changed under us: every later read fails with it. */
   #broken: PloopError | null = null;
   #cachedBytes = 0;
-  readonly #stats = { requests: 0, bytesFetched: 0, cacheHits: 0, cacheMisses: 0, sharedFetches: 0 };
+  readonly #stats = { requests: 0, retries: 0, bytesFetched: 0, cacheHits: 0, cacheMisses: 0, sharedFetches: 0 };
 
   private constructor(url: string, size: number, validators: Validators, options: HttpRangeOptions, blockBytes: number, fetchFn: typeof fetch) {
     this.url = url;
@@ -100,20 +110,24 @@ export class HttpRangeStore implements BlockStore {
     const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
     const name = options.name ?? href;
     const probe = new HttpRangeStore(href, 0, { etag: null, lastModified: null }, options, blockBytes, fetchFn);
-    const res = await probe.#request(0, blockBytes - 1);
-    if (res.status === 416) {
-      // Only an empty file has no byte 0.
-      await res.body?.cancel();
-      const total = /^bytes \*\/(\d+)$/.exec(res.headers.get('Content-Range') ?? '');
-      if (total && Number(total[1]) === 0) return new HttpRangeStore(href, 0, validatorsOf(res), options, blockBytes, fetchFn);
-      throw new PloopError('EIO', `http: ${name}: the server answered 416 Range Not Satisfiable for bytes=0-${blockBytes - 1}`);
+    const { res, done } = await probe.#request(0, blockBytes - 1);
+    try {
+      if (res.status === 416) {
+        // Only an empty file has no byte 0.
+        await res.body?.cancel().catch(() => {});
+        const total = /^bytes \*\/(\d+)$/.exec(res.headers.get('Content-Range') ?? '');
+        if (total && Number(total[1]) === 0) return new HttpRangeStore(href, 0, validatorsOf(res), options, blockBytes, fetchFn);
+        throw new PloopError('EIO', `http: ${name}: the server answered 416 Range Not Satisfiable for bytes=0-${blockBytes - 1}`);
+      }
+      const range = await checkPartial(res, name, 0, blockBytes - 1, null);
+      const store = new HttpRangeStore(href, range.total, validatorsOf(res), options, blockBytes, fetchFn);
+      const body = await probe.#body(res, range.start, range.end);
+      Object.assign(store.#stats, probe.#stats);
+      store.#remember(0, body);
+      return store;
+    } finally {
+      done();
     }
-    const range = await checkPartial(res, name, 0, blockBytes - 1, null);
-    const store = new HttpRangeStore(href, range.total, validatorsOf(res), options, blockBytes, fetchFn);
-    store.#stats.requests = probe.#stats.requests;
-    const body = await store.#body(res, range.start, range.end);
-    store.#remember(0, body);
-    return store;
   }
 
   get stats(): HttpRangeStats {
@@ -213,7 +227,7 @@ export class HttpRangeStore implements BlockStore {
     if (this.#broken) throw this.#broken;
     const start = firstBlock * this.blockBytes;
     const end = Math.min(this.#size, (firstBlock + count) * this.blockBytes) - 1;
-    const res = await this.#request(start, end);
+    const { res, done } = await this.#request(start, end);
     try {
       const range = await checkPartial(res, this.name, start, end, this.#size);
       this.#checkValidators(res, start, end);
@@ -226,25 +240,65 @@ export class HttpRangeStore implements BlockStore {
       // A file that changed stays failed: blocks of two versions must never be mixed.
       if (e instanceof PloopError && e.data.changed) this.#broken = e;
       throw e;
+    } finally {
+      done();
     }
   }
 
-  async #request(start: number, end: number): Promise<Response> {
-    this.#stats.requests++;
-    try {
-      return await this.#fetch(this.url, {
-        headers: { ...this.#options.headers, Range: `bytes=${start}-${end}` },
-        credentials: this.#options.credentials ?? 'same-origin',
-        // Our cache is the cache; the HTTP cache would hide a changed file from the checks.
-        cache: 'no-store',
-      });
-    } catch (e) {
-      throw new PloopError('EIO', `http: GET ${this.name} bytes=${start}-${end} failed: ${(e as Error)?.message ?? e}${(e as { cause?: { message?: string } })?.cause?.message ? ` (${(e as { cause: { message: string } }).cause.message})` : ''}`, { url: this.url, start, end }, { cause: e });
+  /**
+   * GET bytes start..end, retrying network failures, timeouts and 408/429/5xx answers. The
+   * timeout runs until `done()` (called once the body is read), so a stalled body fails too.
+   */
+  async #request(start: number, end: number): Promise<{ res: Response; done: () => void }> {
+    const timeoutMs = this.#options.timeoutMs ?? 30_000;
+    const retries = this.#options.retries ?? 2;
+    const what = `GET ${this.name} bytes=${start}-${end}`;
+    for (let attempt = 0; ; attempt++) {
+      this.#stats.requests++;
+      if (attempt > 0) this.#stats.retries++;
+      const abort = new AbortController();
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        abort.abort();
+      }, timeoutMs);
+      const done = () => clearTimeout(timer);
+      let failure: PloopError;
+      try {
+        const res = await this.#fetch(this.url, {
+          headers: { ...this.#options.headers, Range: `bytes=${start}-${end}` },
+          credentials: this.#options.credentials ?? 'same-origin',
+          // Our cache is the cache; the HTTP cache would hide a changed file from the checks.
+          cache: 'no-store',
+          signal: abort.signal,
+        });
+        if (!RETRY_STATUS.has(res.status) || attempt >= retries) {
+          timedOutBody.set(res, () => timedOut);
+          return { res, done };
+        }
+        done();
+        await res.body?.cancel().catch(() => {});
+        failure = new PloopError('EIO', `http: ${what} failed: HTTP ${res.status}`);
+      } catch (e) {
+        done();
+        const cause = (e as { cause?: { message?: string } })?.cause?.message;
+        failure = new PloopError('EIO', timedOut
+          ? `http: ${what} failed: no answer within ${timeoutMs} ms`
+          : `http: ${what} failed: ${(e as Error)?.message ?? e}${cause ? ` (${cause})` : ''}`, { url: this.url, start, end }, { cause: e });
+      }
+      if (attempt >= retries) throw failure;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }
   }
 
   async #body(res: Response, start: number, end: number): Promise<Uint8Array> {
-    const body = new Uint8Array(await res.arrayBuffer());
+    let body: Uint8Array;
+    try {
+      body = new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      const why = timedOutBody.get(res)?.() ? `the body was not complete within ${this.#options.timeoutMs ?? 30_000} ms` : (e as Error)?.message ?? String(e);
+      throw new PloopError('EIO', `http: GET ${this.name} bytes=${start}-${end} failed while reading the body: ${why}`, { start, end }, { cause: e });
+    }
     this.#stats.bytesFetched += body.length;
     if (body.length !== end - start + 1) {
       throw new PloopError('EIO', `http: ${this.name}: the body for bytes ${start}-${end} has ${body.length} bytes, expected ${end - start + 1}`, { start, end, bodyBytes: body.length });

@@ -228,3 +228,37 @@ test('overlay: an HTTP base (ploop or raw) with a writable top; the server only 
   }
   assert.ok(served.every((s) => s.status === 206), 'only ranged reads reached the server');
 });
+
+test('a 503 or a dropped connection is retried; a server that stalls fails after timeoutMs, not never', async () => {
+  const bytes = await readFile(imagePath);
+  let calls = 0;
+  const flaky = await startTinyServer((req, res) => {
+    calls++;
+    if (calls === 1) res.writeHead(503).end();
+    else if (calls === 2) res.destroy();
+    else answerRange(req, res, bytes);
+  });
+  const stalls = await startTinyServer((req, res) => {
+    if (req.url === '/headers-only') return; // never answers
+    // Headers and half of the body, then nothing.
+    res.writeHead(206, { 'Content-Range': 'bytes 0-65535/1000000', 'Content-Length': '65536' });
+    res.write(new Uint8Array(32768));
+  });
+  try {
+    const store = await HttpRangeStore.open(flaky.url + 'disk.hds');
+    assert.deepEqual([store.stats.requests, store.stats.retries], [3, 2]);
+    await rejectsWith(() => HttpRangeStore.open(stalls.url + 'headers-only', { timeoutMs: 300, retries: 0 }), 'EIO', /bytes=0-65535 failed: no answer within 300 ms$/);
+    await rejectsWith(() => HttpRangeStore.open(stalls.url + 'half-body', { timeoutMs: 300, retries: 0 }), 'EIO', /bytes=0-65535 failed while reading the body: the body was not complete within 300 ms$/);
+    calls = 0;
+    const always503 = await startTinyServer((req, res) => {
+      calls++;
+      res.writeHead(503, 'Service Unavailable').end();
+    });
+    await rejectsWith(() => HttpRangeStore.open(always503.url + 'x', { retries: 1 }), 'EIO', /failed: HTTP 503 Service Unavailable$/);
+    assert.equal(calls, 2);
+    await always503.close();
+  } finally {
+    await flaky.close();
+    await stalls.close();
+  }
+});
