@@ -171,3 +171,28 @@ test('two million clusters: the BAT picture aggregates clusters per pixel and st
   assert.deepEqual(session.errors, []);
   await page.close();
 });
+
+test('a v1 image (BAT in sectors): the header says so, and its export passes qemu-img check', async () => {
+  const page = await session.open('index.html?empty');
+  await waitIdle(page);
+  await page.click('summary');
+  await page.fill('[data-testid=create-size]', '8M');
+  await page.selectOption('[data-testid=create-cluster]', '65536');
+  await page.selectOption('[data-testid=create-format]', 'v1');
+  await page.click('[data-testid=create]');
+  await waitIdle(page, 1);
+  await page.fill('[data-testid=pattern-offset]', '1M');
+  await page.fill('[data-testid=pattern-length]', '100k');
+  await page.click('[data-testid=write-pattern]');
+  await waitIdle(page, 2);
+  const fields = await fieldText(page);
+  assert.equal(fields['format'], 'v1 (WithoutFreeSpace, BAT in sectors)');
+  assert.equal(fields['allocated'], '2 of 128 (1.6 %)');
+  const merged = await download(page, 'export-merged', 'v1.hds');
+  assert.equal(readFileSync(merged.path).subarray(0, 16).toString('latin1'), 'WithoutFreeSpace');
+  assert.deepEqual(await qemuClean(merged.path), { allocated: 2, total: 128 });
+  const r = await runOk('qemu-io', ['-r', '-f', 'parallels', '-c', 'read -v 1M 32', merged.path]);
+  assert.match(r.stdout, /^00100000:  70 6c 6f 6f 70 2d 77 61 73 6d 20 74 65 73 74 20/m);
+  assert.deepEqual(session.errors, []);
+  await page.close();
+});
