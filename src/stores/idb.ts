@@ -65,16 +65,43 @@ export function idbStore(db: string, store: string, durability: 'strict' | 'rela
     let dbp: Promise<IDBDatabase> | undefined;
     const open = (): Promise<IDBDatabase> => {
       if (dbp) return dbp;
-      const request = indexedDB.open(db);
-      request.onupgradeneeded = () => request.result.createObjectStore(store);
-      dbp = promisifyRequest(request);
-      dbp.then((d) => { d.onclose = () => (dbp = undefined); }, () => (dbp = undefined));
+      // A connection closed by the browser or for an upgrade is opened again on next use.
+      dbp = openWithStore(db, store, () => (dbp = undefined));
+      dbp.catch(() => (dbp = undefined));
       return dbp;
     };
     use = (txMode, callback) => open().then((d) => callback(d.transaction(store, txMode, { durability }).objectStore(store)));
   }
   stores.set(id, use);
   return use;
+}
+
+/** Open an IndexedDB request as a promise; a blocked upgrade (another tab) gets a clear error. */
+function request(db: string, version: number | undefined, store: string, gone: () => void): Promise<IDBDatabase> {
+  return new Promise((resolve, reject) => {
+    const r = version === undefined ? indexedDB.open(db) : indexedDB.open(db, version);
+    r.onupgradeneeded = () => { if (!r.result.objectStoreNames.contains(store)) r.result.createObjectStore(store); };
+    r.onsuccess = () => {
+      // Let a later upgrade (a new object store, from here or another tab) proceed.
+      r.result.onversionchange = () => {
+        r.result.close();
+        gone();
+      };
+      r.result.onclose = gone;
+      resolve(r.result);
+    };
+    r.onerror = () => reject(r.error);
+    r.onblocked = () => reject(new PloopError('EIO', `idb: database ${db} needs a new object store ${store}, but another tab keeps an old connection open; close it and retry`));
+  });
+}
+
+/** Open `db`, adding the object store `store` (a version upgrade) when the database lacks it. */
+async function openWithStore(db: string, store: string, gone: () => void): Promise<IDBDatabase> {
+  const d = await request(db, undefined, store, gone);
+  if (d.objectStoreNames.contains(store)) return d;
+  const version = d.version + 1;
+  d.close();
+  return request(db, version, store, gone);
 }
 
 /** Every key of `path` (its chunks, meta and text records). */

@@ -135,3 +135,16 @@ test('a disk folder in IdbDirectory: init, snapshot, write through the stack; re
   await rejectsWith(() => dir.openStore('root.hds'), 'EIO', /no such file/);
   await rejectsWith(() => dir.openStore('a/b'), 'EINVAL', /must be a plain name/);
 });
+
+test('a second object store in the same database is added by an upgrade; data in the first stays', async () => {
+  const a = await IdbStore.open('shared-db-image', { create: true, db: 'two-stores', store: 'first' });
+  await a.write(0, new Uint8Array([1, 2, 3]));
+  await a.close();
+  const b = await IdbStore.open('shared-db-image', { create: true, db: 'two-stores', store: 'second' });
+  await b.write(0, new Uint8Array([4, 5]));
+  await b.close();
+  const again = await IdbStore.open('shared-db-image', { db: 'two-stores', store: 'first' });
+  assert.deepEqual(Array.from(await bytesOf(again)), [1, 2, 3]);
+  const other = await IdbStore.open('shared-db-image', { db: 'two-stores', store: 'second' });
+  assert.deepEqual(Array.from(await bytesOf(other)), [4, 5]);
+});
