@@ -19,7 +19,9 @@ export type Lie =
   | 'total' // claims a file of `claimedSize` bytes (zeros past the real end)
   | 'status-500'
   | 'status-416'
-  | 'reset'; // the connection closes mid-body
+  | 'reset' // the connection closes mid-body
+  | 'stall' // headers and half the body, then nothing
+  | 'silent'; // never answers at all
 
 export interface HostileServer {
   url: string;
@@ -35,6 +37,7 @@ export async function startHostileServer(bytes: Uint8Array, plan: (request: numb
     const lie = plan(n);
     const range = req.headers.range ?? null;
     log.push({ range, lie });
+    if (lie === 'silent') return;
     const m = /^bytes=(\d+)-(\d+)$/.exec(range ?? '');
     const total = lie === 'total' ? claimedSize : bytes.length;
     if (!m || lie === 'ignore-range') {
@@ -67,6 +70,11 @@ export async function startHostileServer(bytes: Uint8Array, plan: (request: numb
     if (lie === 'bad-content-range') headers['Content-Range'] = ['bytes 0-x/12', `bytes ${end}-${start - 1}/${total}`, 'items 0-1/2', `bytes ${start}-${end}/-1`][n % 4];
     if (lie === 'no-content-range') delete headers['Content-Range'];
     if (lie === 'unknown-total') headers['Content-Range'] = `bytes ${start}-${end}/*`;
+    if (lie === 'stall') {
+      res.writeHead(206, { ...headers, 'Content-Length': body.length });
+      res.write(Buffer.from(body.subarray(0, body.length >> 1)));
+      return;
+    }
     if (lie === 'reset') {
       res.writeHead(206, { ...headers, 'Content-Length': body.length });
       res.write(Buffer.from(body.subarray(0, body.length >> 1)));

@@ -16,8 +16,8 @@ import { assertBytesEqual } from '../helpers/model.ts';
 import { Prng } from '../helpers/prng.ts';
 
 const CASE_TIMEOUT_MS = 10_000;
-const LIES: Lie[] = ['ignore-range', 'short-body', 'long-body', 'other-range', 'bad-content-range', 'no-content-range', 'unknown-total', 'total', 'status-500', 'status-416', 'reset'];
-const tried = { cases: 0, correct: 0, refused: 0, requests: 0 };
+const LIES: Lie[] = ['ignore-range', 'short-body', 'long-body', 'other-range', 'bad-content-range', 'no-content-range', 'unknown-total', 'total', 'status-500', 'status-416', 'reset', 'stall', 'silent'];
+const tried = { cases: 0, correct: 0, recovered: 0, refused: 0, requests: 0 };
 
 async function sampleImage(): Promise<{ file: Uint8Array; disk: Uint8Array }> {
   const store = new MemoryStore();
@@ -48,7 +48,7 @@ async function readOver(url: string, disk: Uint8Array, what: string): Promise<'c
   let store: HttpRangeStore | null = null;
   let image: PloopImage | null = null;
   try {
-    store = await HttpRangeStore.open(url, { blockBytes: 4096, cacheBytes: 64 << 10, maxRequestBytes: 64 << 10 });
+    store = await HttpRangeStore.open(url, { blockBytes: 4096, cacheBytes: 64 << 10, maxRequestBytes: 64 << 10, timeoutMs: 400, retries: 1 });
     image = await PloopImage.open(store, { onWarning: () => {} });
     assertBytesEqual(await readWhole(image), disk, `${what}: the disk read over HTTP`);
     return 'correct';
@@ -63,7 +63,7 @@ async function readOver(url: string, disk: Uint8Array, what: string): Promise<'c
   }
 }
 
-test('an HTTP server lying at random requests (ignored Range, short and long bodies, other ranges, bad or missing Content-Range, errors, resets, a huge total): the exact disk or a PloopError, never a hang', { timeout: 150_000 }, async (t) => {
+test('an HTTP server lying at random requests (ignored Range, short and long bodies, other ranges, bad or missing Content-Range, errors, resets, stalls, silence, a huge total): the exact disk or a PloopError, never a hang', { timeout: 150_000 }, async (t) => {
   const { file, disk } = await sampleImage();
   const core = await getCore();
   const memoryBefore = core.memory.buffer.byteLength;
@@ -79,9 +79,10 @@ test('an HTTP server lying at random requests (ignored Range, short and long bod
         tried.requests += server.log.length;
         const told = server.log.filter((l) => l.lie !== null).map((l) => l.lie);
         if (r === 'correct') {
+          // The exact disk (checked in readOver): the lie was consistent ('total'), or the request
+          // that got it was asked again and answered honestly.
           tried.correct++;
-          // Only a consistent lie (or a refused request the store could answer without) may pass unnoticed.
-          assert.ok(told.every((l) => l === 'total'), `${what}: read correctly although the server told ${told.join(', ')}`);
+          if (told.some((l) => l !== 'total')) tried.recovered++;
         } else {
           tried.refused++;
           assert.ok(told.length > 0, `${what}: refused an honest server: ${r.message}`);
@@ -90,11 +91,11 @@ test('an HTTP server lying at random requests (ignored Range, short and long bod
         await server.close();
       }
     },
-  ), { numRuns: 120, seed: 0x4177, endOnFailure: true });
+  ), { numRuns: 90, seed: 0x4177, endOnFailure: true });
   // A claimed 1 TiB file under a 1 MiB image must not reserve memory in proportion to the claim.
   const grown = core.memory.buffer.byteLength - memoryBefore;
   assert.ok(grown <= 64 << 20, `WebAssembly memory grew by ${grown} bytes`);
-  t.diagnostic(`hostile HTTP cases: ${tried.cases} (${tried.correct} read correctly, ${tried.refused} refused with a PloopError), ${tried.requests} requests served; memory grew ${grown} bytes`);
+  t.diagnostic(`hostile HTTP cases: ${tried.cases} (${tried.correct} read correctly, ${tried.recovered} of them after a detectable lie; ${tried.refused} refused with a PloopError), ${tried.requests} requests served; memory grew ${grown} bytes`);
 });
 
 test('a server claiming a 4 PiB file under a header claiming a 2 GiB BAT: refused with a clear error before the BAT is allocated', async () => {

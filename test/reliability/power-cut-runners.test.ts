@@ -70,7 +70,7 @@ for (const [runners, seed, requests] of [[2, 0x9d02, 220], [3, 0x9d03, 160]] as 
           }
         }
       });
-      assert.ok(states >= 800, `only ${states} crash states`);
+      assert.ok(states >= 500, `only ${states} crash states`);
       t.diagnostic(`${runners} runners: ${log.requests.length} requests, ${log.copies.length} flushes, ${pieces} changed pieces; crash states explored: ${states}; qemu-img check on ${qemu}; losses: 0`);
     });
   });
