@@ -310,8 +310,11 @@ async function describeCluster(cluster: number): Promise<string> {
   }
   const length = Math.min(g.clusterBytes, g.virtualSize - from);
   const [e] = c.image.map(from, length);
-  if (!e || e.level === HOLE) return `cluster ${cluster}: virtual ${hex0x(from)} → hole (reads as zeros)`;
-  return `cluster ${cluster}: virtual ${hex0x(from)} → level ${e.level} (${c.files[e.level] ?? '?'}) host offset ${hex0x(e.hostOffset)}`;
+  // Where on the guest's disk this cluster starts: which partition (and filesystem), if any.
+  const part = c.disk?.partitions.find((p) => p.filesystem && p.startBytes <= from && from < p.startBytes + p.sizeBytes);
+  const where = part ? ` · in partition ${part.number} (${part.filesystem!.name}${part.filesystem!.label ? ` “${part.filesystem!.label}”` : ''})` : '';
+  if (!e || e.level === HOLE) return `cluster ${cluster}: virtual ${hex0x(from)} → hole (reads as zeros)${where}`;
+  return `cluster ${cluster}: virtual ${hex0x(from)} → level ${e.level} (${c.files[e.level] ?? '?'}) host offset ${hex0x(e.hostOffset)}${where}`;
 }
 
 async function showCluster(cluster: number): Promise<void> {

@@ -95,7 +95,7 @@ test('the BAT picture colours every cluster by the level qemu-img map reports, a
   const expectedHost = hostOffset.offset! + (top * cluster - hostOffset.start);
   await page.waitForFunction((t) => document.querySelector('[data-testid=bat-info]')?.textContent?.startsWith(t), `cluster ${top}:`);
   assert.equal(await page.textContent('[data-testid=bat-info]'),
-    `cluster ${top}: virtual 0x${(top * cluster).toString(16)} → level 1 (${files[1]}) host offset 0x${expectedHost.toString(16)}`);
+    `cluster ${top}: virtual 0x${(top * cluster).toString(16)} → level 1 (${files[1]}) host offset 0x${expectedHost.toString(16)} · in partition 1 (FAT16 “PLOOPSAMPLE”)`);
   // Clicking the cell shows its bytes in the hex view.
   await page.mouse.down();
   await page.mouse.up();
