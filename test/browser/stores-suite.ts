@@ -107,7 +107,7 @@ export function storeSuite(k: StoreKind): SuiteContext {
     assert.match(e.missing.message, /tests\/err\.bin\.missing.*no such file/);
   });
 
-  test(`${k.kind}: a disk folder (init, write, snapshot, write) survives a reload; ploop and qemu-img read the same`, async () => {
+  test(`${k.kind}: a disk folder (init, write, snapshot, write) survives a reload; ploop and qemu-img read the same; merge`, async () => {
     const first = randomWrites(3, SIZE, 25, 80_000);
     const second = randomWrites(4, SIZE, 25, 80_000, new Uint8Array(first.model));
     const made = await call<{ snap: { file: string }; descriptor: string }>(ctx.page, 'writeStack', {
@@ -137,6 +137,11 @@ export function storeSuite(k: StoreKind): SuiteContext {
     assert.ok(Buffer.from(raw).equals(Buffer.from(second.model)), 'qemu-img reading the chain differs from the model');
     // The snapshot froze the base delta: it holds the first workload only.
     assert.ok(Buffer.from(await qemuConvertToRaw(paths[0], join(dir, 'root.raw'))).equals(Buffer.from(first.model)));
+    // Merging in the browser store removes the upper file and reads the same.
+    const m = await call<{ mismatches: unknown[]; levels: number; list: string[] }>(ctx.page, 'mergeStack', { kind: k.kind, dir: 'tests/vm', writes: [...first.writes, ...second.writes] });
+    assertNoMismatch(m.mismatches, 'after merge');
+    assert.equal(m.levels, 1);
+    assert.deepEqual(m.list, ['DiskDescriptor.xml', 'root.hds'].sort());
   });
 
   test(`${k.kind}: overlay on a qemu-img base given as a Blob; the changes survive a reload and a browser restart`, async () => {

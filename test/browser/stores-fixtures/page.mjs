@@ -185,6 +185,17 @@ export const routines = {
     return { mismatches, levels, descriptor: await d.readText('DiskDescriptor.xml'), files: out, list: await d.list() };
   },
 
+  /** Merge the top delta of a disk folder into the one below; the folder then reads the same. */
+  async mergeStack({ kind, dir, writes }) {
+    const d = await dirOpener[kind](dir);
+    const merged = await lib.mergeStack(d);
+    const image = await lib.openStackDir(d, {});
+    const mismatches = await compare(image, { writes });
+    const levels = image.lowerDeltas.length + 1;
+    await image.close();
+    return { merged, mismatches, levels, list: await d.list() };
+  },
+
   /** Base from a Blob (fetched from `base`, a URL), top delta in `kind` storage; write then close. */
   async overlayWrite({ kind, dir, base, baseKind, writes, reset }) {
     if (reset) await dirRemover[kind](dir);
