@@ -88,7 +88,9 @@ export class ParallelImage {
     if (specs.length === 0) throw new PloopError('EINVAL', 'ParallelImage.open: no deltas given');
     if (count > 0 && (!sharedMemoryAvailable() || !specs.every(specCrossesThreads))) {
       if (!warnedNoShared) {
-        const why = sharedMemoryAvailable() ? 'a store is not in shared memory' : 'SharedArrayBuffer is unavailable (page not cross-origin isolated)';
+        const lone = specs.find((s) => !specCrossesThreads(s));
+        const why = !sharedMemoryAvailable() ? 'SharedArrayBuffer is unavailable (page not cross-origin isolated)'
+          : `store ${lone ? specName(lone) : ''} (${lone?.kind}) cannot be shared with runner threads`;
         (options.onWarning ?? console.warn)(`ploop-wasm: ${why}; using one in-thread runner instead of ${count}`);
       }
       warnedNoShared = true;

@@ -72,6 +72,13 @@ export class NodeFileStore implements BlockStore {
   }
 
   async size(): Promise<number> {
+    // Other handles on the same file (a runner pool's workers) may have grown it since: the
+    // file system knows, this object does not (a stale size kept close() from trimming).
+    try {
+      this.#size = (await call<{ size: number }>((cb) => fstat(this.#fd, cb))).size;
+    } catch (e) {
+      throw ioError(`stat ${this.path}`, e);
+    }
     return this.#size;
   }
 
