@@ -27,7 +27,7 @@ const CASE_TIMEOUT_MS = 5000;
 const WHOLE_READ_LIMIT = 4 << 20;
 /** Largest file a case builds. */
 const MAX_FILE = 1 << 20;
-const RUNS = Number(process.env.HOSTILE_RUNS ?? 1200);
+const RUNS = Number(process.env.HOSTILE_RUNS ?? 1000);
 
 const tried = { images: 0, truncated: 0, corpus: 0, opened: 0, refused: 0, repairedThenOpened: 0 };
 let core: WasmCore;

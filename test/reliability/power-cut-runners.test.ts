@@ -20,7 +20,7 @@ import { withTempDir } from '../helpers/tmp.ts';
 
 const C = 32 << 10;
 const SIZE = 512 << 10;
-const RANDOM_PER_INTERVAL = 25;
+const RANDOM_PER_INTERVAL = 30;
 const QEMU_EVERY = 150;
 
 for (const [runners, seed, requests] of [[2, 0x9d02, 220], [3, 0x9d03, 160]] as const) {

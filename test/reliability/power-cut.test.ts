@@ -139,7 +139,7 @@ test('power cut at every point of a session that snapshots, merges and resizes b
   await session(dir, rng, 20, bigger);
   await mergeStack(dir);
   assert.ok(dir.ops.filter((o) => o.kind === 'writeTextAtomic').length >= 5, 'snapshots, merges and the resize replaced the descriptor');
-  const totals = await explore(dir, initial, before, 0x9c03, 7);
+  const totals = await explore(dir, initial, before, 0x9c03, 8);
   assert.ok(totals.states >= 1000, `only ${totals.states} crash states`);
   t.diagnostic(describe(totals, dir.ops.length, dir.requests.length));
 });
