@@ -5,15 +5,17 @@
 // progress and a Cancel button.
 
 import {
-  initStack, snapshotStack, createImage, checkImage, inspectDisk, readDescriptor, descriptorChain, parseDescriptor,
-  MemoryStore, PloopImage, PloopError, BlobStore, HttpRangeStore, DESCRIPTOR_FILE,
-  type CheckReport, type DiskReport, type PloopFormat,
+  initStack, snapshotStack, checkImage, inspectDisk, readDescriptor, descriptorChain, parseDescriptor,
+  PloopImage, PloopError, BlobStore, HttpRangeStore, DESCRIPTOR_FILE,
+  type DiskReport, type PloopFormat,
 } from '../src/browser.js';
 import { INUSE_MAGIC } from '../src/format/header.js';
 import { Workspace } from './demo/workspace.js';
 import { saveWorkspace, loadWorkspace, listStored, removeStored, checkName, backendLabel, type Backend } from './demo/persist.js';
 import { clusterLevels, layoutBat, drawBat, clusterAt, levelRgb, cssColor, HOLE, type BatLayout } from './demo/bat-canvas.js';
 import { hexDump, parseOffset, formatBytes, hex0x, HEX_PAGE_BYTES } from './demo/hex.js';
+import { mergedParts, storeParts, rawParts, download, checkpoint } from './demo/export.js';
+import { renderPartitions, renderChecks, type DeltaCheck } from './demo/panels.js';
 
 const SAMPLE_URL = 'samples/sample/DiskDescriptor.xml';
 const COPY_CHUNK_BYTES = 1 << 20;
@@ -30,7 +32,7 @@ interface Current {
   levels: Uint8Array;
   layout: BatLayout;
   disk: DiskReport | null;
-  checks: Array<{ file: string; report: CheckReport | null; error?: string }>;
+  checks: DeltaCheck[];
   hexOffset: number;
   selected: number;
 }
@@ -97,12 +99,6 @@ async function task<T>(label: string, fn: (signal: AbortSignal, progress: Progre
 }
 
 $('task-cancel').addEventListener('click', () => taskAbort?.abort(new DOMException('cancelled by the user', 'AbortError')));
-
-/** Yield to the event loop (so that progress paints and Cancel is clickable) and stop when cancelled. */
-async function checkpoint(signal: AbortSignal): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  signal.throwIfAborted();
-}
 
 // ---- opening -----------------------------------------------------------------------------------
 
@@ -382,7 +378,6 @@ $('hex-next').addEventListener('click', () => current && void renderHex(current.
 async function inspect(): Promise<void> {
   const c = current!;
   const table = $('partitions');
-  table.replaceChildren();
   try {
     c.disk = await inspectDisk((o, n) => c.image.read(o, n), c.image.size);
   } catch (e) {
@@ -390,36 +385,7 @@ async function inspect(): Promise<void> {
     table.textContent = `Could not read the partition table: ${(e as Error).message}`;
     return;
   }
-  const d = c.disk;
-  const caption = document.createElement('caption');
-  caption.dataset.scheme = d.scheme;
-  caption.textContent = d.scheme === 'none' ? 'No partition table' : `${d.scheme.toUpperCase()} partition table (disk id ${d.diskId})`;
-  const head = document.createElement('tr');
-  for (const t of ['#', 'Start', 'Size', 'Type', 'Filesystem', 'Label']) {
-    const th = document.createElement('th');
-    th.scope = 'col';
-    th.textContent = t;
-    head.append(th);
-  }
-  table.append(caption);
-  const rows = d.scheme === 'none'
-    ? (d.filesystem ? [{ number: 0, startBytes: 0, sizeBytes: c.image.size, typeName: 'whole disk', typeId: '', name: '', filesystem: d.filesystem }] : [])
-    : d.partitions;
-  if (rows.length === 0) caption.textContent = 'No partition table and no known filesystem on the disk';
-  else table.append(head);
-  for (const p of rows) {
-    const tr = document.createElement('tr');
-    tr.dataset.partition = String(p.number);
-    const type = p.name ? `${p.typeName} “${p.name}”` : p.typeId ? `${p.typeName} (${p.typeId.length > 4 ? p.typeId.toLowerCase() : p.typeId})` : p.typeName;
-    for (const [key, text] of [['number', p.number ? String(p.number) : '–'], ['start', hex0x(p.startBytes)], ['size', formatBytes(p.sizeBytes)], ['type', type],
-      ['filesystem', p.filesystem?.name ?? '—'], ['label', p.filesystem?.label ?? '—']] as const) {
-      const td = document.createElement('td');
-      td.dataset.field = key;
-      td.textContent = text;
-      tr.append(td);
-    }
-    table.append(tr);
-  }
+  renderPartitions(table, c.disk, c.image.size);
 }
 
 // ---- check ----------------------------------------------------------------------------------
@@ -447,41 +413,7 @@ async function runCheck(): Promise<void> {
 }
 
 function renderCheck(): void {
-  const box = $('check');
-  box.replaceChildren();
-  for (const { file, report, error } of current!.checks) {
-    const div = document.createElement('div');
-    div.dataset.file = file;
-    const title = document.createElement('p');
-    const verdict = document.createElement('span');
-    if (!report) {
-      verdict.className = 'dirty';
-      verdict.textContent = 'cannot be checked';
-      title.append(`${file}: `, verdict, ` — ${error}`);
-      div.dataset.clean = 'false';
-      div.append(title);
-      box.append(div);
-      continue;
-    }
-    div.dataset.clean = String(report.clean);
-    verdict.className = report.clean ? 'clean' : 'dirty';
-    verdict.textContent = report.clean ? 'no errors' : `${report.corruptions} corruptions, ${report.leakedClusters} leaked clusters`;
-    title.append(`${file}: `, verdict);
-    const facts = document.createElement('p');
-    facts.className = 'note';
-    facts.textContent = `${report.allocatedClusters}/${report.totalClusters} clusters allocated, ${report.fragmentedClusters} fragmented; image end ${report.imageEndOffset} of ${report.fileSize} bytes`;
-    div.append(title, facts);
-    if (report.findings.length) {
-      const ul = document.createElement('ul');
-      for (const f of report.findings) {
-        const li = document.createElement('li');
-        li.textContent = `${f.severity}: ${f.message}`;
-        ul.append(li);
-      }
-      div.append(ul);
-    }
-    box.append(div);
-  }
+  renderChecks($('check'), current!.checks);
 }
 
 $('run-check').addEventListener('click', () => void runCheck());
@@ -544,44 +476,12 @@ $('pattern-form').addEventListener('submit', (ev) => {
 
 // ---- export -----------------------------------------------------------------------------------
 
-function download(parts: BlobPart[], name: string): void {
-  const url = URL.createObjectURL(new Blob(parts, { type: 'application/octet-stream' }));
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
-}
-
 const baseName = () => (current?.files[0] ?? 'disk').replace(/\.hds$/i, '') || 'disk';
 
 $('export-merged').addEventListener('click', () => {
   if (!current) return;
   const c = current;
-  void task('Export merged image', async (signal, progress) => {
-    const g = c.image.geometry;
-    const out = new MemoryStore();
-    await createImage(out, { size: g.virtualSize, clusterSize: g.clusterBytes, format: g.format });
-    const merged = await PloopImage.open(out, { writable: true, keepStoreOpen: true });
-    try {
-      const extents = c.image.map().filter((e) => e.level !== HOLE);
-      const total = extents.reduce((s, e) => s + e.length, 0);
-      let done = 0;
-      for (const e of extents) {
-        for (let pos = 0; pos < e.length; pos += COPY_CHUNK_BYTES) {
-          await checkpoint(signal);
-          const n = Math.min(COPY_CHUNK_BYTES, e.length - pos);
-          await merged.write(e.offset + pos, await c.image.read(e.offset + pos, n));
-          progress((done += n), total);
-        }
-      }
-    } finally {
-      await merged.close();
-    }
-    download([out.bytes().slice() as Uint8Array<ArrayBuffer>], `${baseName()}-merged.hds`);
-  });
+  void task('Export merged image', async (signal, progress) => download(await mergedParts(c.image, signal, progress), `${baseName()}-merged.hds`));
 });
 
 $('export-top').addEventListener('click', () => {
@@ -589,33 +489,15 @@ $('export-top').addEventListener('click', () => {
   const c = current;
   void task('Export top delta', async (signal, progress) => {
     const top = c.files[c.files.length - 1];
-    const store = await c.ws.openStore(top);
-    const size = await store.size();
-    const parts: Uint8Array<ArrayBuffer>[] = [];
-    for (let pos = 0; pos < size; pos += COPY_CHUNK_BYTES) {
-      await checkpoint(signal);
-      const chunk = new Uint8Array(Math.min(COPY_CHUNK_BYTES, size - pos));
-      await store.read(pos, chunk);
-      parts.push(chunk);
-      progress(pos + chunk.length, size);
-    }
-    download(parts, /\.hds/i.test(top) ? top.replace(/[{}]/g, '') : `${top}.hds`);
+    // Braces of a snapshot file's GUID make awkward download names; the rest of the name stays.
+    download(await storeParts(await c.ws.openStore(top), signal, progress), /\.hds/i.test(top) ? top.replace(/[{}]/g, '') : `${top}.hds`);
   });
 });
 
 $('export-raw').addEventListener('click', () => {
   if (!current) return;
   const c = current;
-  void task('Export raw disk', async (signal, progress) => {
-    const size = c.image.size;
-    const parts: Uint8Array<ArrayBuffer>[] = [];
-    for (let pos = 0; pos < size; pos += COPY_CHUNK_BYTES) {
-      await checkpoint(signal);
-      parts.push((await c.image.read(pos, Math.min(COPY_CHUNK_BYTES, size - pos))) as Uint8Array<ArrayBuffer>);
-      progress(Math.min(size, pos + COPY_CHUNK_BYTES), size);
-    }
-    download(parts, `${baseName()}.img`);
-  });
+  void task('Export raw disk', async (signal, progress) => download(await rawParts(c.image, signal, progress), `${baseName()}.img`));
 });
 
 // ---- persistence ------------------------------------------------------------------------------
