@@ -117,7 +117,7 @@ for (const kind of ['opfs', 'idb'] as const) {
     const { writes, model } = randomWrites(11, VIRTUAL, 20, 100_000, new Uint8Array(raw));
     await call(page, 'httpOverlay', { url: '/img/disk.hds', kind, dir: `tests/http-${kind}`, writes, reset: true });
     await page.reload();
-    const regions: Array<[number, number]> = writes.map((w) => [w.offset, Buffer.from(w.b64, 'base64').length + 100]);
+    const regions: Array<[number, number]> = writes.map((w) => [w.offset, w.length + 100]);
     regions.push([3 << 20, 4096]);
     const r = await call<{ regions: string[] }>(page, 'httpOverlay', { url: '/img/disk.hds', kind, dir: `tests/http-${kind}`, regions });
     regions.forEach(([offset, length], i) => {

@@ -25,7 +25,7 @@ type Result = { ok: true; value: unknown } | { ok: false; code?: string; message
 /** Run a routine of stores-fixtures/page.mjs on the page; returns its value or throws its error. */
 export async function call<T>(page: Page, name: string, arg: unknown = {}): Promise<T> {
   const r = await page.evaluate(async ([n, a]) => {
-    const m = await import('/t/page.mjs');
+    const m = await import('/t/page.mjs' as string);
     return m.run(n, a);
   }, [name, arg] as const) as Result;
   if (!r.ok) throw Object.assign(new Error(`${name}: ${r.code ?? ''} ${r.message}\n${r.stack ?? ''}`), { code: r.code });
@@ -39,20 +39,30 @@ export async function callInWorker<T>(page: Page, name: string, arg: unknown = {
   return inner.value as T;
 }
 
-export interface Write { offset: number; b64: string }
+/**
+ * A write as sent to the page: where, how long, and a tag from which both sides compute the same
+ * bytes (stores-fixtures/page.mjs has the same formula). Sending the bytes themselves through
+ * page.evaluate costs seconds on a busy machine.
+ */
+export interface Write { offset: number; length: number; tag: number }
 
-/** `count` random writes (sector-aligned or not) within `size` bytes, and the model they produce. */
+/** The bytes of a write: depend on the tag and on the position, so misplaced data shows. */
+export function writeBytes(w: Write): Uint8Array {
+  const out = new Uint8Array(w.length);
+  for (let j = 0; j < w.length; j++) out[j] = (w.tag * 73 + j * 7 + (j >>> 9) * 31 + (j >>> 16)) & 255;
+  return out;
+}
+
+/** `count` random writes (any alignment) within `size` bytes, and the model they produce. */
 export function randomWrites(seed: number, size: number, count: number, maxBytes: number, model?: Uint8Array): { writes: Write[]; model: Uint8Array } {
   const rng = new Prng(seed);
   const m = model ?? new Uint8Array(size);
   const writes: Write[] = [];
   for (let i = 0; i < count; i++) {
     const length = 1 + rng.int(maxBytes);
-    const offset = rng.int(size - length);
-    const data = new Uint8Array(length);
-    for (let j = 0; j < length; j++) data[j] = rng.int(256);
-    m.set(data, offset);
-    writes.push({ offset, b64: Buffer.from(data).toString('base64') });
+    const w = { offset: rng.int(size - length), length, tag: rng.int(1 << 20) };
+    m.set(writeBytes(w), w.offset);
+    writes.push(w);
   }
   return { writes, model: m };
 }

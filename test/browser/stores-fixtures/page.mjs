@@ -15,6 +15,13 @@ export function decode(text) {
   return out;
 }
 
+/** The bytes of a write {offset, length, tag}: the same formula as writeBytes in stores-shared.ts. */
+function writeBytes(w) {
+  const out = new Uint8Array(w.length);
+  for (let j = 0; j < w.length; j++) out[j] = (w.tag * 73 + j * 7 + (j >>> 9) * 31 + (j >>> 16)) & 255;
+  return out;
+}
+
 async function readAll(store) {
   const out = new Uint8Array(await store.size());
   await store.read(0, out);
@@ -22,7 +29,7 @@ async function readAll(store) {
 }
 
 async function writeAll(image, writes) {
-  for (const w of writes) await image.write(w.offset, decode(w.b64));
+  for (const w of writes) await image.write(w.offset, writeBytes(w));
 }
 
 /**
@@ -32,7 +39,7 @@ async function writeAll(image, writes) {
  */
 async function compare(image, { writes, from }) {
   const model = from ? await from.read(0, from.size) : new Uint8Array(image.size);
-  for (const w of writes) model.set(decode(w.b64), w.offset);
+  for (const w of writes) model.set(writeBytes(w), w.offset);
   const bad = [];
   const chunk = 1 << 20;
   for (let offset = 0; offset < image.size && bad.length < 5; offset += chunk) {
