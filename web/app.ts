@@ -106,12 +106,16 @@ async function openWorkspace(ws: Workspace, label: string): Promise<void> {
   await closeCurrent();
   // Another folder replaces this one: release its stores (a stored image's top holds a lock).
   if (current && current.ws !== ws) await current.ws.dispose();
+  const keepOffset = current?.ws === ws ? current.hexOffset : 0;
+  // Nothing is shown until the new image is open: a failed open leaves no half-closed image behind.
+  current = null;
+  $('image').hidden = true;
   const image = await ws.open((m) => warnings.push(m));
   const files = ws.hasDescriptor ? descriptorChain(await readDescriptor(ws)).map((c) => c.file) : [ws.singleFile];
   const clusters = image.geometry.batEntryCount;
   current = {
     label, ws, image, files,
-    levels: new Uint8Array(0), layout: layoutBat(clusters, 600, 300), disk: null, checks: [], hexOffset: current?.ws === ws ? current.hexOffset : 0, selected: -1,
+    levels: new Uint8Array(0), layout: layoutBat(clusters, 600, 300), disk: null, checks: [], hexOffset: keepOffset, selected: -1,
   };
   $('image').hidden = false;
   $('image-title').textContent = label;
@@ -435,8 +439,13 @@ $('snapshot').addEventListener('click', () => {
   void task('Snapshot', async () => {
     await c.ws.describeSingle();
     await closeCurrent();
-    const { file } = await snapshotStack(c.ws);
-    await openWorkspace(c.ws, c.label);
+    let file: string;
+    try {
+      ({ file } = await snapshotStack(c.ws));
+    } finally {
+      // Reopened either way: after a failure the descriptor still names the old top.
+      await openWorkspace(c.ws, c.label);
+    }
     status(`Snapshot: new top delta ${file}`);
     return true;
   }).then((ok) => (ok ? runCheck() : undefined));

@@ -3,7 +3,7 @@
 // drop, and the keyboard. Changes, export and persistence are in page-*.test.ts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { startBrowser, screenshot, type BrowserSession } from '../helpers/browser.ts';
@@ -175,6 +175,25 @@ test('open by file picker (one .hds) and by drag and drop (a whole disk folder)'
   assert.equal(await page.textContent('[data-testid=image-title]'), 'picked.hds');
   assert.equal((await fieldText(page))['allocated'], '1 of 16 (6.3 %)');
 
+  // A file that is no ploop image: the error names the field; nothing stays open.
+  const junk = join(tmp.dir, 'notes.txt');
+  writeFileSync(junk, 'just some text, long enough to hold a header....................................\n');
+  await page.setInputFiles('[data-testid=file-input]', junk);
+  await waitIdle(page);
+  assert.equal(await page.textContent('[data-testid=error]'), 'invalid ploop header: signature is "just some text, ", expected "WithoutFreeSpace" (v1) or "WithouFreSpacExt" (v2)');
+  assert.equal(await page.isVisible('[data-testid=image-title]'), false);
+  // An image left with its in-use flag set: the header says so and the check lists it.
+  const dirty = join(tmp.dir, 'dirty.hds');
+  await qemuCreate(dirty, '16M', '1M');
+  const bytes = readFileSync(dirty);
+  bytes.writeUInt32LE(0x746f6e59, 0x2c);
+  writeFileSync(dirty, bytes);
+  await page.setInputFiles('[data-testid=file-input]', dirty);
+  await waitIdle(page, 2);
+  assert.equal((await fieldText(page))['in-use'], 'set (not closed cleanly)');
+  assert.equal(await page.getAttribute('[data-testid=check] [data-file="dirty.hds"]', 'data-clean'), 'false');
+  assert.match(await page.textContent('[data-testid=check]') ?? '', /dirty\.hds: 1 corruptions, 0 leaked clusters.*corruption: image was not closed correctly \(in-use flag set\)/);
+
   // Drop the sample folder's three files, as a user drags them from a file manager (the page
   // fetches their bytes from the server to build the File objects).
   const { dir, files } = sampleFiles();
@@ -187,7 +206,7 @@ test('open by file picker (one .hds) and by drag and drop (a whole disk folder)'
     return dt;
   }, ['DiskDescriptor.xml', ...files]);
   await page.dispatchEvent('[data-testid=drop-zone]', 'drop', { dataTransfer: transfer });
-  await waitIdle(page, 2);
+  await waitIdle(page, 3);
   assert.equal(await page.textContent('[data-testid=image-title]'), '3 dropped files');
   assert.equal((await fieldText(page))['allocated'], '16 of 512 (3.1 %)');
   assert.deepEqual(await page.locator('[data-testid=partitions] td[data-field=label]').allTextContents(), ['PLOOPSAMPLE', 'sample-swap']);
