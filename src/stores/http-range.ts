@@ -301,7 +301,10 @@ export class HttpRangeStore implements BlockStore {
     }
     this.#stats.bytesFetched += body.length;
     if (body.length !== end - start + 1) {
-      throw new PloopError('EIO', `http: ${this.name}: the body for bytes ${start}-${end} has ${body.length} bytes, expected ${end - start + 1}`, { start, end, bodyBytes: body.length });
+      // A compressed answer: the range counts encoded bytes, the body is decoded.
+      const encoding = res.headers.get('Content-Encoding');
+      const hint = encoding && encoding !== 'identity' ? ` (the answer is ${encoding}-encoded: serve the image without compression)` : '';
+      throw new PloopError('EIO', `http: ${this.name}: the body for bytes ${start}-${end} has ${body.length} bytes, expected ${end - start + 1}${hint}`, { start, end, bodyBytes: body.length });
     }
     return body;
   }

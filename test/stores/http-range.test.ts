@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { HttpRangeStore } from '../../src/stores/http-range.js';
 import { openOverlay } from '../../src/stores/overlay.js';
@@ -184,11 +185,17 @@ test('HTTP errors, a missing Content-Range, an empty file and a closed port', as
     else if (req.url === '/no-range-header') res.writeHead(206, { 'Content-Length': '2' }).end('ab');
     else if (req.url === '/empty') res.writeHead(416, { 'Content-Range': 'bytes */0' }).end();
     else if (req.url === '/star') res.writeHead(206, { 'Content-Range': 'bytes 0-1/*', 'Content-Length': '2' }).end('ab');
+    else if (req.url === '/gzip') {
+      // Range counted on the decoded file, body compressed: fetch decodes it to another length.
+      const body = gzipSync(new Uint8Array(1000));
+      res.writeHead(206, { 'Content-Range': 'bytes 0-65535/1000000', 'Content-Encoding': 'gzip', 'Content-Length': String(body.length) }).end(body);
+    }
   });
   try {
     await rejectsWith(() => HttpRangeStore.open(s.url + 'missing'), 'EIO', /^http: GET http:\/\/127\.0\.0\.1:\d+\/missing bytes=0-65535 failed: HTTP 404 Not Found$/);
     await rejectsWith(() => HttpRangeStore.open(s.url + 'no-range-header'), 'EIO', /206 response without a readable Content-Range header \(a cross-origin server must send Access-Control-Expose-Headers: Content-Range\)/);
     await rejectsWith(() => HttpRangeStore.open(s.url + 'star'), 'ENOTSUP', /does not say the file's size/);
+    await rejectsWith(() => HttpRangeStore.open(s.url + 'gzip'), 'EIO', /the body for bytes 0-65535 has 1000 bytes, expected 65536 \(the answer is gzip-encoded: serve the image without compression\)/);
     const empty = await HttpRangeStore.open(s.url + 'empty');
     assert.equal(await empty.size(), 0);
     assert.equal(await empty.read(0, new Uint8Array(4)), 0);
