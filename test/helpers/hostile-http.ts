@@ -1,4 +1,5 @@
-// An HTTP server that lies about ranges on purpose, for the HTTP range store's hostile tests. It
+// Hostile-input helpers: the time bound every hostile case runs under, and an HTTP server that
+// lies about ranges on purpose, for the HTTP range store's hostile tests. The server
 // serves one file's bytes; a plan decides, request by request, whether the answer is honest
 // (206 with the asked range) or one of the lies below. Every lie is one a careful client can
 // notice (the store must refuse it), except 'total' which claims a larger file whose tail reads
@@ -7,6 +8,17 @@
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+
+/** `p`, or a rejection naming `what` once `ms` passed without an answer: a hang fails the case. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms (hang)`)), ms);
+    }),
+  ]);
+}
 
 export type Lie =
   | 'ignore-range' // 200 with the whole file

@@ -108,7 +108,7 @@ export function assertContentPlausible(actual: Uint8Array, e: CrashExpectation, 
     // pending one may or may not be (a failed request may precede a durable one).
     const writers = e.issued.filter((r) => touches(r, lo, hi));
     const touching = writers.filter((r) => !e.durable.has(r.id));
-    let candidates = [e.initial.length >= hi ? e.initial.slice(lo, hi) : new Uint8Array(hi - lo)];
+    let candidates: Uint8Array[] = [e.initial.length >= hi ? e.initial.slice(lo, hi) : new Uint8Array(hi - lo)];
     for (const r of writers) {
       const next = candidates.map((c) => {
         const copy = c.slice();

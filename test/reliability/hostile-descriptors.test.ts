@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
+import { withTimeout } from '../helpers/hostile-http.ts';
 import {
   MemoryDirectory, MemoryStore, PloopError, createImage, openStackDir, newDescriptor, addSnapshot, serializeDescriptor,
 } from '../../src/index.ts';
@@ -141,15 +142,6 @@ async function hostileFolder(deltas: number, lies: Lie[]): Promise<{ dir: Memory
   return { dir, text };
 }
 
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${CASE_TIMEOUT_MS} ms (hang)`)), CASE_TIMEOUT_MS);
-    }),
-  ]);
-}
 
 /** Open the folder: an image that reads all zeros (its deltas are empty), or a PloopError with a bounded message. */
 async function judgeFolder(dir: MemoryDirectory, what: string): Promise<{ outcome: 'opened' } | { outcome: 'refused'; error: PloopError }> {
@@ -174,7 +166,7 @@ test(`${RUNS} hostile DiskDescriptor.xml folders (cycles, missing files, entity 
   await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 5 }), fc.array(lieArb, { maxLength: 3 }), async (deltas, lies) => {
     const { dir } = await hostileFolder(deltas, lies);
     const what = `${deltas} deltas, lies ${JSON.stringify(lies)}`;
-    const r = await withTimeout(judgeFolder(dir, what), what);
+    const r = await withTimeout(judgeFolder(dir, what), CASE_TIMEOUT_MS, what);
     tried.generated++;
     if (r.outcome === 'opened') tried.opened++;
     else if (/DiskDescriptor|<|XML|descriptor/.test(r.error.message)) tried.refusedAtParse++;
@@ -207,7 +199,7 @@ test('the DiskDescriptor.xml corpus (test/fixtures/hostile/*.xml) replays with t
     dir.texts.set('DiskDescriptor.xml', await readFile(join(FIXTURES, c.file), 'utf8'));
     const what = `${c.file} (${c.exercises})`;
     const started = performance.now();
-    const r = await withTimeout(judgeFolder(dir, what), what);
+    const r = await withTimeout(judgeFolder(dir, what), CASE_TIMEOUT_MS, what);
     if (c.expect === 'opens') assert.equal(r.outcome, 'opened', `${what}: expected to open`);
     else {
       assert.equal(r.outcome, 'refused', `${what}: expected a refusal`);

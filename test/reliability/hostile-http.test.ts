@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { PloopImage, MemoryStore, PloopError, createImage, HttpRangeStore } from '../../src/index.ts';
 import { getCore } from '../../src/core/wasm.ts';
 import { newHeader, serializeHeader } from '../../src/format/header.ts';
-import { startHostileServer, type Lie } from '../helpers/hostile-http.ts';
+import { startHostileServer, withTimeout, type Lie } from '../helpers/hostile-http.ts';
 import { readWhole } from '../helpers/images.ts';
 import { assertBytesEqual } from '../helpers/model.ts';
 import { Prng } from '../helpers/prng.ts';
@@ -33,15 +33,6 @@ async function sampleImage(): Promise<{ file: Uint8Array; disk: Uint8Array }> {
   return { file, disk };
 }
 
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${CASE_TIMEOUT_MS} ms (hang)`)), CASE_TIMEOUT_MS);
-    }),
-  ]);
-}
 
 /** Open over HTTP and read the whole disk: exactly `disk`, or a PloopError. */
 async function readOver(url: string, disk: Uint8Array, what: string): Promise<'correct' | PloopError> {
@@ -74,7 +65,7 @@ test('an HTTP server lying at random requests (ignored Range, short and long bod
       const server = await startHostileServer(file, (n) => plan.get(n) ?? null);
       try {
         const what = `lies ${JSON.stringify(lies)}`;
-        const r = await withTimeout(readOver(server.url, disk, what), what);
+        const r = await withTimeout(readOver(server.url, disk, what), CASE_TIMEOUT_MS, what);
         tried.cases++;
         tried.requests += server.log.length;
         const told = server.log.filter((l) => l.lie !== null).map((l) => l.lie);
@@ -104,7 +95,7 @@ test('a server claiming a 4 PiB file under a header claiming a 2 GiB BAT: refuse
   const before = core.memory.buffer.byteLength;
   const server = await startHostileServer(serializeHeader(header), () => 'total', 2 ** 52);
   try {
-    const r = await withTimeout(readOver(server.url, new Uint8Array(0), 'huge claims'), 'huge claims');
+    const r = await withTimeout(readOver(server.url, new Uint8Array(0), 'huge claims'), CASE_TIMEOUT_MS, 'huge claims');
     assert.ok(r instanceof PloopError, 'refused');
     assert.match(r.message, /WebAssembly memory: \d+ more bytes would pass the \d+-byte limit/);
     assert.equal(core.memory.buffer.byteLength - before, 0, 'nothing was allocated');
@@ -120,7 +111,7 @@ test('a server claiming a 1 TiB file under a 1 MiB image: reads exactly the imag
   const before = core.memory.buffer.byteLength;
   const server = await startHostileServer(file, () => 'total', 2 ** 40);
   try {
-    assert.equal(await withTimeout(readOver(server.url, disk, '1 TiB claim'), '1 TiB claim'), 'correct');
+    assert.equal(await withTimeout(readOver(server.url, disk, '1 TiB claim'), CASE_TIMEOUT_MS, '1 TiB claim'), 'correct');
   } finally {
     await server.close();
   }

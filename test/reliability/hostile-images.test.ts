@@ -17,6 +17,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
+import { withTimeout } from '../helpers/hostile-http.ts';
 import { PloopImage, MemoryStore, PloopError, checkImage, createImage } from '../../src/index.ts';
 import { getCore, type WasmCore } from '../../src/core/wasm.ts';
 import { MAX_TRACKS, MAX_BAT_ENTRIES, INUSE_MAGIC, CLOSED_V21_MAGIC, minDataOffSectors } from '../../src/format/header.ts';
@@ -159,15 +160,6 @@ function onlyPloopError(e: unknown, where: string): PloopError {
   throw new Error(`${where}: not a PloopError: ${err.name}: ${err.message}`, { cause: e });
 }
 
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${CASE_TIMEOUT_MS} ms (hang)`)), CASE_TIMEOUT_MS);
-    }),
-  ]);
-}
 
 /** What a virtual range must read, computed from the raw bytes alone (valid once the engine accepted them). */
 function referenceRead(file: Uint8Array, offset: number, length: number): Uint8Array {
@@ -247,7 +239,7 @@ test(`${RUNS} structured hostile images (lying header fields, bad BAT entries, v
     const file = buildImage(spec);
     if (!file) return;
     tried.images++;
-    const outcome = await withTimeout(judge(file, `image ${JSON.stringify(spec)}`), 'case');
+    const outcome = await withTimeout(judge(file, `image ${JSON.stringify(spec)}`), CASE_TIMEOUT_MS, 'case');
     tried[outcome]++;
   }), { numRuns: RUNS, seed: 0x40571e, endOnFailure: true });
   assert.ok(tried.opened > RUNS / 8 && tried.refused > RUNS / 8, `a mix of opened (${tried.opened}) and refused (${tried.refused}) images`);
@@ -270,7 +262,7 @@ test('engine-made images (v1/v2, several cluster sizes) truncated or extended an
     const file = new Uint8Array(length);
     file.set(base.subarray(0, Math.min(length, base.length)));
     tried.truncated++;
-    await withTimeout(judge(file, `base ${b} cut to ${length} of ${base.length} bytes`), 'case');
+    await withTimeout(judge(file, `base ${b} cut to ${length} of ${base.length} bytes`), CASE_TIMEOUT_MS, 'case');
   }), { numRuns: 400, seed: 0x7c0, endOnFailure: true });
   t.diagnostic(`truncated/extended images tried: ${tried.truncated}`);
 });
@@ -292,7 +284,7 @@ test('the hostile-image corpus (test/fixtures/hostile) replays with the recorded
     const what = `${c.file} (${c.exercises})`;
     const memoryBefore = core.memory.buffer.byteLength;
     const started = performance.now();
-    const outcome = await withTimeout(judge(file, what), what);
+    const outcome = await withTimeout(judge(file, what), CASE_TIMEOUT_MS, what);
     if (c.expect === 'opens') assert.equal(outcome, 'opened', `${what}: expected to open`);
     else {
       const expect = c.expect;
