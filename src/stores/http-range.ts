@@ -125,6 +125,9 @@ export class HttpRangeStore implements BlockStore {
       Object.assign(store.#stats, probe.#stats);
       store.#remember(0, body);
       return store;
+    } catch (e) {
+      await res.body?.cancel().catch(() => {});
+      throw e;
     } finally {
       done();
     }
