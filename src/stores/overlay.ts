@@ -77,9 +77,8 @@ async function baseGeometry(base: BlockStore, kind: 'ploop' | 'raw', clusterSize
  * over a different base is refused, since the delta's clusters only make sense over its own base.
  */
 export async function openOverlay(options: OverlayOptions): Promise<PloopImage> {
-  const { base, top } = options;
-  const baseKind = options.baseKind ?? 'ploop';
-  const openOptions: OpenOptions = { ...options, writable: options.writable ?? true };
+  const { base, top, baseKind = 'ploop', topFile: _topFile, clusterSize: _clusterSize, baseId: _baseId, ...rest } = options;
+  const openOptions: OpenOptions = { ...rest, writable: options.writable ?? true };
   let topStore: BlockStore;
   let topName: string;
   if (isDirectory(top)) {
@@ -88,6 +87,7 @@ export async function openOverlay(options: OverlayOptions): Promise<PloopImage> 
     const text = await top.readText(OVERLAY_FILE);
     const baseBytes = await base.size();
     if (text === null) {
+      if (!openOptions.writable) throw new PloopError('EINVAL', `overlay: ${top.name} holds no overlay yet (no ${OVERLAY_FILE}); open it writable once to create the top delta`);
       const geometry = await baseGeometry(base, baseKind, options.clusterSize);
       const store = await top.openStore(topFile, { create: true });
       try {

@@ -229,6 +229,7 @@ test('overlay: an HTTP base (ploop or raw) with a writable top; the server only 
     await image.close();
     // A directory top records the base: another base size is refused.
     const dir = new MemoryDirectory('vm');
+    await rejectsWith(() => openOverlay({ base, baseKind, top: dir, writable: false }), 'EINVAL', /^overlay: vm holds no overlay yet \(no overlay\.json\); open it writable once/);
     await (await openOverlay({ base, baseKind, top: dir, baseId: file })).close();
     const other = await HttpRangeStore.open(server.url + (file === 'disk.hds' ? 'plain.raw' : 'disk.hds'));
     await rejectsWith(() => openOverlay({ base: other, baseKind, top: dir }), 'EINVAL', /vm holds changes made over a base with size in bytes \d+, but this base has \d+/);
