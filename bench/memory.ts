@@ -31,7 +31,7 @@ export async function memoryBench(reps: number): Promise<Row[]> {
   await image.flush();
   const rows: Row[] = [];
   for (const blockBytes of [4096, 1 << 20]) {
-    const count = blockBytes === 4096 ? 200000 : 1000;
+    const count = blockBytes === 4096 ? 200000 : 3000;
     const offsets = Float64Array.from({ length: count }, () => (rnd() % (DISK_BYTES / blockBytes)) * blockBytes);
     // The host byte of each virtual offset, looked up once, so that the raw loop copies the same bytes.
     const hosts = Float64Array.from(offsets, (o) => image.map(o, blockBytes)[0].hostOffset);

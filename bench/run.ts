@@ -1,22 +1,35 @@
 // SPDX-License-Identifier: MIT
-// `npm run bench`: ploop-wasm against qemu-img on the same files in the same run. Each figure
-// is the median of several repetitions; ratios > 1 mean ploop-wasm is faster. Writes a table to
-// stdout and everything to bench/results.json. Needs qemu-img (apt-get install qemu-utils).
+// `npm run bench`: every figure is a ratio measured in this one run on this machine, each side
+// the median of REPS repetitions (interleaved where the two sides run in turn); ratio > 1 means
+// ploop-wasm is faster (or, for memory, uses more). Prints the table as it goes and again as
+// Markdown at the end, and writes everything to bench/results.json. Needs qemu-img/qemu-io
+// (qemu-utils), Chromium for the browser part, and npm run build (dist/) first.
+//   1. 4 KiB reads, depth 1 and 32, vs qemu-img bench          (ours: --io async and --io sync)
+//   2. 4 KiB allocating writes vs qemu-img bench -w
+//   3. convert 1 GiB ploop → raw vs qemu-img convert and cp
+//   4. runners: 1 vs 2 workers, BAT-write coalescing
+//   5. WASM BAT lookup vs TypeScript (bench/lookup.ts)
+//   6. memory store vs Uint8Array.set (bench/memory.ts); peak RSS of a 1 TiB sparse open (bench/rss.ts)
+//   7. Chromium OPFS and IndexedDB stores vs the raw APIs (bench/browser.ts)
+// BENCH_REPS (default 3) sets the repetitions; BENCH_SKIP=browser,runners,… skips sections.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, totalmem } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Row } from './common.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist/bin/ploop-wasm.js');
 const REPS = Number(process.env.BENCH_REPS ?? 3);
+const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').filter(Boolean));
 const GiB = 1 << 30;
 const dir = mkdtempSync(join(tmpdir(), 'ploop-bench-'));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const rows: Array<{ name: string; ours: number; theirs: number; unit: string; ratio: number; against: string }> = [];
+const rows: Row[] = [];
+const started = performance.now();
 
 function run(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -37,15 +50,33 @@ function qemuBench(args: string[]): number {
 function ours(args: string[]): { iops: number; seconds: number } {
   return JSON.parse(run('node', [cli, 'bench', ...args, '--json']));
 }
+/** Each function REPS times, in turn (A B C, A B C, …), so that load from elsewhere hits all alike; medians. */
+function interleaved(fns: Array<() => number>): number[] {
+  const xs: number[][] = fns.map(() => []);
+  for (let r = 0; r < REPS; r++) fns.forEach((fn, i) => xs[i].push(fn()));
+  return xs.map(median);
+}
 function record(name: string, oursValue: number, theirsValue: number, unit: string, against: string) {
-  rows.push({ name, ours: oursValue, theirs: theirsValue, unit, ratio: oursValue / theirsValue, against });
-  console.log(`${name.padEnd(44)} ours ${fmt(oursValue).padStart(10)} ${unit.padEnd(6)} ${against.padEnd(22)} ${fmt(theirsValue).padStart(10)}   ratio ${(oursValue / theirsValue).toFixed(2)}x`);
+  push({ name, ours: oursValue, theirs: theirsValue, unit, ratio: oursValue / theirsValue, against });
+}
+function push(row: Row) {
+  rows.push(row);
+  console.log(`${row.name.padEnd(46)} ours ${fmt(row.ours).padStart(10)} ${row.unit.padEnd(9)} ${row.against.padEnd(26)} ${fmt(row.theirs).padStart(10)}   ratio ${row.ratio.toFixed(2)}x`);
+}
+/** A bench module in its own process (a fresh JIT and heap): its JSON rows. */
+function child(script: string) {
+  const out = run('node', ['--import', 'tsx', join(root, 'bench', script)]);
+  for (const row of JSON.parse(out.trim().split('\n').pop()!) as Row[]) push(row);
 }
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toString() : n.toFixed(2));
+const section = (name: string) => { console.log(`\n# ${name}`); return !SKIP.has(name.split(' ')[0]); };
 
 try {
-  console.log(`ploop-wasm bench, ${new Date().toISOString()}, ${cpus().length}× ${cpus()[0]?.model}, node ${process.version}, ${run('qemu-img', ['--version']).split('\n')[0]}`);
-  console.log(`median of ${REPS} runs; files in ${dir}\n`);
+  const lscpu = run('lscpu', []);
+  const model = /Model name:\s+(.*)/.exec(lscpu)?.[1] ?? cpus()[0]?.model;
+  const machine = `${cpus().length}× ${model}, ${Math.round(totalmem() / GiB)} GiB, node ${process.version}, ${run('qemu-img', ['--version']).split('\n')[0]}`;
+  console.log(`ploop-wasm bench, ${new Date().toISOString()}, ${machine}`);
+  console.log(`median of ${REPS} runs; files in ${dir}`);
   // A fully allocated 1 GiB image from random data, made by qemu-img.
   const raw = join(dir, 'big.raw');
   const fd = openSync(raw, 'w');
@@ -54,67 +85,102 @@ try {
   closeSync(fd);
   const image = join(dir, 'big.hds');
   run('qemu-img', ['convert', '-f', 'raw', '-O', 'parallels', '-o', 'cluster_size=1M', raw, image]);
-
-  // 1. 4 KiB reads, depth 1 and 32 (page cache warm: one untimed pass first).
-  const readCount = 200000;
-  seconds('cat', [image]);
-  for (const depth of [1, 32]) {
-    const q = median(Array.from({ length: REPS }, () => readCount / qemuBench(['-c', String(readCount), '-s', '4k', '-d', String(depth), image])));
-    const seq = median(Array.from({ length: REPS }, () => ours([image, '--pattern', 'seqread', '--block-size', '4K', '--depth', String(depth), '--count', String(readCount)]).iops));
-    const rnd = median(Array.from({ length: REPS }, () => ours([image, '--pattern', 'randread', '--block-size', '4K', '--depth', String(depth), '--count', String(readCount)]).iops));
-    record(`4K seq read, depth ${depth}`, seq, q, 'IOPS', 'qemu-img bench (seq)');
-    record(`4K random read, depth ${depth}`, rnd, q, 'IOPS', 'qemu-img bench (seq)');
-  }
-
-  // 2. 4 KiB allocating writes into an empty 1 GiB image (1 MiB clusters).
-  const writeCount = 50000;
   const fresh = (name: string) => {
     const p = join(dir, name);
     run('node', [cli, 'create', p, '--size', '1G']);
     return p;
   };
-  for (const depth of [1, 32]) {
-    const q = median(Array.from({ length: REPS }, () => writeCount / qemuBench(['-w', '-c', String(writeCount), '-s', '4k', '-d', String(depth), fresh('q.hds')])));
-    const seq = median(Array.from({ length: REPS }, () => ours([fresh('o.hds'), '--pattern', 'seqwrite', '--block-size', '4K', '--depth', String(depth), '--count', String(writeCount)]).iops));
-    const rnd = median(Array.from({ length: REPS }, () => ours([fresh('o.hds'), '--pattern', 'randwrite', '--block-size', '4K', '--depth', String(depth), '--count', String(writeCount)]).iops));
-    record(`4K seq allocating write, depth ${depth}`, seq, q, 'IOPS', 'qemu-img bench -w');
-    record(`4K random allocating write, depth ${depth}`, rnd, q, 'IOPS', 'qemu-img bench -w (seq)');
+
+  if (section('reads (1): 4 KiB, page cache warm')) {
+    // Ours: --io async (each pread through libuv's thread pool, what a library user gets) and
+    // --io sync (positioned readSync on the main thread, for a process that only does I/O).
+    const readCount = 100000;
+    seconds('cat', [image]);
+    for (const depth of [1, 32]) {
+      const args = (pattern: string, io: string) => [image, '--pattern', pattern, '--block-size', '4K', '--depth', String(depth), '--count', String(readCount), '--io', io];
+      const [q, seqA, rndA, seqS, rndS] = interleaved([
+        () => readCount / qemuBench(['-c', String(readCount), '-s', '4k', '-d', String(depth), image]),
+        () => ours(args('seqread', 'async')).iops,
+        () => ours(args('randread', 'async')).iops,
+        () => ours(args('seqread', 'sync')).iops,
+        () => ours(args('randread', 'sync')).iops,
+      ]);
+      record(`4K seq read, depth ${depth}, io async`, seqA, q, 'IOPS', 'qemu-img bench (seq)');
+      record(`4K random read, depth ${depth}, io async`, rndA, q, 'IOPS', 'qemu-img bench (seq)');
+      record(`4K seq read, depth ${depth}, io sync`, seqS, q, 'IOPS', 'qemu-img bench (seq)');
+      record(`4K random read, depth ${depth}, io sync`, rndS, q, 'IOPS', 'qemu-img bench (seq)');
+    }
   }
 
-  // 3. Sequential convert ploop → raw, against qemu-img convert and a plain copy of the bytes.
-  const out = join(dir, 'out.raw');
-  const convertOurs = median(Array.from({ length: REPS }, () => seconds('node', [cli, 'convert', image, out, '--to', 'raw'])));
-  const convertQemu = median(Array.from({ length: REPS }, () => seconds('qemu-img', ['convert', '-f', 'parallels', '-O', 'raw', image, out])));
-  const copy = median(Array.from({ length: REPS }, () => seconds('cp', ['--sparse=never', raw, out])));
-  record('convert 1 GiB ploop → raw', GiB / convertOurs / 2 ** 20, GiB / convertQemu / 2 ** 20, 'MiB/s', 'qemu-img convert');
-  record('convert 1 GiB ploop → raw', GiB / convertOurs / 2 ** 20, GiB / copy / 2 ** 20, 'MiB/s', 'cp of the raw bytes');
+  if (section('writes (2): 4 KiB allocating, empty 1 GiB image, 1 MiB clusters')) {
+    // Ours keeps data-before-BAT: every allocation waits for an fdatasync before its BAT page
+    // is written; qemu-img bench -w (writeback cache) never syncs.
+    const writeCount = 30000;
+    for (const depth of [1, 32]) {
+      // Random allocating writes at depth 1 wait for one fdatasync per new cluster (about a
+      // thousand of them): fewer requests keep the run short; IOPS stay comparable.
+      const args = (pattern: string, io: string) => [fresh('o.hds'), '--pattern', pattern, '--block-size', '4K', '--depth', String(depth), '--count', String(pattern === 'randwrite' && depth === 1 ? writeCount / 3 : writeCount), '--io', io];
+      const [q, seqA, rndA, seqS, rndS] = interleaved([
+        () => writeCount / qemuBench(['-w', '-c', String(writeCount), '-s', '4k', '-d', String(depth), fresh('q.hds')]),
+        () => ours(args('seqwrite', 'async')).iops,
+        () => ours(args('randwrite', 'async')).iops,
+        () => ours(args('seqwrite', 'sync')).iops,
+        () => ours(args('randwrite', 'sync')).iops,
+      ]);
+      record(`4K seq allocating write, depth ${depth}, io async`, seqA, q, 'IOPS', 'qemu-img bench -w');
+      record(`4K random alloc. write, depth ${depth}, io async`, rndA, q, 'IOPS', 'qemu-img bench -w (seq)');
+      record(`4K seq allocating write, depth ${depth}, io sync`, seqS, q, 'IOPS', 'qemu-img bench -w');
+      record(`4K random alloc. write, depth ${depth}, io sync`, rndS, q, 'IOPS', 'qemu-img bench -w (seq)');
+    }
+  }
 
-  // 4. Runners: 1 vs 2 workers on 4 KiB random reads and writes (file store), and BAT-write
-  //    coalescing under a burst of allocations.
-  const scaleCount = 100000;
-  const runnerIops = (pattern: string, runners: number, target: string) =>
-    median(Array.from({ length: REPS }, () => ours([target, '--pattern', pattern, '--block-size', '4K', '--depth', '32', '--count', String(scaleCount), '--runners', String(runners)]).iops));
-  const r1 = runnerIops('randread', 1, image);
-  const r2 = runnerIops('randread', 2, image);
-  record('4K random read depth 32, 2 runners', r2, r1, 'IOPS', '1 runner');
-  const w1 = runnerIops('randwrite', 1, fresh('w1.hds'));
-  const w2 = runnerIops('randwrite', 2, fresh('w2.hds'));
-  record('4K random write depth 32, 2 runners', w2, w1, 'IOPS', '1 runner');
-  const ops = join(dir, 'burst.jsonl');
-  const burst = 1024;
-  const payload = Buffer.alloc(4096, 0x3c).toString('base64');
-  // 1024 allocating writes into the clusters of one md page (64 KiB clusters: page 0 maps 1008).
-  const lines = Array.from({ length: burst }, (_, i) => JSON.stringify({ op: 'write', offset: (i % 1000) * 65536 + Math.floor(i / 1000) * 8192, data: payload }));
-  writeFileSync(ops, lines.join('\n') + '\n{"op":"flush"}\n');
-  const burstImage = join(dir, 'burst.hds');
-  run('node', [cli, 'create', burstImage, '--size', '64M', '--cluster-size', '64K']);
-  const replayed = JSON.parse(run('node', [cli, 'replay', burstImage, ops, '--json']));
-  const coalescing = replayed.clustersAllocated / replayed.batPageWrites;
-  rows.push({ name: 'allocations per BAT page write (burst of 1024)', ours: coalescing, theirs: 8, unit: 'ratio', ratio: coalescing / 8, against: 'goal 8' });
-  console.log(`${'allocations per BAT page write (burst)'.padEnd(44)} ${coalescing.toFixed(1)} (${replayed.clustersAllocated} allocations, ${replayed.batPageWrites} BAT writes; goal ≥ 8)`);
+  if (section('convert (3): 1 GiB ploop → raw, whole processes')) {
+    const out = join(dir, 'out.raw');
+    const [convertOurs, convertQemu, copy] = interleaved([
+      () => seconds('node', [cli, 'convert', image, out, '--to', 'raw']),
+      () => seconds('qemu-img', ['convert', '-f', 'parallels', '-O', 'raw', image, out]),
+      () => seconds('cp', ['--sparse=never', raw, out]),
+    ]);
+    record('convert 1 GiB ploop → raw', GiB / convertOurs / 2 ** 20, GiB / convertQemu / 2 ** 20, 'MiB/s', 'qemu-img convert');
+    record('convert 1 GiB ploop → raw', GiB / convertOurs / 2 ** 20, GiB / copy / 2 ** 20, 'MiB/s', 'cp of the raw bytes');
+  }
 
-  writeFileSync(join(root, 'bench/results.json'), JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, reps: REPS, rows }, null, 2) + '\n');
-  console.log('\nwritten to bench/results.json');
+  if (section('runners (4): file store')) {
+    // 4. Runners: 1 vs 2 workers on 4 KiB random reads and writes (file store), and BAT-write
+    //    coalescing under a burst of allocations.
+    const scaleCount = 100000;
+    const runnerIops = (pattern: string, runners: number, target: string) =>
+      median(Array.from({ length: REPS }, () => ours([target, '--pattern', pattern, '--block-size', '4K', '--depth', '32', '--count', String(scaleCount), '--runners', String(runners)]).iops));
+    const r1 = runnerIops('randread', 1, image);
+    const r2 = runnerIops('randread', 2, image);
+    record('4K random read depth 32, 2 runners', r2, r1, 'IOPS', '1 runner');
+    const w1 = runnerIops('randwrite', 1, fresh('w1.hds'));
+    const w2 = runnerIops('randwrite', 2, fresh('w2.hds'));
+    record('4K random write depth 32, 2 runners', w2, w1, 'IOPS', '1 runner');
+    const ops = join(dir, 'burst.jsonl');
+    const burst = 1024;
+    const payload = Buffer.alloc(4096, 0x3c).toString('base64');
+    // 1024 allocating writes into the clusters of one md page (64 KiB clusters: page 0 maps 1008).
+    const lines = Array.from({ length: burst }, (_, i) => JSON.stringify({ op: 'write', offset: (i % 1000) * 65536 + Math.floor(i / 1000) * 8192, data: payload }));
+    writeFileSync(ops, lines.join('\n') + '\n{"op":"flush"}\n');
+    const burstImage = join(dir, 'burst.hds');
+    run('node', [cli, 'create', burstImage, '--size', '64M', '--cluster-size', '64K']);
+    const replayed = JSON.parse(run('node', [cli, 'replay', burstImage, ops, '--json']));
+    const coalescing = replayed.clustersAllocated / replayed.batPageWrites;
+    rows.push({ name: 'allocations per BAT page write (burst of 1024)', ours: coalescing, theirs: 8, unit: 'ratio', ratio: coalescing / 8, against: 'goal 8' });
+    console.log(`${'allocations per BAT page write (burst)'.padEnd(44)} ${coalescing.toFixed(1)} (${replayed.clustersAllocated} allocations, ${replayed.batPageWrites} BAT writes; goal ≥ 8)`);
+  }
+
+  if (section('lookup (5): WASM BAT lookup, 1 TiB disk, 1 Mi entries')) child('lookup.ts');
+  if (section('memory (6): memory store, 256 MiB image')) child('memory.ts');
+  if (section('rss (6b): opening a 1 TiB sparse image')) child('rss.ts');
+  if (section('browser (7): Chromium OPFS and IndexedDB stores')) child('browser.ts');
+
+  const totalSeconds = (performance.now() - started) / 1000;
+  writeFileSync(join(root, 'bench/results.json'), JSON.stringify({ date: new Date().toISOString(), machine, cores: cpus().length, node: process.version, reps: REPS, totalSeconds, rows }, null, 2) + '\n');
+  console.log(`\n| benchmark | ours | unit | against | theirs | ratio |\n|---|---:|---|---|---:|---:|`);
+  for (const r of rows) console.log(`| ${r.name} | ${fmt(r.ours)} | ${r.unit} | ${r.against} | ${fmt(r.theirs)} | ${r.ratio.toFixed(2)}× |`);
+  console.log(`\n${rows.length} rows in ${totalSeconds.toFixed(0)} s; written to bench/results.json`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -1,0 +1,191 @@
+// Browser side of bench/browser.ts (served under /b/ beside dist/web; plain JS so it runs as
+// written, on the page or in a module worker through worker.mjs). Each routine times the
+// library's store against the raw API doing the same bytes, interleaved repetition by
+// repetition, and returns the rates of every repetition (Node takes the medians).
+import * as lib from '/ploop.js';
+import { createStore, set, setMany, get, getMany, clear, promisifyRequest } from '/idb-keyval/index.js';
+
+const MiB = 1 << 20;
+
+function rng(seed) {
+  let s = seed >>> 0 || 1;
+  return () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
+}
+
+function fill(bytes, seed) {
+  const r = rng(seed);
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+  for (let i = 0; i < words.length; i++) words[i] = r();
+  return bytes;
+}
+
+async function time(fn) {
+  const t = performance.now();
+  await fn();
+  return (performance.now() - t) / 1000;
+}
+
+/**
+ * OPFS in a worker: OpfsStore (sync mode: it holds the sync access handle itself) against a raw
+ * FileSystemSyncAccessHandle on another file. Sequential 1 MiB writes + flush, sequential 1 MiB
+ * reads, random 4 KiB reads, random 4 KiB writes + flush.
+ */
+async function opfs({ fileBytes, reps, smallOps }) {
+  const root = await navigator.storage.getDirectory();
+  const rawHandle = await (await root.getFileHandle('bench-raw.bin', { create: true })).createSyncAccessHandle();
+  const store = await lib.OpfsStore.open('bench-store.bin', { create: true });
+  if (store.mode !== 'sync') throw new Error(`OpfsStore in a worker is in ${store.mode} mode, expected sync`);
+  const big = fill(new Uint8Array(MiB), 1);
+  const small = fill(new Uint8Array(4096), 2);
+  const offsets = (seed) => { const r = rng(seed); return Array.from({ length: smallOps }, () => (r() % (fileBytes / 4096)) * 4096); };
+  const rawOps = {
+    seqWrite: () => { for (let at = 0; at < fileBytes; at += MiB) rawHandle.write(big, { at }); rawHandle.flush(); },
+    seqRead: () => { for (let at = 0; at < fileBytes; at += MiB) rawHandle.read(big, { at }); },
+    randRead: (offs) => { for (const at of offs) rawHandle.read(small, { at }); },
+    randWrite: (offs) => { for (const at of offs) rawHandle.write(small, { at }); rawHandle.flush(); },
+  };
+  const storeOps = {
+    seqWrite: async () => { for (let at = 0; at < fileBytes; at += MiB) await store.write(at, big); await store.flush(); },
+    seqRead: async () => { for (let at = 0; at < fileBytes; at += MiB) await store.read(at, big); },
+    randRead: async (offs) => { for (const at of offs) await store.read(at, small); },
+    randWrite: async (offs) => { for (const at of offs) await store.write(at, small); await store.flush(); },
+  };
+  const out = {};
+  try {
+    for (const [name, bytes] of [['seqWrite', fileBytes], ['seqRead', fileBytes], ['randRead', smallOps * 4096], ['randWrite', smallOps * 4096]]) {
+      out[name] = { raw: [], store: [] };
+      for (let r = 0; r < reps + 1; r++) {
+        const offs = offsets(100 + r);
+        const tRaw = await time(() => rawOps[name](offs));
+        const tStore = await time(() => storeOps[name](offs));
+        if (r > 0) { out[name].raw.push(bytes / tRaw / MiB); out[name].store.push(bytes / tStore / MiB); } // first round warms up
+      }
+    }
+  } finally {
+    rawHandle.close();
+    await store.close();
+    await root.removeEntry('bench-raw.bin');
+    await lib.OpfsStore.remove('bench-store.bin');
+  }
+  return out;
+}
+
+/**
+ * IndexedDB on the page: IdbStore (64 KiB chunks, commits batched up to 8 MiB with setMany)
+ * against raw idb-keyval doing the same bytes as 64 KiB values: setMany in 8 MiB batches (the
+ * same batching by hand), and one set() per chunk (no batching). Both sides use the same
+ * transaction durability: 'default' (idb-keyval's own; relaxed in Chromium) or 'strict' (the
+ * IdbStore's default: a commit waits for the disk). Reads: 1 MiB sequential (getMany of 16 chunks) and random 4 KiB (get of
+ * one chunk).
+ */
+async function idb({ totalBytes, reps, smallOps, durability }) {
+  const chunk = 64 << 10;
+  const chunks = totalBytes / chunk;
+  const raw = durability === 'default' ? createStore('bench-raw', 'chunks') : storeWithDurability('bench-raw-' + durability, 'chunks', durability);
+  const data = fill(new Uint8Array(MiB), 3);
+  const small = new Uint8Array(4096);
+  const offsets = (seed) => { const r = rng(seed); return Array.from({ length: smallOps }, () => (r() % (totalBytes / 4096)) * 4096); };
+  const ops = {
+    // Each write op starts from an empty database so that all do the same work.
+    storeWrite: async () => {
+      const store = await lib.IdbStore.open('bench/disk', { create: true, db: 'bench-store', durability });
+      for (let at = 0; at < totalBytes; at += MiB) await store.write(at, data);
+      await store.close();
+    },
+    rawSetMany: async () => {
+      await clear(raw);
+      const batch = (8 * MiB) / chunk;
+      for (let first = 0; first < chunks; first += batch) {
+        const entries = [];
+        for (let i = first; i < Math.min(chunks, first + batch); i++) entries.push([['bench/disk', i], data.slice((i % 16) * chunk, (i % 16 + 1) * chunk)]);
+        await setMany(entries, raw);
+      }
+    },
+    rawSetEach: async () => {
+      await clear(raw);
+      for (let i = 0; i < chunks; i++) await set(['bench/disk', i], data.slice((i % 16) * chunk, (i % 16 + 1) * chunk), raw);
+    },
+  };
+  const out = { storeWrite: [], rawSetMany: [], rawSetEach: [], storeSeqRead: [], rawSeqRead: [], storeRandRead: [], rawRandRead: [], storeCachedRandRead: [] };
+  // No warm-up round here: IndexedDB is slow enough that the JIT does not matter.
+  for (let r = 0; r < reps; r++) {
+    for (const name of ['storeWrite', 'rawSetMany', 'rawSetEach']) {
+      const t = await time(ops[name]);
+      out[name].push(totalBytes / t / MiB);
+    }
+    // Reads, on what the two writers left.
+    // Like for like: the raw loop keeps nothing, so the store's chunk cache is off here (and
+    // on, at its default size, for the last measurement).
+    let store = await lib.IdbStore.open('bench/disk', { db: 'bench-store', durability, cacheBytes: 0 });
+    const buf = new Uint8Array(MiB);
+    if (await store.size() !== totalBytes) throw new Error(`IdbStore holds ${await store.size()} bytes, expected ${totalBytes}`);
+    const tStoreSeq = await time(async () => { for (let at = 0; at < totalBytes; at += MiB) if (await store.read(at, buf) !== MiB) throw new Error('short IdbStore read'); });
+    const tRawSeq = await time(async () => {
+      for (let at = 0; at < totalBytes; at += MiB) {
+        const first = at / chunk;
+        const values = await getMany(Array.from({ length: 16 }, (_, k) => ['bench/disk', first + k]), raw);
+        values.forEach((v, k) => buf.set(v, k * chunk));
+      }
+    });
+    const offs = offsets(200 + r);
+    const tStoreRand = await time(async () => { for (const at of offs) if (await store.read(at, small) !== 4096) throw new Error('short IdbStore read'); });
+    const tRawRand = await time(async () => {
+      for (const at of offs) {
+        const v = await get(['bench/disk', Math.floor(at / chunk)], raw);
+        small.set(v.subarray(at % chunk, at % chunk + 4096));
+      }
+    });
+    await store.close();
+    store = await lib.IdbStore.open('bench/disk', { db: 'bench-store', durability });
+    const tCachedRand = await time(async () => { for (const at of offs) if (await store.read(at, small) !== 4096) throw new Error('short IdbStore read'); });
+    await store.close();
+    {
+      out.storeCachedRandRead.push((smallOps * 4096) / tCachedRand / MiB);
+      out.storeSeqRead.push(totalBytes / tStoreSeq / MiB);
+      out.rawSeqRead.push(totalBytes / tRawSeq / MiB);
+      out.storeRandRead.push((smallOps * 4096) / tStoreRand / MiB);
+      out.rawRandRead.push((smallOps * 4096) / tRawRand / MiB);
+    }
+  }
+  await clear(raw);
+  await lib.IdbStore.remove('bench/disk', { db: 'bench-store' });
+  return out;
+}
+
+/** idb-keyval's createStore with a durability hint on every transaction (as src/stores/idb.ts does). */
+function storeWithDurability(db, store, durability) {
+  let dbp;
+  const open = () => {
+    if (dbp) return dbp;
+    const request = indexedDB.open(db);
+    request.onupgradeneeded = () => request.result.createObjectStore(store);
+    dbp = promisifyRequest(request);
+    return dbp;
+  };
+  return (txMode, callback) => open().then((d) => callback(d.transaction(store, txMode, { durability }).objectStore(store)));
+}
+
+/** Run a routine in a fresh module worker. */
+async function inWorker({ name, arg }) {
+  const worker = new Worker(new URL('./worker.mjs', import.meta.url), { type: 'module' });
+  try {
+    return await new Promise((resolve, reject) => {
+      worker.onmessage = (e) => resolve(e.data);
+      worker.onerror = (e) => reject(new Error(`worker: ${e.message}`));
+      worker.postMessage({ name, arg });
+    });
+  } finally {
+    worker.terminate();
+  }
+}
+
+const routines = { opfs, idb, inWorker };
+
+/** { ok, value } or { ok: false, message } — errors cross postMessage/evaluate as data. */
+export async function run(name, arg) {
+  try {
+    return { ok: true, value: await routines[name](arg) };
+  } catch (e) {
+    return { ok: false, message: String(e && e.stack || e) };
+  }
+}
