@@ -8,7 +8,7 @@ import { PloopError, type PloopErrorCode } from '../errors.js';
 import { SyncFile } from './opfs-sync.js';
 
 export type OpfsRequest =
-  | { id: number; op: 'open'; file: FileSystemFileHandle; writable: boolean; create: boolean; label: string }
+  | { id: number; op: 'open'; file: FileSystemFileHandle; writable: boolean; create: boolean; shared: boolean; label: string }
   | { id: number; op: 'read'; fd: number; offset: number; length: number }
   | { id: number; op: 'write'; fd: number; offset: number; data: ArrayBuffer }
   | { id: number; op: 'truncate'; fd: number; size: number }
@@ -85,11 +85,11 @@ export class RemoteFile {
     this.writable = writable;
   }
 
-  static async open(file: FileSystemFileHandle, options: { writable?: boolean; create?: boolean; label?: string } = {}): Promise<RemoteFile> {
+  static async open(file: FileSystemFileHandle, options: { writable?: boolean; create?: boolean; shared?: boolean; label?: string } = {}): Promise<RemoteFile> {
     host ??= new OpfsHost();
     const label = options.label ?? file.name;
     const writable = !!(options.writable || options.create);
-    const fd = await host.call<number>({ op: 'open', file, writable, create: !!options.create, label });
+    const fd = await host.call<number>({ op: 'open', file, writable, create: !!options.create, shared: !!options.shared, label });
     return new RemoteFile(host, fd, label, writable);
   }
 

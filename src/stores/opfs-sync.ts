@@ -81,14 +81,16 @@ export class SyncFile {
   }
 
   /** Open a sync access handle on `file`; `create` truncates it to zero bytes. */
-  static async open(file: FileSystemFileHandle, options: { writable?: boolean; create?: boolean; label?: string } = {}): Promise<SyncFile> {
+  static async open(file: FileSystemFileHandle, options: { writable?: boolean; create?: boolean; shared?: boolean; label?: string } = {}): Promise<SyncFile> {
     const label = options.label ?? file.name;
     const writable = !!(options.writable || options.create);
     let handle: SyncAccessHandle;
     try {
-      // 'read-only' handles may be shared (several readers of one delta); older browsers ignore
-      // the mode and hand out an exclusive read-write handle, which works the same for one reader.
-      handle = await (file as SyncCapableHandle).createSyncAccessHandle({ mode: writable ? 'readwrite' : 'read-only' });
+      // 'read-only' handles may be shared (several readers of one delta); 'readwrite-unsafe' ones
+      // too, readers and writers alike (runners in several workers). Older browsers ignore the
+      // mode and hand out an exclusive read-write handle, which works the same for one user.
+      const mode = options.shared ? 'readwrite-unsafe' : writable ? 'readwrite' : 'read-only';
+      handle = await (file as SyncCapableHandle).createSyncAccessHandle({ mode });
     } catch (e) {
       throw opfsError(`open ${label}`, e);
     }

@@ -17,6 +17,13 @@ export interface OpfsOpenOptions {
   writable?: boolean;
   /** Create the file (and its folders), or truncate it to zero bytes when it exists. */
   create?: boolean;
+  /**
+   * Share the file with other stores (runners in other workers): a 'readwrite-unsafe' handle
+   * that any number of stores may hold at once, readers and writers; size() and reads then ask
+   * the file itself, since another store may have grown it. Writers must not overlap: the
+   * engine's cluster ownership guarantees that.
+   */
+  shared?: boolean;
   /** Name in messages (default: the path or the file's name). */
   label?: string;
 }
@@ -35,12 +42,14 @@ export class OpfsStore implements BlockStore {
   readonly writable: boolean;
   /** 'sync' when this context holds the sync handle, 'worker' when the OPFS host worker does. */
   readonly mode: 'sync' | 'worker';
+  readonly shared: boolean;
   readonly #file: OpenFile;
   #size: number;
   #closed = false;
 
-  private constructor(name: string, file: OpenFile, size: number, writable: boolean, mode: 'sync' | 'worker') {
+  private constructor(name: string, file: OpenFile, size: number, writable: boolean, mode: 'sync' | 'worker', shared: boolean) {
     this.name = name;
+    this.shared = shared;
     this.#file = file;
     this.#size = size;
     this.writable = writable;
@@ -65,11 +74,11 @@ export class OpfsStore implements BlockStore {
     const writable = !!(options.writable || options.create);
     if (syncHandlesAvailable()) {
       const file = await SyncFile.open(handle, { ...options, label });
-      return new OpfsStore(`opfs:${label}`, file, file.size(), writable, 'sync');
+      return new OpfsStore(`opfs:${label}`, file, file.size(), writable, 'sync', !!options.shared);
     }
     const file = await RemoteFile.open(handle, { ...options, label });
     try {
-      return new OpfsStore(`opfs:${label}`, file, await file.size(), writable, 'worker');
+      return new OpfsStore(`opfs:${label}`, file, await file.size(), writable, 'worker', !!options.shared);
     } catch (e) {
       await file.close();
       throw e;
@@ -90,11 +99,14 @@ export class OpfsStore implements BlockStore {
 
   async size(): Promise<number> {
     this.#check('size');
+    if (this.shared) this.#size = await this.#file.size();
     return this.#size;
   }
 
   async read(offset: number, into: Uint8Array): Promise<number> {
     this.#check('read');
+    // Another store may have written past our idea of the end: the handle knows.
+    if (this.shared) return this.#file.read(offset, into);
     const length = Math.max(0, Math.min(into.length, this.#size - offset));
     if (length === 0) return 0;
     return this.#file.read(offset, length === into.length ? into : into.subarray(0, length));

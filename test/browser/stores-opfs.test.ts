@@ -28,3 +28,13 @@ test('opfs: a page whose OPFS worker cannot be loaded gets an error naming its U
   assert.match(e!.message, /^opfs: the OPFS worker at \/no-such\.worker\.js failed: .*\(see setOpfsWorkerUrl\)$/);
   await page.close();
 });
+
+test('opfs: shared handles let the page and a worker write one file, each seeing the other', async () => {
+  const r = await call<{ modes: string[]; worker: { ok: boolean; value: { head: number[] } }; size: number; n: number; seen: number[]; exclusive: { code: string; message: string } | null }>(ctx.page, 'opfsShared', { path: 'tests/shared.bin' });
+  assert.deepEqual(r.modes, ['worker', 'sync']);
+  assert.deepEqual(r.worker.value.head, [1, 2, 3, 4], 'the worker reads what the page wrote');
+  assert.equal(r.size, 100003, 'the page sees the size the worker made');
+  assert.deepEqual([r.n, r.seen], [3, [5, 6, 7]]);
+  assert.equal(r.exclusive?.code, 'EIO', 'an exclusive open waits for the shared handles to close');
+  assert.match(r.exclusive!.message, /the file is open elsewhere/);
+});

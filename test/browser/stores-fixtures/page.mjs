@@ -280,6 +280,36 @@ export const routines = {
     return { name: store.name, size: await store.size(), regions: out, writable: store.writable };
   },
 
+  /** Shared OPFS handles: the page and a worker write one file; each sees the other's bytes and size. */
+  async opfsShared({ path }) {
+    await lib.OpfsStore.remove(path);
+    const a = await lib.OpfsStore.open(path, { create: true, shared: true });
+    await a.write(0, new Uint8Array([1, 2, 3, 4]));
+    await a.flush();
+    const worker = await routines.inWorker({ name: 'opfsSharedWorker', arg: { path } });
+    const size = await a.size();
+    const seen = new Uint8Array(3);
+    const n = await a.read(100000, seen);
+    let exclusive = null;
+    try {
+      await (await lib.OpfsStore.open(path, { writable: true })).close();
+    } catch (e) {
+      exclusive = { code: e.code, message: e.message };
+    }
+    await a.close();
+    return { modes: [a.mode, worker.value?.mode], worker, size, n, seen: Array.from(seen), exclusive };
+  },
+
+  async opfsSharedWorker({ path }) {
+    const b = await lib.OpfsStore.open(path, { writable: true, shared: true });
+    const head = new Uint8Array(4);
+    await b.read(0, head);
+    await b.write(100000, new Uint8Array([5, 6, 7]));
+    await b.flush();
+    await b.close();
+    return { mode: b.mode, head: Array.from(head) };
+  },
+
   /** With the OPFS worker's URL wrong, opening fails with an error naming it (and does not hang). */
   async opfsBadWorker({ url }) {
     lib.setOpfsWorkerUrl(url);
