@@ -44,13 +44,16 @@ test(`soak: runners (2, 3, 4) on a file for ${SECONDS} s of mixed writes, discar
       const image = await ParallelImage.open([path], { writable: true, runners, onWarning: () => {} });
       try {
         assert.equal(image.runnerCount, runners, 'runners started');
-        // Bursts until this session's share of the time is used up.
+        // Bursts until this session's share of the time is used up, and at least 120 requests
+        // (a loaded machine still soaks every runner count).
         const sessionEnd = Math.min(deadline, Date.now() + (SECONDS * 1000) / 4);
+        let inSession = 0;
         do {
           const r = await runWorkload(image, rng, 40, inUse, model);
           requests += r.ops;
+          inSession += r.ops;
           discards += r.discards;
-        } while (Date.now() < sessionEnd);
+        } while (Date.now() < sessionEnd || inSession < 120);
         const at = rng.int(SIZE - (1 << 20));
         assertBytesEqual(await image.read(at, 1 << 20), model.read(at, 1 << 20), `session ${sessions}: 1 MiB at ${at} while open`);
       } finally {
@@ -60,7 +63,7 @@ test(`soak: runners (2, 3, 4) on a file for ${SECONDS} s of mixed writes, discar
     }
     assertBytesEqual(await readFileImage(path), model.bytes, 'our reader after the soak');
     await assertQemuAgrees(path, model.bytes, 'after the soak');
-    assert.ok(requests > 200 && discards > 0, `${requests} requests`);
+    assert.ok(discards > 0, `${requests} requests, no discard`);
     t.diagnostic(`soak: ${requests} requests (${discards} discards) in ${sessions} sessions over ${SECONDS} s; mismatches: 0`);
   } finally {
     await rm(dir, { recursive: true, force: true });
