@@ -58,7 +58,13 @@ class OpfsHost {
     const id = this.#next++;
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.#worker.postMessage({ ...request, id }, transfer);
+      try {
+        this.#worker.postMessage({ ...request, id }, transfer);
+      } catch (e) {
+        // E.g. a browser that cannot send file handles to a worker (DataCloneError).
+        this.#pending.delete(id);
+        reject(new PloopError('EIO', `opfs: ${request.op} could not be sent to the OPFS worker: ${(e as Error)?.message ?? e}`, { operation: request.op }, { cause: e }));
+      }
     });
   }
 
