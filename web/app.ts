@@ -16,6 +16,7 @@ import { clusterLevels, layoutBat, drawBat, clusterAt, levelRgb, cssColor, HOLE,
 import { hexDump, parseOffset, formatBytes, hex0x, HEX_PAGE_BYTES } from './demo/hex.js';
 import { mergedParts, storeParts, rawParts, download, checkpoint } from './demo/export.js';
 import { renderPartitions, renderChecks, type DeltaCheck } from './demo/panels.js';
+import { describeMode, openRunnerPool } from './demo/runners.js';
 
 const SAMPLE_URL = 'samples/sample/DiskDescriptor.xml';
 const COPY_CHUNK_BYTES = 1 << 20;
@@ -503,10 +504,22 @@ $('export-top').addEventListener('click', () => {
   });
 });
 
+/** Who read the last raw export: "N runners" or "the page thread". */
+let lastReaders = '';
 $('export-raw').addEventListener('click', () => {
   if (!current) return;
   const c = current;
-  void task('Export raw disk', async (signal, progress) => download(await rawParts(c.image, signal, progress), `${baseName()}.img`));
+  void task('Export raw disk', async (signal, progress) => {
+    // Read-only deltas a worker can open itself: the runners read, the page only collects.
+    const pool = c.image.writable ? null : await openRunnerPool(c.files.map((f) => c.ws.files.get(f)!));
+    try {
+      download(await rawParts(pool ?? c.image, signal, progress), `${baseName()}.img`);
+    } finally {
+      await pool?.close();
+    }
+    lastReaders = pool ? `${pool.runnerCount} runners` : 'the page thread';
+    return lastReaders;
+  }).then((by) => by && status(`Export raw disk: done (read by ${by})`));
 });
 
 // ---- persistence ------------------------------------------------------------------------------
@@ -583,14 +596,6 @@ async function renderStored(): Promise<void> {
 
 // ---- start ------------------------------------------------------------------------------------
 
-function describeMode(): string {
-  if (typeof SharedArrayBuffer !== 'undefined' && globalThis.crossOriginIsolated) {
-    const runners = Math.max(1, Math.min(8, navigator.hardwareConcurrency || 1));
-    return `${runners} runners (shared memory)`;
-  }
-  return 'single in-thread runner';
-}
-
 /** Hooks for tests and the console: what is open, and a digest of the whole virtual disk. */
 const demo = {
   info() {
@@ -601,6 +606,7 @@ const demo = {
       allocatedByLevel: files.map((_, level) => current!.levels.filter((l) => l === level).length),
       partitions: disk?.partitions.map((p) => ({ number: p.number, filesystem: p.filesystem?.name ?? null, label: p.filesystem?.label ?? null })) ?? [],
       clean: checks.every((c) => c.report?.clean),
+      lastExportReadBy: lastReaders,
       warnings: [...warnings],
     };
   },

@@ -19,6 +19,15 @@ test('without the headers the page runs with a single in-thread runner and still
   assert.equal((await fieldText(page))['bat-entries'], '512');
   assert.deepEqual(await page.locator('[data-testid=partitions] td[data-field=filesystem]').allTextContents(), ['FAT16', 'Linux swap']);
   assert.deepEqual(await page.locator('[data-testid=check] [data-clean]').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.clean)), ['true', 'true']);
+  // Without shared memory the page's own thread reads the export (the sample is read-only, so
+  // runners would be used if they could be).
+  const started: string[] = [];
+  page.on('worker', (w) => started.push(w.url()));
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-raw]')]);
+  await waitIdle(page);
+  assert.equal(await page.textContent('[data-testid=status]'), 'Export raw disk: done (read by the page thread)');
+  assert.equal(dl.suggestedFilename(), 'root.img');
+  assert.equal(started.filter((u) => u.endsWith('/runner.worker.js')).length, 0);
   await page.click('[data-testid=snapshot]');
   await waitIdle(page, 2);
   await page.click('[data-testid=write-pattern]');

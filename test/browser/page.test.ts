@@ -9,7 +9,7 @@ import type { Page } from 'playwright-core';
 import { startBrowser, screenshot, type BrowserSession } from '../helpers/browser.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 import { qemuCreate, qemuIo, runOk } from '../helpers/qemu.ts';
-import { qemuChainSpec } from '../helpers/stack.ts';
+import { qemuChainSpec, qemuConvertChain } from '../helpers/stack.ts';
 import { waitIdle, fieldText, batPixel, legendColors, sampleFiles } from './page-helpers.ts';
 
 let session: BrowserSession;
@@ -219,6 +219,26 @@ test('open by file picker (one .hds) and by drag and drop (a whole disk folder)'
   await page.dispatchEvent('[data-testid=drop-zone]', 'drop', { dataTransfer: partial });
   await page.waitForSelector('[data-testid=error]:not([hidden])');
   assert.match(await page.textContent('[data-testid=error]') ?? '', /DiskDescriptor\.xml names root\.hds, root\.hds\.\{.*\}, which were not among the dropped files/);
+  assert.deepEqual(session.errors, []);
+  await page.close();
+});
+
+test('the raw export of the sample is read by the runner pool (Web Workers) and equals qemu-img convert of the stack', async () => {
+  const page = await openPage();
+  const { dir, files } = sampleFiles();
+  const started: string[] = [];
+  page.on('worker', (w) => started.push(w.url()));
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-raw]')]);
+  const path = join(tmp.dir, 'sample.img');
+  await dl.saveAs(path);
+  await waitIdle(page);
+  const runners = Number(/^(\d+) runners/.exec(await page.textContent('[data-testid=mode]') ?? '')?.[1]);
+  assert.ok(runners >= 1);
+  assert.equal(await page.textContent('[data-testid=status]'), `Export raw disk: done (read by ${runners} runners)`);
+  // The workers really ran: the page started one per runner (and closed them after the export).
+  assert.equal(started.filter((u) => u.endsWith('/runner.worker.js')).length, runners, `workers: ${started.join(', ')}`);
+  const expected = await qemuConvertChain(files.map((f) => join(dir, f)), join(tmp.dir, 'sample-qemu.raw'));
+  assert.ok(readFileSync(path).equals(Buffer.from(expected)), 'the raw export differs from qemu-img convert');
   assert.deepEqual(session.errors, []);
   await page.close();
 });

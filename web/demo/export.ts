@@ -53,8 +53,14 @@ export async function storeParts(store: BlockStore, signal: AbortSignal, progres
   return parts;
 }
 
+/** Anything that reads the virtual disk: a PloopImage, or a ParallelImage whose runners read. */
+export interface DiskReader {
+  readonly size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
 /** The virtual disk, byte for byte (holes as zeros). */
-export async function rawParts(image: PloopImage, signal: AbortSignal, progress: Progress): Promise<BlobPart[]> {
+export async function rawParts(image: DiskReader, signal: AbortSignal, progress: Progress): Promise<BlobPart[]> {
   const size = image.size;
   const parts: Uint8Array<ArrayBuffer>[] = [];
   for (let pos = 0; pos < size; pos += CHUNK_BYTES) {
