@@ -5,7 +5,8 @@
 // runner is what the runner design is judged by (goal ≥ 1.7× for reads on 2 cores). Run alone:
 // `node --import tsx bench/runners.ts` (BENCH_REPS, BENCH_COUNT); bench/run.ts calls it too.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { randomFillSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,31 @@ export interface ScalingRow {
   runners2: number;
   inThread: number;
   ratio: number;
+  /** CPU time per request (µs) of this process's main thread and of its other threads, 2 runners. */
+  mainCpuUs: number;
+  otherCpuUs: number;
+}
+
+/** CPU seconds used so far by this process's main thread and by all its other threads (Linux /proc). */
+function threadCpuSeconds(): { main: number; others: number } {
+  const out = { main: 0, others: 0 };
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      } catch {
+        continue; // the thread ended meanwhile
+      }
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const seconds = (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks (USER_HZ 100)
+      if (Number(tid) === process.pid) out.main += seconds;
+      else out.others += seconds;
+    }
+  } catch {
+    // not Linux: no per-thread figures
+  }
+  return out;
 }
 
 type Io = Pick<PloopImage, 'size' | 'readInto' | 'write' | 'flush' | 'close'>;
@@ -90,12 +116,18 @@ export async function runnerScaling(options: { reps?: number; count?: number; lo
     ];
     for (const t of targets) {
       for (const writing of [false, true]) {
+        let cpu = { main: 0, others: 0 };
         const measure = async (open: () => Promise<Io>) => {
           const xs: number[] = [];
+          cpu = { main: 0, others: 0 };
           for (let r = 0; r < reps; r++) {
             const image = await open();
             try {
+              const before = threadCpuSeconds();
               xs.push(await drive(image, writing, count, 0x9e37 + r));
+              const after = threadCpuSeconds();
+              cpu.main += after.main - before.main;
+              cpu.others += Math.max(0, after.others - before.others);
             } finally {
               await image.close();
             }
@@ -106,9 +138,13 @@ export async function runnerScaling(options: { reps?: number; count?: number; lo
         const inThread = await measure(() => t.inThread(writing));
         const runners1 = await measure(pool(1));
         const runners2 = await measure(pool(2));
-        const row = { name: `4K random ${writing ? 'write (in place)' : 'read'}, depth ${DEPTH}, ${t.store}`, runners1, runners2, inThread, ratio: runners2 / runners1 };
+        const perRequestUs = (seconds: number) => (seconds / (reps * count)) * 1e6;
+        const row = {
+          name: `4K random ${writing ? 'write (in place)' : 'read'}, depth ${DEPTH}, ${t.store}`, runners1, runners2, inThread, ratio: runners2 / runners1,
+          mainCpuUs: perRequestUs(cpu.main), otherCpuUs: perRequestUs(cpu.others),
+        };
         rows.push(row);
-        log(`${row.name.padEnd(52)} in-thread ${Math.round(inThread).toString().padStart(7)}  1 runner ${Math.round(runners1).toString().padStart(7)}  2 runners ${Math.round(runners2).toString().padStart(7)} IOPS   2 vs 1: ${row.ratio.toFixed(2)}x`);
+        log(`${row.name.padEnd(52)} in-thread ${Math.round(inThread).toString().padStart(7)}  1 runner ${Math.round(runners1).toString().padStart(7)}  2 runners ${Math.round(runners2).toString().padStart(7)} IOPS   2 vs 1: ${row.ratio.toFixed(2)}x   (2 runners: CPU/request main ${row.mainCpuUs.toFixed(1)} µs, runners+others ${row.otherCpuUs.toFixed(1)} µs; load average ${loadavg()[0].toFixed(1)})`);
       }
     }
   } finally {

@@ -16,7 +16,7 @@ import { PloopError } from '../errors.js';
 import type { Attachment } from '../engine/writeback.js';
 import type { BlockStore } from '../stores/block-store.js';
 import type { AttachMessage, RunnerApi, RunnerCounters, StoreSpec } from './protocol.js';
-import { RingCaller, initRing, ringBytes, DEFAULT_RING_SLOTS, OP_READ, OP_WRITE, OP_DISCARD } from './ring.js';
+import { RingCaller, RingBell, initRing, ringBytes, BELL_BYTES, DEFAULT_RING_SLOTS, OP_READ, OP_WRITE, OP_DISCARD } from './ring.js';
 import { specCrossesThreads } from './store-spec.js';
 
 export interface ParallelOpenOptions extends Omit<OpenOptions, 'keepStoreOpen' | 'lenient'> {
@@ -43,6 +43,8 @@ export interface Runner {
   link: RunnerLink;
   ring: RingCaller;
   ringAddress: number;
+  /** The pool's doorbell (the same for every runner). */
+  bell: RingBell;
   scratch: number;
   port: MessagePort;
 }
@@ -111,10 +113,12 @@ export class ParallelImage {
     // Runners open only the top writable, and only if the image is.
     const runnerSpecs = specs.map((s, i) => ('writable' in s ? { ...s, writable: writableTop && i === specs.length - 1 } : s) as StoreSpec);
     const runners: Runner[] = [];
+    const bell = count > 0 ? new RingBell(image.bat.core, image.bat.core.alloc(BELL_BYTES, 64)) : null;
     try {
-      for (let i = 0; i < count; i++) runners.push(await startRunner(platform, image, runnerSpecs));
+      for (let i = 0; i < count; i++) runners.push(await startRunner(platform, image, runnerSpecs, bell!));
     } catch (e) {
       for (const r of runners) await r.link.terminate();
+      if (bell) image.bat.core.free(bell.address);
       await image.close();
       throw e;
     }
@@ -139,17 +143,24 @@ export class ParallelImage {
     return out;
   }
 
-  async readInto(offset: number, into: Uint8Array): Promise<void> {
+  readInto(offset: number, into: Uint8Array): Promise<void> {
     if (this.runnerCount === 0) return this.image.readInto(offset, into);
-    this.#check('read', offset, into.length, false);
-    if (into.length === 0) return;
-    const buffer = this.#takeBuffer(into.length);
     try {
-      await this.#dispatch(OP_READ, offset, into.length, buffer);
-      into.set(new Uint8Array(this.image.bat.core.memory.buffer, buffer, into.length));
-    } finally {
-      this.#releaseBuffer(buffer, into.length);
+      this.#check('read', offset, into.length, false);
+    } catch (e) {
+      return Promise.reject(e);
     }
+    const length = into.length;
+    if (length === 0) return Promise.resolve();
+    // The hot path of small reads: no async function, one promise from the ring and one here.
+    const buffer = this.#takeBuffer(length);
+    return this.#dispatch(OP_READ, offset, length, buffer).then(() => {
+      into.set(this.image.bat.core.u8.subarray(buffer, buffer + length));
+      this.#releaseBuffer(buffer, length);
+    }, (e: unknown) => {
+      this.#releaseBuffer(buffer, length);
+      throw e;
+    });
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
@@ -185,7 +196,7 @@ export class ParallelImage {
 
   /** Counters of the coordinator and every runner together. */
   async stats(): Promise<ImageStats & { runnerRequests: number[]; lateWakeups: number }> {
-    const s = { ...this.image.stats, runnerRequests: [] as number[], lateWakeups: this.#runners.reduce((n, r) => n + r.ring.lateWakeups, 0) };
+    const s = { ...this.image.stats, runnerRequests: [] as number[], lateWakeups: this.#runners[0]?.bell.lateWakeups ?? 0 };
     for (const rs of this.#runnerStats ?? await Promise.all(this.#runners.map((r) => this.#control(r, () => r.link.api.stats())))) {
       s.dataWrites += rs.dataWrites;
       s.clustersAllocated += rs.clustersAllocated;
@@ -221,6 +232,7 @@ export class ParallelImage {
           core.free(r.ringAddress);
         }
       } finally {
+        if (this.#runners.length > 0) core.free(this.#runners[0].bell.address);
         for (const b of this.#buffers.splice(0)) core.free(b);
         await this.image.close();
       }
@@ -301,12 +313,12 @@ function specName(spec: StoreSpec): string {
   }
 }
 
-async function startRunner(platform: PoolPlatform, image: PloopImage, stores: StoreSpec[]): Promise<Runner> {
+async function startRunner(platform: PoolPlatform, image: PloopImage, stores: StoreSpec[], bell: RingBell): Promise<Runner> {
   const core = image.bat.core;
   const link = platform.spawn();
   const scratch = core.alloc(BatMap.EXTENT_SCRATCH_BYTES);
   const ringAddress = core.alloc(ringBytes(DEFAULT_RING_SLOTS), 64);
-  initRing(core, ringAddress, DEFAULT_RING_SLOTS);
+  initRing(core, ringAddress, bell, DEFAULT_RING_SLOTS);
   const { port1, port2 } = new MessageChannel();
   // Attachments from this runner go to the image's writeback; completion goes back by id.
   port1.onmessage = (event: MessageEvent<AttachMessage>) => {
@@ -333,5 +345,5 @@ async function startRunner(platform: PoolPlatform, image: PloopImage, stores: St
     core.free(ringAddress);
     throw e;
   }
-  return { link, ring: new RingCaller(core, ringAddress), ringAddress, scratch, port: port1 };
+  return { link, ring: new RingCaller(core, ringAddress, bell), ringAddress, bell, scratch, port: port1 };
 }

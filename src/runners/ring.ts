@@ -11,9 +11,11 @@
 //   0  SUB_TAIL       submissions published by the coordinator (a counter)
 //   4  COMP_TAIL      completions published by the runner (a counter)
 //   8  RUNNER_IDLE    1 while the runner sleeps on SUB_TAIL
-//   12 CALLER_WAITING 1 while the coordinator sleeps on COMP_TAIL
+//   12 (unused)
 //   16 STOP           1 once the coordinator closes the ring
 //   20 SLOT_COUNT
+//   24 BELL           address of the pool's doorbell: a counter every runner bumps on each
+//                     completion, and the coordinator's sleeping flag (RingBell)
 //   64 submission ring: SLOT_COUNT slot numbers
 //   .. completion ring: SLOT_COUNT slot numbers
 //   .. slots: SLOT_COUNT × 32 bytes: op, length, buffer address, status, offset (f64 at 16)
@@ -31,9 +33,10 @@ export const OP_DISCARD = 3;
 const SUB_TAIL = 0;
 const COMP_TAIL = 1;
 const RUNNER_IDLE = 2;
-const CALLER_WAITING = 3;
 const STOP = 4;
 const SLOT_COUNT = 5;
+/** Byte address of the coordinator's doorbell (RingBell): one place to sleep for all rings. */
+const BELL = 6;
 const HEADER_BYTES = 64;
 const SLOT_BYTES = 32;
 const ERROR_BYTES = 1024;
@@ -76,9 +79,67 @@ export function ringBytes(slots: number): number {
 }
 
 /** Lay out a new ring in zeroed memory at `base` (the coordinator's allocation). */
-export function initRing(core: WasmCore, base: number, slots = DEFAULT_RING_SLOTS): void {
+export function initRing(core: WasmCore, base: number, bell: RingBell, slots = DEFAULT_RING_SLOTS): void {
   if (slots < 1 || (slots & (slots - 1)) !== 0) throw new PloopError('EINVAL', `ring: ${slots} slots, expected a power of two`, { field: 'slots', value: slots });
   Atomics.store(core.i32, (base >>> 2) + SLOT_COUNT, slots);
+  Atomics.store(core.i32, (base >>> 2) + BELL, bell.address);
+}
+
+/** Bytes of a doorbell (see RingBell). */
+export const BELL_BYTES = 8;
+
+/**
+ * The coordinator's side of the doorbell: one loop collects the completions of every ring of
+ * the pool and sleeps on one word, so N runners cost one wake-up per burst, not N.
+ */
+export class RingBell {
+  readonly address: number;
+  readonly #core: WasmCore;
+  readonly #b: number;
+  readonly #rings: RingCaller[] = [];
+  #reaping = false;
+  /** Wake-ups that came by the re-check timeout instead of a notify (see WAIT_TIMEOUT_MS). */
+  lateWakeups = 0;
+
+  /** `address`: BELL_BYTES of zeroed shared memory. */
+  constructor(core: WasmCore, address: number) {
+    this.#core = core;
+    this.address = address;
+    this.#b = address >>> 2;
+  }
+
+  add(ring: RingCaller): void {
+    this.#rings.push(ring);
+  }
+
+  /** A request was submitted: make sure the collecting loop runs. */
+  started(): void {
+    if (this.#reaping) return;
+    this.#reaping = true;
+    void this.#reap();
+  }
+
+  async #reap(): Promise<void> {
+    const b = this.#b;
+    try {
+      for (;;) {
+        if (!this.#rings.some((r) => r.inflight > 0)) return;
+        // Read the bell before collecting: a completion published after the collection bumps
+        // it afterwards, so the wait below returns at once instead of missing it.
+        const seen = Atomics.load(this.#core.i32, b);
+        let progress = false;
+        for (const r of this.#rings) if (r.collect()) progress = true;
+        if (progress) continue;
+        const i32 = this.#core.i32;
+        Atomics.store(i32, b + 1, 1);
+        const w = Atomics.waitAsync(i32, b, seen, WAIT_TIMEOUT_MS);
+        if (w.async && (await w.value) === 'timed-out' && Atomics.load(this.#core.i32, b) !== seen) this.lateWakeups++;
+        Atomics.store(this.#core.i32, b + 1, 0);
+      }
+    } finally {
+      this.#reaping = false;
+    }
+  }
 }
 
 type Waiter = () => void;
@@ -119,9 +180,7 @@ export class RingCaller {
   #subTail = 0;
   #compHead = 0;
   #inflight = 0;
-  #reaping = false;
-  /** Wake-ups that came by the re-check timeout instead of a notify (see WAIT_TIMEOUT_MS). */
-  lateWakeups = 0;
+  readonly #bell: RingBell;
   #kickScheduled = false;
   readonly #kickLater = makeDeferrer(() => {
     this.#kickScheduled = false;
@@ -129,8 +188,10 @@ export class RingCaller {
     if (Atomics.load(i32, this.#h + RUNNER_IDLE) === 1 && Atomics.exchange(i32, this.#h + RUNNER_IDLE, 0) === 1) Atomics.notify(i32, this.#h + SUB_TAIL);
   });
 
-  constructor(core: WasmCore, base: number) {
+  constructor(core: WasmCore, base: number, bell: RingBell) {
     this.#core = core;
+    this.#bell = bell;
+    bell.add(this);
     const slots = Atomics.load(core.i32, (base >>> 2) + SLOT_COUNT);
     this.#l = layout(base, slots);
     this.#h = base >>> 2;
@@ -173,10 +234,7 @@ export class RingCaller {
       this.#kickLater();
     }
     this.#inflight++;
-    if (!this.#reaping) {
-      this.#reaping = true;
-      void this.#reap();
-    }
+    this.#bell.started();
     return promise;
   }
 
@@ -193,31 +251,19 @@ export class RingCaller {
     Atomics.notify(i32, this.#h + SUB_TAIL);
   }
 
-  /** Collect completions while requests are in flight; sleeps on COMP_TAIL when there are none. */
-  async #reap(): Promise<void> {
+  /** Finish every request the runner has completed; true if there was any. */
+  collect(): boolean {
     const l = this.#l;
-    const h = this.#h;
-    try {
-      while (this.#inflight > 0) {
-        let i32 = this.#core.i32;
-        const tail = Atomics.load(i32, h + COMP_TAIL);
-        if (tail === this.#compHead) {
-          Atomics.store(i32, h + CALLER_WAITING, 1);
-          const w = Atomics.waitAsync(i32, h + COMP_TAIL, tail, WAIT_TIMEOUT_MS);
-          if (w.async && (await w.value) === 'timed-out' && Atomics.load(this.#core.i32, h + COMP_TAIL) !== tail) this.lateWakeups++;
-          Atomics.store(this.#core.i32, h + CALLER_WAITING, 0);
-          continue;
-        }
-        while (this.#compHead !== tail) {
-          i32 = this.#core.i32;
-          const slot = i32[l.comp + (this.#compHead & l.mask)];
-          this.#compHead = (this.#compHead + 1) | 0;
-          this.#finish(slot, i32[((l.slotBase + slot * SLOT_BYTES) >>> 2) + 3]);
-        }
-      }
-    } finally {
-      this.#reaping = false;
+    let i32 = this.#core.i32;
+    const tail = Atomics.load(i32, this.#h + COMP_TAIL);
+    if (tail === this.#compHead) return false;
+    while (this.#compHead !== tail) {
+      const slot = i32[l.comp + (this.#compHead & l.mask)];
+      this.#compHead = (this.#compHead + 1) | 0;
+      this.#finish(slot, i32[((l.slotBase + slot * SLOT_BYTES) >>> 2) + 3]);
+      i32 = this.#core.i32;
     }
+    return true;
   }
 
   #finish(slot: number, status: number): void {
@@ -256,6 +302,8 @@ export class RingServer {
   readonly #l: Layout;
   readonly #h: number;
   readonly #handle: RingHandler;
+  /** i32 index of the coordinator's doorbell. */
+  readonly #bell: number;
   #subHead = 0;
   #compTail = 0;
   requests = 0;
@@ -269,6 +317,7 @@ export class RingServer {
     this.#core = core;
     this.#l = layout(base, Atomics.load(core.i32, (base >>> 2) + SLOT_COUNT));
     this.#h = base >>> 2;
+    this.#bell = Atomics.load(core.i32, this.#h + BELL) >>> 2;
     this.#handle = handle;
     this.#yield = macrotaskYield();
   }
@@ -342,11 +391,11 @@ export class RingServer {
     i32[l.comp + (this.#compTail & l.mask)] = slot;
     this.#compTail = (this.#compTail + 1) | 0;
     Atomics.store(i32, h + COMP_TAIL, this.#compTail);
-    // Only the first completion after the caller went to sleep notifies; the caller then
-    // takes every completion published by the time it runs.
-    if (Atomics.load(i32, h + CALLER_WAITING) === 1 && Atomics.exchange(i32, h + CALLER_WAITING, 0) === 1) {
-      Atomics.notify(i32, h + COMP_TAIL);
-    }
+    // Ring the bell; only the first completion after the coordinator went to sleep notifies,
+    // and it then takes every completion (of every ring) published by the time it runs.
+    const bell = this.#bell;
+    Atomics.add(i32, bell, 1);
+    if (Atomics.load(i32, bell + 1) === 1 && Atomics.exchange(i32, bell + 1, 0) === 1) Atomics.notify(i32, bell);
   }
 
   /** Write the error as JSON into the slot's error text; returns its length (the status). */
