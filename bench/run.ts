@@ -4,7 +4,8 @@
 // ploop-wasm is faster (or, for memory, uses more). Prints the table as it goes and again as
 // Markdown at the end, and writes everything to bench/results.json. Needs qemu-img/qemu-io
 // (qemu-utils), Chromium for the browser part, and npm run build (dist/) first.
-//   1. 4 KiB reads, depth 1 and 32, vs qemu-img bench          (ours: --io async and --io sync)
+//   1. 4 KiB reads, depth 1 and 32, vs qemu-img bench   (ours: --io async, the same with
+//      UV_USE_IO_URING=1, and --io sync)
 //   2. 4 KiB allocating writes vs qemu-img bench -w
 //   3. convert 1 GiB ploop → raw vs qemu-img convert and cp
 //   4. runners: 1 vs 2 workers, BAT-write coalescing
@@ -31,8 +32,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const rows: Row[] = [];
 const started = performance.now();
 
-function run(cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+function run(cmd: string, args: string[], env?: Record<string, string>): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, env: env ? { ...process.env, ...env } : undefined });
 }
 function seconds(cmd: string, args: string[]): number {
   const t = performance.now();
@@ -47,9 +48,11 @@ function qemuBench(args: string[]): number {
   if (!m) throw new Error(`unexpected qemu-img bench output: ${out}`);
   return Number(m[1]);
 }
-function ours(args: string[]): { iops: number; seconds: number } {
-  return JSON.parse(run('node', [cli, 'bench', ...args, '--json']));
+function ours(args: string[], env?: Record<string, string>): { iops: number; seconds: number } {
+  return JSON.parse(run('node', [cli, 'bench', ...args, '--json'], env));
 }
+/** libuv's io_uring backend for fs requests: off by default in Node 20 (CVE-2024-22017), on when the process opts in. */
+const IO_URING = { UV_USE_IO_URING: '1' };
 /** Each function REPS times, in turn (A B C, A B C, …), so that load from elsewhere hits all alike; medians. */
 function interleaved(fns: Array<() => number>): number[] {
   const xs: number[][] = fns.map(() => []);
@@ -98,15 +101,19 @@ try {
     seconds('cat', [image]);
     for (const depth of [1, 32]) {
       const args = (pattern: string, io: string) => [image, '--pattern', pattern, '--block-size', '4K', '--depth', String(depth), '--count', String(readCount), '--io', io];
-      const [q, seqA, rndA, seqS, rndS] = interleaved([
+      const [q, seqA, rndA, seqU, rndU, seqS, rndS] = interleaved([
         () => readCount / qemuBench(['-c', String(readCount), '-s', '4k', '-d', String(depth), image]),
         () => ours(args('seqread', 'async')).iops,
         () => ours(args('randread', 'async')).iops,
+        () => ours(args('seqread', 'async'), IO_URING).iops,
+        () => ours(args('randread', 'async'), IO_URING).iops,
         () => ours(args('seqread', 'sync')).iops,
         () => ours(args('randread', 'sync')).iops,
       ]);
       record(`4K seq read, depth ${depth}, io async`, seqA, q, 'IOPS', 'qemu-img bench (seq)');
       record(`4K random read, depth ${depth}, io async`, rndA, q, 'IOPS', 'qemu-img bench (seq)');
+      record(`4K seq read, depth ${depth}, async+io_uring`, seqU, q, 'IOPS', 'qemu-img bench (seq)');
+      record(`4K random read, depth ${depth}, async+io_uring`, rndU, q, 'IOPS', 'qemu-img bench (seq)');
       record(`4K seq read, depth ${depth}, io sync`, seqS, q, 'IOPS', 'qemu-img bench (seq)');
       record(`4K random read, depth ${depth}, io sync`, rndS, q, 'IOPS', 'qemu-img bench (seq)');
     }

@@ -53,6 +53,14 @@ export class ClusterIo {
     this.#attach = o.attach;
   }
 
+  /**
+   * Requests waiting for a cluster another request is allocating: they attach nothing to a
+   * BAT page until it is done, so the writeback must not wait for them to gather a burst.
+   */
+  get lockWaiters(): number {
+    return this.#locks.waiters;
+  }
+
   /** Read into `into` from virtual `offset`; holes read as zeros without touching a store. */
   read(offset: number, into: Uint8Array): Promise<void> {
     // The hot path: extents straight from the WebAssembly scratch (no Extent objects, no

@@ -4,13 +4,19 @@
 
 export class ClusterLocks {
   #held = new Map<number, Promise<void>>();
+  #waiters = 0;
 
   /** Wait for the cluster to be free, take it, and return the function that releases it. */
   async acquire(clusterIndex: number): Promise<() => void> {
     for (;;) {
       const current = this.#held.get(clusterIndex);
       if (!current) break;
-      await current;
+      this.#waiters++;
+      try {
+        await current;
+      } finally {
+        this.#waiters--;
+      }
     }
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
@@ -23,5 +29,10 @@ export class ClusterLocks {
 
   get size(): number {
     return this.#held.size;
+  }
+
+  /** Requests waiting for a held cluster (they write nothing until it is released). */
+  get waiters(): number {
+    return this.#waiters;
   }
 }

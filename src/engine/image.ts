@@ -113,7 +113,12 @@ export class PloopImage {
         this.#releasedSlots.push(slot);
         this.#stats.clustersReleased++;
       },
-    }, { batEndByte: geometry.batEndByte, submitDelayMs: options.submitDelayMs, requestsInFlight: () => this.#inflight.size });
+    }, {
+      batEndByte: geometry.batEndByte, submitDelayMs: options.submitDelayMs,
+      // Requests queued behind an allocation in their cluster are not writing data: a burst
+      // does not wait for them (sequential writes at depth 32 would add a gather per cluster).
+      requestsInFlight: () => this.#inflight.size - this.#io.lockWaiters,
+    });
     this.#io = new ClusterIo({
       bat, stores: [...lowerDeltas.map((d) => d.store), store], size: geometry.virtualSize, topUnitBytes: geometry.unitBytes,
       attach: (a) => this.#writeback.register(a),
