@@ -5,7 +5,7 @@
 export async function run(args) {
   const lib = await import('/ploop.js');
   const C = 64 << 10;
-  const SIZE = 8 << 20;
+  const SIZE = 4 << 20;
   const created = new lib.MemoryStore();
   await lib.createImage(created, { size: SIZE, clusterSize: C });
   const store = lib.SharedMemoryStore.from(created.bytes());
