@@ -10,12 +10,13 @@ import type { BrowserSession } from '../helpers/browser.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { qemuCheck, describeCheck, qemuConvertToRaw, qemuCreate, qemuIo, ioWrite } from '../helpers/qemu.js';
 import { qemuConvertChain, ploopSnapshotList } from '../helpers/stack.js';
-import { startStoreBrowser, openPage, call, callInWorker, randomWrites, saveB64, assertNoMismatch, type Write } from './stores-shared.js';
+import { writeFile, mkdir } from 'node:fs/promises';
+import { startStoreBrowser, openPage, call, callInWorker, randomWrites, startUploads, assertNoMismatch, type Write, type Uploads } from './stores-shared.js';
 
 export const SIZE = 4 << 20;
 export const CLUSTER = 64 << 10;
 
-export interface Verified { mode: string; mismatches: unknown[]; clean: boolean; file: string }
+export interface Verified { mode: string; mismatches: unknown[]; clean: boolean; sha256: string }
 
 interface Err { code: string; message: string }
 interface Errors { second: Err | null; readOnlyWrite: Err; readOnlyTruncate: Err; closedRead: Err; missing: Err }
@@ -35,6 +36,8 @@ export interface SuiteContext {
   session: BrowserSession;
   page: Page;
   tmp: string;
+  /** Where the page sends files back (verifyImage / verifyStack / overlayVerify with `upload`). */
+  uploads: Uploads;
 }
 
 export interface StoreKind {
@@ -57,15 +60,19 @@ export function storeSuite(k: StoreKind): SuiteContext {
     cleanup = t.cleanup;
     // The temp folder is served under /files/: the page fetches base images from there.
     ctx.session = await startStoreBrowser({ mounts: { '/files/': t.dir } });
+    ctx.uploads = await startUploads();
     ctx.page = await openPage(ctx.session);
   });
   after(async () => {
     await ctx.session?.close();
+    await ctx.uploads?.close();
     await cleanup?.();
   });
 
-  const assertQemuReads = async (fileB64: string, name: string, model: Uint8Array) => {
-    const path = await saveB64(ctx.tmp, name, fileB64);
+  /** Save what the page uploaded as `name`, then qemu-img must find it clean and read `model`. */
+  const assertQemuReads = async (name: string, model: Uint8Array) => {
+    const path = join(ctx.tmp, name);
+    await writeFile(path, ctx.uploads.take(name));
     const check = await qemuCheck(path);
     assert.ok(check.clean, `qemu-img check ${name}: ${describeCheck(check)}`);
     const raw = await qemuConvertToRaw(path, `${path}.raw`);
@@ -77,10 +84,11 @@ export function storeSuite(k: StoreKind): SuiteContext {
     const w = await call<{ mode: string }>(ctx.page, 'writeImage', { kind: k.kind, path: 'tests/page.hds', size: SIZE, clusterSize: CLUSTER, writes });
     assert.equal(w.mode, k.pageMode);
     await ctx.page.reload();
-    const v = await call<Verified>(ctx.page, 'verifyImage', { kind: k.kind, path: 'tests/page.hds', writes });
+    const name = `${k.kind}-page.hds`;
+    const v = await call<Verified>(ctx.page, 'verifyImage', { kind: k.kind, path: 'tests/page.hds', writes, upload: ctx.uploads.url + name });
     assertNoMismatch(v.mismatches, 'after reload');
     assert.equal(v.clean, true, 'our check after reload');
-    await assertQemuReads(v.file, `${k.kind}-page.hds`, model);
+    await assertQemuReads(name, model);
     assert.deepEqual(ctx.session.errors, []);
   });
 
@@ -116,16 +124,19 @@ export function storeSuite(k: StoreKind): SuiteContext {
     await ctx.page.reload();
     const files = ['root.hds', made.snap.file];
     const v = await call<{ mismatches: unknown[]; levels: number; descriptor: string; files: Record<string, string>; list: string[] }>(ctx.page, 'verifyStack', {
-      kind: k.kind, dir: 'tests/vm', writes: [...first.writes, ...second.writes], files,
+      kind: k.kind, dir: 'tests/vm', writes: [...first.writes, ...second.writes], files, upload: `${ctx.uploads.url}vm/`,
     });
     assertNoMismatch(v.mismatches, 'stack after reload');
     assert.equal(v.levels, 2);
     assert.equal(v.descriptor, made.descriptor);
     assert.deepEqual(v.list, ['DiskDescriptor.xml', ...files].sort());
     const dir = join(ctx.tmp, 'vm');
-    await import('node:fs/promises').then((fs) => fs.mkdir(dir));
-    await saveB64(dir, 'DiskDescriptor.xml', Buffer.from(v.descriptor).toString('base64'));
-    const paths = await Promise.all(files.map((f) => saveB64(dir, f, v.files[f])));
+    await mkdir(dir);
+    await writeFile(join(dir, 'DiskDescriptor.xml'), v.descriptor);
+    const paths = await Promise.all(files.map(async (f) => {
+      await writeFile(join(dir, f), ctx.uploads.take(`vm/${f}`));
+      return join(dir, f);
+    }));
     for (const p of paths) {
       const c = await qemuCheck(p);
       assert.ok(c.clean, `qemu-img check ${p}: ${describeCheck(c)}`);
@@ -155,11 +166,12 @@ export function storeSuite(k: StoreKind): SuiteContext {
     const w = await call<{ levels: number }>(ctx.page, 'overlayWrite', { kind: k.kind, dir: 'tests/overlay', base, baseKind: 'ploop', writes, reset: true });
     assert.equal(w.levels, 2);
     await ctx.page.reload();
-    const v = await call<{ mismatches: unknown[]; top: string; record: string }>(ctx.page, 'overlayVerify', { kind: k.kind, dir: 'tests/overlay', base, baseKind: 'ploop', writes });
+    const v = await call<{ mismatches: unknown[]; top: string; record: string }>(ctx.page, 'overlayVerify', { kind: k.kind, dir: 'tests/overlay', base, baseKind: 'ploop', writes, upload: ctx.uploads.url + 'top.hds' });
     assertNoMismatch(v.mismatches, 'overlay after reload');
     assert.deepEqual(JSON.parse(v.record), { version: 1, topFile: 'top.hds', baseKind: 'ploop', baseBytes: baseBytes.length, baseId: 'base-1' });
     // The top is a valid delta by itself, and qemu-img reads base + top as a backing chain like we do.
-    const topPath = await saveB64(ctx.tmp, 'top.hds', v.top);
+    const topPath = join(ctx.tmp, 'top.hds');
+    await writeFile(topPath, ctx.uploads.take('top.hds'));
     const c = await qemuCheck(topPath);
     assert.ok(c.clean, describeCheck(c));
     const chain = await qemuConvertChain([basePath, topPath], join(ctx.tmp, 'overlay.raw'));

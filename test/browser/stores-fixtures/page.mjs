@@ -22,6 +22,19 @@ function writeBytes(w) {
   return out;
 }
 
+/**
+ * Send file bytes to the test's upload server (a real HTTP PUT: megabytes through page.evaluate
+ * take seconds); returns their SHA-256 in hex either way.
+ */
+async function ship(bytes, upload) {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  if (upload) {
+    const res = await fetch(upload, { method: 'PUT', body: bytes });
+    if (!res.ok) throw new Error(`PUT ${upload}: HTTP ${res.status}`);
+  }
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 async function readAll(store) {
   const out = new Uint8Array(await store.size());
   await store.read(0, out);
@@ -94,7 +107,7 @@ export const routines = {
   },
 
   /** Reopen the image at `path`: mismatches against `regions`, the file's bytes, the check report. */
-  async verifyImage({ kind, path, writes }) {
+  async verifyImage({ kind, path, writes, upload }) {
     const t0 = performance.now();
     const store = await opener[kind](path, {});
     const report = await lib.checkImage(store, {});
@@ -104,9 +117,9 @@ export const routines = {
     const t2 = performance.now();
     const file = await readAll(store);
     await image.close();
-    const encoded = encode(file);
+    const sha256 = await ship(file, upload);
     const ms = { check: t1 - t0, compare: t2 - t1, file: performance.now() - t2 };
-    return { mode: store.mode ?? kind, mismatches, clean: report.clean, file: encoded, ms };
+    return { mode: store.mode ?? kind, mismatches, clean: report.clean, sha256, ms };
   },
 
   /** Error messages of misuse: second writable open, write to read-only, use after close. */
@@ -177,7 +190,7 @@ export const routines = {
   },
 
   /** Reopen a disk folder: mismatches, and every file's bytes (for qemu-img / ploop). */
-  async verifyStack({ kind, dir, writes, files }) {
+  async verifyStack({ kind, dir, writes, files, upload }) {
     const d = await dirOpener[kind](dir);
     const image = await lib.openStackDir(d, {});
     const mismatches = await compare(image, { writes });
@@ -186,7 +199,7 @@ export const routines = {
     const out = {};
     for (const f of files) {
       const s = await d.openStore(f, {});
-      out[f] = encode(await readAll(s));
+      out[f] = await ship(await readAll(s), upload && upload + encodeURIComponent(f));
       await s.close();
     }
     return { mismatches, levels, descriptor: await d.readText('DiskDescriptor.xml'), files: out, list: await d.list() };
@@ -213,7 +226,7 @@ export const routines = {
     return { levels: image.lowerDeltas.length + 1 };
   },
 
-  async overlayVerify({ kind, dir, base, baseKind, writes, baseId }) {
+  async overlayVerify({ kind, dir, base, baseKind, writes, baseId, upload }) {
     const d = await dirOpener[kind](dir);
     const blob = await fetchBlob(base);
     const image = await lib.openOverlay({ base: new lib.BlobStore(blob, { name: 'base' }), baseKind, top: d, writable: false, baseId });
@@ -224,7 +237,7 @@ export const routines = {
     if (baseKind !== 'raw') await from.close();
     await image.close();
     const s = await d.openStore('top.hds', {});
-    const top = encode(await readAll(s));
+    const top = await ship(await readAll(s), upload);
     await s.close();
     return { mismatches, top, record: await d.readText('overlay.json') };
   },
