@@ -153,6 +153,50 @@ export async function runnerScaling(options: { reps?: number; count?: number; lo
   return rows;
 }
 
+export interface CoalescingRow {
+  runners: number;
+  allocations: number;
+  batPageWrites: number;
+  allocationsPerBatWrite: number;
+  /** One allocating write on an idle queue, from call to resolve (ms, median of 5). */
+  idleWriteMs: number;
+}
+
+/**
+ * A burst of 1024 allocating 4 KiB writes that all land in md page 0 (64 KiB clusters: page 0
+ * maps 1008 of them), issued together through the pool, then a flush: allocations per BAT page
+ * write (goal ≥ 8 at default settings). Then single allocating writes on an idle queue: their
+ * latency shows what the default submit delay adds when nothing else is waiting.
+ */
+export async function runnerCoalescing(runners: number, log: (line: string) => void = (l) => console.log(l)): Promise<CoalescingRow> {
+  const created = new MemoryStore();
+  await createImage(created, { size: 64 << 20, clusterSize: 64 << 10 });
+  const store = SharedMemoryStore.from(created.bytes());
+  const image = await ParallelImage.open([store.spec()], { writable: true, runners, onWarning: () => {} });
+  try {
+    const payload = new Uint8Array(4096).fill(0x3c);
+    await Promise.all(Array.from({ length: 1024 }, (_, i) => image.write((i % 1000) * 65536 + Math.floor(i / 1000) * 8192, payload)));
+    await image.flush();
+    const stats = await image.stats();
+    const latencies: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const t = performance.now();
+      await image.write(1000 * 65536 + i * 65536, payload);
+      latencies.push(performance.now() - t);
+    }
+    const row = {
+      runners, allocations: stats.clustersAllocated, batPageWrites: stats.batPageWrites,
+      allocationsPerBatWrite: stats.clustersAllocated / stats.batPageWrites, idleWriteMs: median(latencies),
+    };
+    log(`burst of 1024 allocating writes into one md page, ${runners} runner${runners === 1 ? '' : 's'}: ${row.allocations} allocations in ${row.batPageWrites} BAT page writes = ${row.allocationsPerBatWrite.toFixed(1)} per write (goal ≥ 8); one allocating write on an idle queue: ${row.idleWriteMs.toFixed(2)} ms`);
+    return row;
+  } finally {
+    await image.close();
+  }
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const n of [1, 2]) await runnerCoalescing(n);
   await runnerScaling({ reps: Number(process.env.BENCH_REPS ?? 3), count: Number(process.env.BENCH_COUNT ?? 100_000) });
 }

@@ -195,14 +195,18 @@ export class ParallelImage {
   }
 
   /** Counters of the coordinator and every runner together. */
-  async stats(): Promise<ImageStats & { runnerRequests: number[]; lateWakeups: number }> {
-    const s = { ...this.image.stats, runnerRequests: [] as number[], lateWakeups: this.#runners[0]?.bell.lateWakeups ?? 0 };
+  async stats(): Promise<ImageStats & { runnerRequests: number[]; lateWakeups: number; coordinatorSleeps: number; runnerSleeps: number[] }> {
+    const s = {
+      ...this.image.stats, runnerRequests: [] as number[], lateWakeups: this.#runners[0]?.bell.lateWakeups ?? 0,
+      coordinatorSleeps: this.#runners[0]?.bell.sleeps ?? 0, runnerSleeps: [] as number[],
+    };
     for (const rs of this.#runnerStats ?? await Promise.all(this.#runners.map((r) => this.#control(r, () => r.link.api.stats())))) {
       s.dataWrites += rs.dataWrites;
       s.clustersAllocated += rs.clustersAllocated;
       s.clustersCopied += rs.clustersCopied;
       s.runnerRequests.push(rs.requests);
       s.lateWakeups += rs.lateWakeups;
+      s.runnerSleeps.push(rs.sleeps);
     }
     return s;
   }

@@ -45,6 +45,8 @@ export interface RunnerCounters {
   requests: number;
   /** Times the runner woke by its re-check timeout although a request was waiting (ring.ts). */
   lateWakeups: number;
+  /** Times the runner went to sleep waiting for submissions (wake-ups cost more than requests). */
+  sleeps: number;
 }
 
 export interface RunnerApi {

@@ -100,6 +100,8 @@ export class RingBell {
   #reaping = false;
   /** Wake-ups that came by the re-check timeout instead of a notify (see WAIT_TIMEOUT_MS). */
   lateWakeups = 0;
+  /** Times the coordinator went to sleep waiting for completions. */
+  sleeps = 0;
 
   /** `address`: BELL_BYTES of zeroed shared memory. */
   constructor(core: WasmCore, address: number) {
@@ -132,6 +134,7 @@ export class RingBell {
         if (progress) continue;
         const i32 = this.#core.i32;
         Atomics.store(i32, b + 1, 1);
+        this.sleeps++;
         const w = Atomics.waitAsync(i32, b, seen, WAIT_TIMEOUT_MS);
         if (w.async && (await w.value) === 'timed-out' && Atomics.load(this.#core.i32, b) !== seen) this.lateWakeups++;
         Atomics.store(this.#core.i32, b + 1, 0);
@@ -309,6 +312,8 @@ export class RingServer {
   requests = 0;
   /** Wake-ups that came by the re-check timeout instead of a notify (see WAIT_TIMEOUT_MS). */
   lateWakeups = 0;
+  /** Times the runner went to sleep (blocking or not) waiting for submissions. */
+  sleeps = 0;
   /** Requests started and not completed. */
   #outstanding = 0;
   readonly #yield: () => Promise<void>;
@@ -347,6 +352,7 @@ export class RingServer {
         Atomics.store(i32, h + RUNNER_IDLE, 0);
         continue;
       }
+      this.sleeps++;
       if (this.#outstanding > 0) {
         // Requests wait for I/O or their BAT page: sleep without blocking the event loop.
         const w = Atomics.waitAsync(i32, h + SUB_TAIL, tail, WAIT_TIMEOUT_MS);

@@ -65,7 +65,7 @@ export function createRunner(openStore: StoreOpener): RunnerApi {
       serving = ring.serve();
     },
     stats() {
-      return { ...io.stats, requests: ring?.requests ?? 0, lateWakeups: ring?.lateWakeups ?? 0 };
+      return { ...io.stats, requests: ring?.requests ?? 0, lateWakeups: ring?.lateWakeups ?? 0, sleeps: ring?.sleeps ?? 0 };
     },
     async close() {
       // The coordinator stopped the ring after its last request completed.
