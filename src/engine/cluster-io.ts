@@ -165,10 +165,22 @@ export class ClusterIo {
 
   async #allocatingWrite(clusterIndex: number, inCluster: number, bytes: Uint8Array): Promise<void> {
     const release = await this.#locks.acquire(clusterIndex);
+    // Someone may have allocated it while we waited for the lock. Then it is an in-place write,
+    // which needs no lock (write() does those without one): release it before writing, so that
+    // the requests queued behind an allocation write their data in parallel, not one by one.
+    let inPlaceHost: number;
     try {
-      // Someone may have allocated it while we waited for the lock.
+      inPlaceHost = this.#bat.levelOf(clusterIndex) === this.#bat.topLevel ? this.#bat.lookup(clusterIndex) : -1;
+    } catch (e) {
+      release();
+      throw e;
+    }
+    if (inPlaceHost >= 0) {
+      release();
+      return this.#writeData(inPlaceHost + inCluster, bytes);
+    }
+    try {
       const level = this.#bat.levelOf(clusterIndex);
-      if (level === this.#bat.topLevel) return await this.#writeData(this.#bat.lookup(clusterIndex) + inCluster, bytes);
       // Copy-on-write: the whole cluster from the lower delta that maps it, then our bytes on top.
       let payload = bytes;
       let payloadOffset = inCluster;
