@@ -125,6 +125,18 @@ export class WasmCore {
     this.#f64 = new Float64Array(buffer);
   }
 
+  /**
+   * Refuse early, with the error alloc() would give, a region that can never fit: callers that
+   * fetch data before allocating (a BAT read over HTTP) check first, so a lying header costs
+   * neither a download nor memory.
+   */
+  assertRoom(bytes: number): void {
+    const largestFree = this.#free.reduce((most, [, length]) => Math.max(most, length), 0);
+    if (bytes > MAX_PAGES * WASM_PAGE_BYTES - this.#top && bytes > largestFree) {
+      throw new PloopError('ENOSPC', `WebAssembly memory: ${bytes} more bytes would pass the ${MAX_PAGES * WASM_PAGE_BYTES}-byte limit`, { bytes });
+    }
+  }
+
   /** Reserve `bytes` of zeroed memory aligned to `align` (a power of two ≥ 8); returns its address. */
   alloc(bytes: number, align = 8): number {
     if (this.#foreign) throw new PloopError('EINVAL', 'WebAssembly memory: a runner cannot allocate regions; the thread that owns the memory does');

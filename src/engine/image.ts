@@ -157,6 +157,12 @@ export class PloopImage {
     const warn = options.onWarning ?? ((m: string) => console.warn(`ploop-wasm: ${m}`));
     const core = await getCore();
     const fileSlots = Math.max(0, Math.ceil((fileBytes - geometry.firstSlotByte) / geometry.clusterBytes));
+    core.assertRoom(geometry.batEndByte);
+    const batBytes = await readFully(store, 0, geometry.batEndByte);
+    // A read-only open allocates nothing, so its slot bitmap only has to cover the slots the BAT
+    // (and a format extension) can name; sizing it from the file size would let a store that
+    // lies about its size (an HTTP server claiming a terabyte) cost memory in proportion.
+    const slotsNamed = options.writable ? fileSlots : Math.min(fileSlots, slotsNamedBy(batBytes, header, geometry));
     const bat = new BatMap(core, {
       batEntryCount: geometry.batEntryCount,
       clusterBytes: geometry.clusterBytes,
@@ -166,13 +172,13 @@ export class PloopImage {
       // entry can be unmapped by a discard yet not reusable (its slot is freed only after the
       // next flush made the BAT change durable). So a full disk that discards and rewrites
       // clusters without a flush in between needs twice the entries, plus the file's own slots.
-      slotCapacity: fileSlots + 2 * geometry.batEntryCount + 2,
+      slotCapacity: slotsNamed + 2 * geometry.batEntryCount + 2,
       topLevel: deltas.length - 1,
       unitBytesByLevel: [],
     });
     const lowerDeltas: LowerDelta[] = [];
     try {
-      await store.read(0, bat.pages().subarray(0, geometry.batEndByte));
+      bat.pages().set(batBytes);
       bat.setUnitBytes(deltas.length - 1, geometry.unitBytes);
       const { problems, problemCount } = bat.loadTop(fileBytes);
       for (let level = deltas.length - 2; level >= 0; level--) {
@@ -448,4 +454,15 @@ function batProblemError(p: BatProblem, count: number, g: Geometry, fileBytes: n
   const more = count > 1 ? ` (${count} bad entries in all)` : '';
   return new PloopError('ECORRUPT', `corrupt BAT: entry ${p.clusterIndex} (host byte ${p.hostOffset}) ${what}${more}; run check --repair`,
     { field: 'bat', clusterIndex: p.clusterIndex, hostOffset: p.hostOffset, kind: p.kind, count });
+}
+
+/** One past the highest slot that a BAT entry or the format extension names (0 when none). */
+function slotsNamedBy(batBytes: Uint8Array, header: PloopHeader, g: Geometry): number {
+  const entries = new DataView(batBytes.buffer, batBytes.byteOffset, batBytes.byteLength);
+  let highestByte = header.extOff * SECTOR_BYTES;
+  for (let i = 0; i < g.batEntryCount; i++) {
+    const entry = entries.getUint32(HEADER_BYTES + 4 * i, true);
+    if (entry !== 0) highestByte = Math.max(highestByte, entry * g.unitBytes);
+  }
+  return Math.max(0, Math.floor((highestByte - g.firstSlotByte) / g.clusterBytes) + 1);
 }
