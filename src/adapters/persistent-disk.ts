@@ -10,7 +10,7 @@
 // BAT pages. It runs on an explicit call, every `flushIntervalMs` while there were writes,
 // and when the page is hidden or unloaded (visibilitychange / pagehide / beforeunload).
 
-import type { BlockStore } from '../stores/block-store.js';
+import { keptOpen, type BlockStore } from '../stores/block-store.js';
 import type { DeltaDirectory } from '../stores/directory.js';
 import { openOverlay, OVERLAY_FILE } from '../stores/overlay.js';
 import type { PloopImage } from '../engine/image.js';
@@ -163,20 +163,6 @@ function openTop(options: PersistentDiskOptions): Promise<PloopImage> {
     base: keptOpen(options.base), baseKind: options.baseKind, top: options.dir, topFile: TOP_FILE, baseId: options.baseId,
     clusterSize: options.clusterSize ?? 64 << 10, writable: true, onWarning: options.onWarning,
   });
-}
-
-/** `store` with a close() that does nothing: the stack is closed and reopened over the same base. */
-function keptOpen(store: BlockStore): BlockStore {
-  return {
-    name: store.name,
-    writable: store.writable,
-    size: () => store.size(),
-    read: (offset, into) => store.read(offset, into),
-    write: (offset, data) => store.write(offset, data),
-    flush: () => store.flush(),
-    truncate: (size) => store.truncate(size),
-    close: async () => {},
-  };
 }
 
 async function readGeneration(dir: DeltaDirectory): Promise<number> {

@@ -25,3 +25,17 @@ export async function readFully(store: BlockStore, offset: number, length: numbe
   await store.read(offset, out);
   return out;
 }
+
+/** A view of `store` whose close() does nothing: for a stack closed and reopened over a store its owner keeps. */
+export function keptOpen(store: BlockStore): BlockStore {
+  return {
+    name: store.name,
+    writable: store.writable,
+    size: () => store.size(),
+    read: (offset, into) => store.read(offset, into),
+    write: (offset, data) => store.write(offset, data),
+    flush: () => store.flush(),
+    truncate: (size) => store.truncate(size),
+    close: async () => {},
+  };
+}

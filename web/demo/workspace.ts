@@ -7,22 +7,9 @@
 
 import {
   MemoryStore, PloopError, openStackDir, readDescriptor, descriptorChain, parseDescriptor, PloopImage, newDescriptor, serializeDescriptor, parseHeader, DESCRIPTOR_FILE,
-  type BlockStore, type DeltaDirectory,
+  keptOpen, type BlockStore, type DeltaDirectory,
 } from '../../src/browser.js';
 
-/** A view of a store whose close() does nothing: the workspace owns the store, images come and go. */
-function kept(store: BlockStore): BlockStore {
-  return {
-    name: store.name,
-    writable: store.writable,
-    size: () => store.size(),
-    read: (o, b) => store.read(o, b),
-    write: (o, d) => store.write(o, d),
-    flush: () => store.flush(),
-    truncate: (s) => store.truncate(s),
-    close: async () => {},
-  };
-}
 
 export class Workspace implements DeltaDirectory {
   readonly name: string;
@@ -70,12 +57,12 @@ export class Workspace implements DeltaDirectory {
       const store = this.backing ? await this.backing.openStore(file, { create: true }) : new MemoryStore();
       await this.files.get(file)?.close();
       this.files.set(file, store);
-      return kept(store);
+      return keptOpen(store);
     }
     const store = this.files.get(file);
     if (!store) throw new PloopError('EIO', `open ${this.name}/${file} failed: no such file in the workspace`);
     if (options.writable && !store.writable) throw new PloopError('EREADONLY', `${this.name}/${file} is read-only (${store.name}); take a snapshot to get a writable top delta`);
-    return kept(store);
+    return keptOpen(store);
   }
 
   async readText(file: string): Promise<string | null> {
@@ -122,6 +109,6 @@ export class Workspace implements DeltaDirectory {
       return openStackDir(this, { writable: !!top?.writable, onWarning });
     }
     const store = this.files.get(this.singleFile)!;
-    return PloopImage.open(kept(store), { writable: store.writable, onWarning });
+    return PloopImage.open(keptOpen(store), { writable: store.writable, onWarning });
   }
 }
