@@ -9,6 +9,7 @@
 import { createStore, getMany, setMany, promisifyRequest, type UseStore } from 'idb-keyval';
 import type { BlockStore } from './block-store.js';
 import { PloopError, ioError } from '../errors.js';
+import { holdWebLock } from './web-lock.js';
 
 export const IDB_DEFAULT_DB = 'ploop-wasm';
 export const IDB_DEFAULT_STORE = 'images';
@@ -164,7 +165,11 @@ export class IdbStore implements BlockStore {
       throw new PloopError('EINVAL', `idb: chunkBytes ${chunkBytes} is out of range, expected an integer from 512 to ${64 << 20}`);
     }
     const use = idbStore(options.db ?? IDB_DEFAULT_DB, options.store ?? IDB_DEFAULT_STORE, options.durability);
-    const release = writable ? await exclusive(`${options.db ?? IDB_DEFAULT_DB}/${options.store ?? IDB_DEFAULT_STORE}/${path}`, label) : null;
+    // Two stores with separate buffers must not write one image (here, in another tab or a worker).
+    const release = writable
+      ? await holdWebLock(`ploop-wasm:idb:${options.db ?? IDB_DEFAULT_DB}/${options.store ?? IDB_DEFAULT_STORE}/${path}`,
+        () => new PloopError('EIO', `idb: open ${label} failed: the file is open elsewhere (another store, tab or worker has it open for writing); close it first`))
+      : null;
     try {
       let meta: Meta;
       if (options.create) {
@@ -439,23 +444,4 @@ function range(first: number, last: number): number[] {
   const out: number[] = [];
   for (let i = first; i <= last; i++) out.push(i);
   return out;
-}
-
-/**
- * Hold a Web Lock for a writable image until it is closed, so that two stores (here, in another
- * tab or a worker) cannot write one image with separate buffers. Without Web Locks: no lock.
- */
-async function exclusive(name: string, label: string): Promise<(() => void) | null> {
-  const locks = (globalThis.navigator as Navigator | undefined)?.locks;
-  if (!locks) return null;
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  const granted = await new Promise<boolean>((resolve, reject) => {
-    locks.request(`ploop-wasm:idb:${name}`, { ifAvailable: true }, (lock) => {
-      resolve(lock !== null);
-      return lock ? held : undefined;
-    }).catch(reject);
-  });
-  if (!granted) throw new PloopError('EIO', `idb: open ${label} failed: the file is open elsewhere (another store, tab or worker has it open for writing); close it first`);
-  return release;
 }
