@@ -21,7 +21,9 @@ import { readFully } from '../stores/block-store.js';
 import { PloopError, ioError } from '../errors.js';
 import { Writeback } from './writeback.js';
 import { ClusterIo } from './cluster-io.js';
+import { checkBatch, runBatchInThread, type ReadRequest, type WriteRequest } from './batch.js';
 export { settleAll } from './cluster-io.js';
+export type { ReadRequest, WriteRequest } from './batch.js';
 
 const CIF_EMPTY = 1;
 
@@ -315,6 +317,29 @@ export class PloopImage {
     // Tracked from the start: a flush issued meanwhile must wait for this write even while it
     // is still setting the in-use flag.
     await this.#track(this.#markInUse().then(() => this.#io.write(offset, data)));
+  }
+
+  /**
+   * Read many requests with one call (batch.ts has the rules): every request is attempted; if
+   * some fail the promise rejects with one PloopError naming how many and the first of them.
+   */
+  async readMany(requests: readonly ReadRequest[]): Promise<void> {
+    this.#checkOpen();
+    checkBatch('readMany', requests, this.size);
+    if (requests.length === 0) return;
+    await runBatchInThread('readMany', requests, (r) => this.#io.read(r.offset, r.into));
+  }
+
+  /**
+   * Write many requests with one call; each completes like write() (data and BAT page written),
+   * overlapping ones in request order (a later request wins). Failures as in readMany.
+   */
+  async writeMany(requests: readonly WriteRequest[]): Promise<void> {
+    this.#checkOpen();
+    this.#checkWritable('writeMany');
+    checkBatch('writeMany', requests, this.size);
+    if (requests.length === 0) return;
+    await this.#track(this.#markInUse().then(() => runBatchInThread('writeMany', requests, (r) => this.#io.write(r.offset, r.data))));
   }
 
   /**
