@@ -18,10 +18,14 @@ import type { BlockStore } from '../stores/block-store.js';
 import type { AttachMessage, RunnerApi, RunnerCounters, StoreSpec } from './protocol.js';
 import { RingCaller, RingBell, initRing, ringBytes, BELL_BYTES, DEFAULT_RING_SLOTS, OP_READ, OP_WRITE, OP_DISCARD } from './ring.js';
 import { specCrossesThreads } from './store-spec.js';
+import { checkBatch, type ReadRequest, type WriteRequest } from '../engine/batch.js';
+import { runPoolBatch, StagingPool, type BatchContext } from './pool-batch.js';
 
 export interface ParallelOpenOptions extends Omit<OpenOptions, 'keepStoreOpen' | 'lenient'> {
   /** Number of runners (workers); 0 runs everything in this thread. Default 2. */
   runners?: number;
+  /** Ring slots per runner (a power of two; default 256). More requests wait in the coordinator. */
+  ringSlots?: number;
 }
 
 /** One started worker, as the platform hands it over. */
@@ -68,6 +72,9 @@ export class ParallelImage {
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #buffers: number[] = [];
   readonly #clusterBytes: number;
+  readonly #batch: BatchContext;
+  /** Buffer objects of the shared memory handed out by allocShared (it changes when the memory grows). */
+  readonly #sharedBuffers = new Set<ArrayBufferLike>();
   #closed = false;
 
   protected constructor(image: PloopImage, runners: Runner[]) {
@@ -75,6 +82,11 @@ export class ParallelImage {
     this.#runners = runners;
     this.runnerCount = runners.length;
     this.#clusterBytes = image.clusterSize;
+    const core = image.bat.core;
+    this.#batch = {
+      core, rings: runners.map((r) => r.ring), clusterBytes: image.clusterSize, staging: new StagingPool(core),
+      isShared: (bytes) => bytes.buffer === core.memory.buffer || this.#sharedBuffers.has(bytes.buffer),
+    };
   }
 
   /**
@@ -88,6 +100,10 @@ export class ParallelImage {
       throw new PloopError('EINVAL', `ParallelImage.open: runners ${count}, expected a whole number from 0 to 64`, { field: 'runners', value: count });
     }
     if (specs.length === 0) throw new PloopError('EINVAL', 'ParallelImage.open: no deltas given');
+    const ringSlots = options.ringSlots ?? DEFAULT_RING_SLOTS;
+    if (!Number.isSafeInteger(ringSlots) || ringSlots < 1 || ringSlots > 65536 || (ringSlots & (ringSlots - 1)) !== 0) {
+      throw new PloopError('EINVAL', `ParallelImage.open: ringSlots ${ringSlots}, expected a power of two from 1 to 65536`, { field: 'ringSlots', value: ringSlots });
+    }
     if (count > 0 && (!sharedMemoryAvailable() || !specs.every(specCrossesThreads))) {
       if (!warnedNoShared) {
         const lone = specs.find((s) => !specCrossesThreads(s));
@@ -115,7 +131,7 @@ export class ParallelImage {
     const runners: Runner[] = [];
     const bell = count > 0 ? new RingBell(image.bat.core, image.bat.core.alloc(BELL_BYTES, 64)) : null;
     try {
-      for (let i = 0; i < count; i++) runners.push(await startRunner(platform, image, runnerSpecs, bell!));
+      for (let i = 0; i < count; i++) runners.push(await startRunner(platform, image, runnerSpecs, bell!, ringSlots));
     } catch (e) {
       for (const r of runners) await r.link.terminate();
       if (bell) image.bat.core.free(bell.address);
@@ -179,6 +195,65 @@ export class ParallelImage {
     }));
   }
 
+  /**
+   * Read many requests with one call and one promise (rules in engine/batch.ts): every request
+   * is attempted; if some fail, rejects with one PloopError naming how many and the first one.
+   * Buffers from allocShared() are filled in place by the runners (no copy in this thread).
+   */
+  readMany(requests: readonly ReadRequest[]): Promise<void> {
+    if (this.runnerCount === 0) return this.image.readMany(requests);
+    try {
+      if (this.#closed) throw new PloopError('ECLOSED', 'the image is closed');
+      checkBatch('readMany', requests, this.size);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (requests.length === 0) return Promise.resolve();
+    return runPoolBatch(this.#batch, 'readMany', requests);
+  }
+
+  /**
+   * Write many requests with one call; each completes like write() (data and BAT page written);
+   * overlapping requests take effect in request order (a later one wins). Failures as readMany.
+   */
+  async writeMany(requests: readonly WriteRequest[]): Promise<void> {
+    if (this.runnerCount === 0) return this.image.writeMany(requests);
+    if (this.#closed) throw new PloopError('ECLOSED', 'the image is closed');
+    if (!this.image.writable) throw new PloopError('EREADONLY', 'writeMany: the image was opened read-only');
+    checkBatch('writeMany', requests, this.size);
+    if (requests.length === 0) return;
+    await this.#track(this.image.ensureInUse().then(() => runPoolBatch(this.#batch, 'writeMany', requests)));
+  }
+
+  /**
+   * `bytes` of zeroed memory the runners can see (in the image's shared WebAssembly memory):
+   * readMany/writeMany serve requests whose buffers lie there without copying them. Give it
+   * back with freeShared() before close. Without runners it is an ordinary Uint8Array.
+   */
+  allocShared(bytes: number): Uint8Array {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new PloopError('EINVAL', `allocShared: ${bytes} bytes, expected a whole number ≥ 0`, { field: 'bytes', value: bytes });
+    if (this.#closed) throw new PloopError('ECLOSED', 'the image is closed');
+    if (this.runnerCount === 0) return new Uint8Array(bytes);
+    const core = this.image.bat.core;
+    const address = core.alloc(Math.max(bytes, 1), 16);
+    core.u8.fill(0, address, address + bytes);
+    this.#sharedBuffers.add(core.memory.buffer);
+    const view = new Uint8Array(core.memory.buffer, address, bytes);
+    this.#sharedRegions.add(address);
+    return view;
+  }
+
+  /** Give back a buffer from allocShared() (the whole of it, as returned). */
+  freeShared(view: Uint8Array): void {
+    if (this.runnerCount === 0 || this.#closed) return;
+    if (!this.#sharedRegions.delete(view.byteOffset) || !this.#batch.isShared(view)) {
+      throw new PloopError('EINVAL', `freeShared: the view at byte ${view.byteOffset} (${view.length} bytes) was not returned by allocShared or was freed already`, { field: 'view' });
+    }
+    this.image.bat.core.free(view.byteOffset);
+  }
+
+  readonly #sharedRegions = new Set<number>();
+
   async discard(offset: number, length: number): Promise<void> {
     if (this.runnerCount === 0) return this.image.discard(offset, length);
     this.#check('discard', offset, length, true);
@@ -238,6 +313,9 @@ export class ParallelImage {
       } finally {
         if (this.#runners.length > 0) core.free(this.#runners[0].bell.address);
         for (const b of this.#buffers.splice(0)) core.free(b);
+        this.#batch.staging.dispose();
+        for (const a of this.#sharedRegions) core.free(a);
+        this.#sharedRegions.clear();
         await this.image.close();
       }
     }
@@ -317,12 +395,12 @@ function specName(spec: StoreSpec): string {
   }
 }
 
-async function startRunner(platform: PoolPlatform, image: PloopImage, stores: StoreSpec[], bell: RingBell): Promise<Runner> {
+async function startRunner(platform: PoolPlatform, image: PloopImage, stores: StoreSpec[], bell: RingBell, slots: number): Promise<Runner> {
   const core = image.bat.core;
   const link = platform.spawn();
   const scratch = core.alloc(BatMap.EXTENT_SCRATCH_BYTES);
-  const ringAddress = core.alloc(ringBytes(DEFAULT_RING_SLOTS), 64);
-  initRing(core, ringAddress, bell, DEFAULT_RING_SLOTS);
+  const ringAddress = core.alloc(ringBytes(slots), 64);
+  initRing(core, ringAddress, bell, slots);
   const { port1, port2 } = new MessageChannel();
   // Attachments from this runner go to the image's writeback; completion goes back by id.
   port1.onmessage = (event: MessageEvent<AttachMessage>) => {

@@ -50,7 +50,7 @@ const WAIT_TIMEOUT_MS = 20;
 /** How long an idle runner blocks before it looks at its event loop (control messages). */
 const IDLE_BLOCK_MS = 50;
 /** Slots per runner: enough for a deep queue; more requests wait in the coordinator. */
-export const DEFAULT_RING_SLOTS = 64;
+export const DEFAULT_RING_SLOTS = 256;
 
 interface Layout {
   base: number;
@@ -147,6 +147,11 @@ export class RingBell {
 
 type Waiter = () => void;
 
+/** A batch of ring requests (RingCaller.enqueue): told about each piece as it completes. */
+export interface RingBatch {
+  pieceDone(tag: number, error: PloopError | null): void;
+}
+
 /**
  * Run `fn` after the current task and its microtasks (setImmediate in Node, a MessageChannel
  * message in browsers). Wake-ups go through this so that every request a burst of promise
@@ -180,6 +185,15 @@ export class RingCaller {
   readonly #queued: Waiter[] = [];
   readonly #resolve: Array<(() => void) | null>;
   readonly #reject: Array<((e: unknown) => void) | null>;
+  /** The batch a slot's request belongs to (enqueue), and the tag it reports back. */
+  readonly #batchOf: Array<RingBatch | null>;
+  readonly #tagOf: Int32Array;
+  /** Batch pieces waiting for a free slot: op, offset, length, buffer, tag per entry. */
+  #backlog: number[] = [];
+  #backlogBatch: RingBatch[] = [];
+  #backlogHead = 0;
+  /** The submission tail the runner has been shown (publish). */
+  #published = 0;
   #subTail = 0;
   #compHead = 0;
   #inflight = 0;
@@ -201,11 +215,79 @@ export class RingCaller {
     for (let i = slots - 1; i >= 0; i--) this.#free.push(i);
     this.#resolve = new Array(slots).fill(null);
     this.#reject = new Array(slots).fill(null);
+    this.#batchOf = new Array(slots).fill(null);
+    this.#tagOf = new Int32Array(slots);
   }
 
   /** Requests submitted and not yet completed (for tests and stats). */
   get inflight(): number {
     return this.#inflight;
+  }
+
+  /**
+   * Queue one piece of a batch: into a free slot if there is one (not yet visible to the
+   * runner: publish() shows every queued piece at once), else into the backlog, which fills
+   * slots as completions free them. No promise, closure or object per piece: the completion
+   * calls batch.pieceDone(tag, error).
+   */
+  enqueue(op: number, offset: number, length: number, buffer: number, batch: RingBatch, tag: number): void {
+    if (this.#backlogHead === this.#backlog.length) {
+      const slot = this.#free.pop();
+      if (slot !== undefined) {
+        this.#fill(slot, op, offset, length, buffer);
+        this.#batchOf[slot] = batch;
+        this.#tagOf[slot] = tag;
+        return;
+      }
+    }
+    this.#backlog.push(op, offset, length, buffer, tag);
+    this.#backlogBatch.push(batch);
+  }
+
+  /** Show the runner every slot queued since the last publish, and wake it if it sleeps. */
+  publish(): void {
+    if (this.#published === this.#subTail) return;
+    this.#published = this.#subTail;
+    const i32 = this.#core.i32;
+    Atomics.store(i32, this.#h + SUB_TAIL, this.#subTail);
+    if (!this.#kickScheduled && Atomics.load(i32, this.#h + RUNNER_IDLE) === 1) {
+      this.#kickScheduled = true;
+      this.#kickLater();
+    }
+    this.#bell.started();
+  }
+
+  /** Write a request into `slot` and append it to the submission ring (unpublished). */
+  #fill(slot: number, op: number, offset: number, length: number, buffer: number): void {
+    const l = this.#l;
+    const i32 = this.#core.i32;
+    const s = (l.slotBase + slot * SLOT_BYTES) >>> 2;
+    i32[s] = op;
+    i32[s + 1] = length;
+    i32[s + 2] = buffer;
+    i32[s + 3] = 0;
+    this.#core.f64[(s + 4) >>> 1] = offset;
+    i32[l.sub + (this.#subTail & l.mask)] = slot;
+    this.#subTail = (this.#subTail + 1) | 0;
+    this.#inflight++;
+  }
+
+  /** Move backlog pieces into free slots (after completions freed some). */
+  #refill(): void {
+    const b = this.#backlog;
+    while (this.#backlogHead < b.length && this.#free.length > 0) {
+      const slot = this.#free.pop()!;
+      const k = this.#backlogHead;
+      this.#fill(slot, b[k], b[k + 1], b[k + 2], b[k + 3]);
+      this.#batchOf[slot] = this.#backlogBatch[k / 5];
+      this.#tagOf[slot] = b[k + 4];
+      this.#backlogHead = k + 5;
+    }
+    if (this.#backlogHead === b.length && b.length > 0) {
+      this.#backlog = [];
+      this.#backlogBatch = [];
+      this.#backlogHead = 0;
+    }
   }
 
   /** Hand one request to the runner; resolves when it is done, rejects with its PloopError. */
@@ -215,29 +297,13 @@ export class RingCaller {
       // Every slot is in use: wait for one (FIFO), then submit.
       return new Promise<void>((r) => this.#queued.push(r)).then(() => this.submit(op, offset, length, buffer));
     }
-    const l = this.#l;
-    const i32 = this.#core.i32;
-    const at = l.slotBase + slot * SLOT_BYTES;
-    const s = at >>> 2;
-    i32[s] = op;
-    i32[s + 1] = length;
-    i32[s + 2] = buffer;
-    i32[s + 3] = 0;
-    this.#core.f64[(at + 16) >>> 3] = offset;
+    this.#fill(slot, op, offset, length, buffer);
     const promise = new Promise<void>((resolve, reject) => {
       this.#resolve[slot] = resolve;
       this.#reject[slot] = reject;
     });
-    i32[l.sub + (this.#subTail & l.mask)] = slot;
-    this.#subTail = (this.#subTail + 1) | 0;
-    Atomics.store(i32, this.#h + SUB_TAIL, this.#subTail);
     // A busy runner sees the new tail on its next turn; an idle one is woken once per burst.
-    if (!this.#kickScheduled && Atomics.load(i32, this.#h + RUNNER_IDLE) === 1) {
-      this.#kickScheduled = true;
-      this.#kickLater();
-    }
-    this.#inflight++;
-    this.#bell.started();
+    this.publish();
     return promise;
   }
 
@@ -266,10 +332,24 @@ export class RingCaller {
       this.#finish(slot, i32[((l.slotBase + slot * SLOT_BYTES) >>> 2) + 3]);
       i32 = this.#core.i32;
     }
+    if (this.#backlogHead < this.#backlog.length) {
+      this.#refill();
+      this.publish();
+    }
     return true;
   }
 
   #finish(slot: number, status: number): void {
+    const batch = this.#batchOf[slot];
+    if (batch !== null) {
+      this.#batchOf[slot] = null;
+      this.#inflight--;
+      this.#free.push(slot);
+      const next = this.#queued.shift();
+      if (next) next();
+      batch.pieceDone(this.#tagOf[slot], status === 0 ? null : this.#decodeError(slot, status));
+      return;
+    }
     const resolve = this.#resolve[slot]!;
     const reject = this.#reject[slot]!;
     this.#resolve[slot] = null;
