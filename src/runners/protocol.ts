@@ -18,7 +18,8 @@ export type StoreSpec =
   | SharedMemorySpec
   | { kind: 'blob'; blob: Blob; name?: string }
   | { kind: 'http'; url: string }
-  | { kind: 'opfs'; path: string; writable: boolean };
+  /** shared: writable by the coordinator and every runner at once ('readwrite-unsafe' handles; store-spec.ts). */
+  | { kind: 'opfs'; path: string; writable: boolean; shared?: boolean };
 
 export interface RunnerInit {
   module: WebAssembly.Module;

@@ -5,14 +5,15 @@
 // caller's view may be on the shared WASM memory, which cannot be transferred).
 
 import { PloopError, type PloopErrorCode } from '../errors.js';
-import { SyncFile } from './opfs-sync.js';
+import { SyncFile, sharedHandlesSupported } from './opfs-sync.js';
 
 export type OpfsRequest =
   | { id: number; op: 'open'; file: FileSystemFileHandle; writable: boolean; create: boolean; shared: boolean; label: string }
   | { id: number; op: 'read'; fd: number; offset: number; length: number }
   | { id: number; op: 'write'; fd: number; offset: number; data: ArrayBuffer }
   | { id: number; op: 'truncate'; fd: number; size: number }
-  | { id: number; op: 'size' | 'flush' | 'close'; fd: number };
+  | { id: number; op: 'size' | 'flush' | 'close'; fd: number }
+  | { id: number; op: 'probe' };
 
 export type OpfsReply =
   | { id: number; ok: true; value: unknown }
@@ -77,26 +78,41 @@ class OpfsHost {
   }
 }
 
+/** The host's answer to 'open'. */
+interface Opened {
+  fd: number;
+  shared: boolean;
+}
+
 /** An OPFS file held by the host worker. */
 export class RemoteFile {
   readonly label: string;
   readonly writable: boolean;
+  /** True when the host worker was granted a 'readwrite-unsafe' handle. */
+  readonly shared: boolean;
   readonly #host: OpfsHost;
   readonly #fd: number;
 
-  private constructor(host: OpfsHost, fd: number, label: string, writable: boolean) {
+  private constructor(host: OpfsHost, opened: Opened, label: string, writable: boolean) {
     this.#host = host;
-    this.#fd = fd;
+    this.#fd = opened.fd;
+    this.shared = opened.shared;
     this.label = label;
     this.writable = writable;
+  }
+
+  /** Whether the host worker's sync handles take modes (sharedHandlesSupported there). */
+  static sharedHandlesSupported(): Promise<boolean> {
+    host ??= new OpfsHost();
+    return host.call<boolean>({ op: 'probe' });
   }
 
   static async open(file: FileSystemFileHandle, options: { writable?: boolean; create?: boolean; shared?: boolean; label?: string } = {}): Promise<RemoteFile> {
     host ??= new OpfsHost();
     const label = options.label ?? file.name;
     const writable = !!(options.writable || options.create);
-    const fd = await host.call<number>({ op: 'open', file, writable, create: !!options.create, shared: !!options.shared, label });
-    return new RemoteFile(host, fd, label, writable);
+    const opened = await host.call<Opened>({ op: 'open', file, writable, create: !!options.create, shared: !!options.shared, label });
+    return new RemoteFile(host, opened, label, writable);
   }
 
   size(): Promise<number> {
@@ -145,9 +161,10 @@ export function serveOpfs(scope: { addEventListener(type: 'message', l: (ev: Mes
         case 'open': {
           const f = await SyncFile.open(req.file, req);
           files.set(nextFd, f);
-          value = nextFd++;
+          value = { fd: nextFd++, shared: f.shared } satisfies Opened;
           break;
         }
+        case 'probe': value = sharedHandlesSupported(); break;
         case 'read': {
           const buf = new Uint8Array(req.length);
           const n = file(req.fd).read(req.offset, buf);

@@ -13,6 +13,8 @@ export interface SyncAccessHandle {
   getSize(): number;
   flush(): void;
   close(): void;
+  /** The mode the handle was granted (Chromium 121+; older browsers ignore the option and lack it). */
+  readonly mode?: string;
 }
 
 type SyncCapableHandle = FileSystemFileHandle & {
@@ -22,6 +24,15 @@ type SyncCapableHandle = FileSystemFileHandle & {
 /** True in a dedicated worker where OPFS sync access handles exist. */
 export function syncHandlesAvailable(): boolean {
   return typeof (globalThis as { FileSystemSyncAccessHandle?: unknown }).FileSystemSyncAccessHandle === 'function';
+}
+
+/**
+ * True where sync access handles take a mode, so that 'readwrite-unsafe' handles can be shared by
+ * several writers. Browsers without modes ignore the option and hand out exclusive handles.
+ */
+export function sharedHandlesSupported(): boolean {
+  const ctor = (globalThis as { FileSystemSyncAccessHandle?: { prototype: object } }).FileSystemSyncAccessHandle;
+  return !!ctor && 'mode' in ctor.prototype;
 }
 
 /** Split an OPFS path ('images/disk.hds') into checked segments. */
@@ -71,6 +82,8 @@ export async function resolveOpfs(path: string, options: { create?: boolean } = 
 export class SyncFile {
   readonly label: string;
   readonly writable: boolean;
+  /** True when the browser granted a 'readwrite-unsafe' handle (other stores may hold the file too). */
+  readonly shared: boolean;
   #handle: SyncAccessHandle;
   #closed = false;
 
@@ -78,6 +91,7 @@ export class SyncFile {
     this.label = label;
     this.#handle = handle;
     this.writable = writable;
+    this.shared = handle.mode === 'readwrite-unsafe';
   }
 
   /** Open a sync access handle on `file`; `create` truncates it to zero bytes. */

@@ -2,13 +2,15 @@
 // A store on a file in the origin-private file system (OPFS). In a dedicated worker it uses a
 // FileSystemSyncAccessHandle directly (the fast path: no copies, SAB views accepted); on the
 // page's main thread it goes through the OPFS host worker (opfs-remote.ts). flush() is the
-// handle's flush(). A sync handle is exclusive: a file opened writable cannot be opened again
-// (here, in another tab or worker) until it is closed.
+// handle's flush(). A writable sync handle is exclusive: the file cannot be opened again (here,
+// in another tab or worker) until it is closed, unless it is opened `shared` ('readwrite-unsafe'
+// handles, for runners), where a Web Lock named after the file keeps out a second writer.
 
 import type { BlockStore } from './block-store.js';
 import { PloopError } from '../errors.js';
-import { SyncFile, opfsError, resolveOpfs, syncHandlesAvailable } from './opfs-sync.js';
+import { SyncFile, opfsError, resolveOpfs, syncHandlesAvailable, sharedHandlesSupported } from './opfs-sync.js';
 import { RemoteFile } from './opfs-remote.js';
+import { holdWebLock } from './web-lock.js';
 
 export { setOpfsWorkerUrl } from './opfs-remote.js';
 
@@ -21,9 +23,16 @@ export interface OpfsOpenOptions {
    * Share the file with other stores (runners in other workers): a 'readwrite-unsafe' handle
    * that any number of stores may hold at once, readers and writers; size() and reads then ask
    * the file itself, since another store may have grown it. Writers must not overlap: the
-   * engine's cluster ownership guarantees that.
+   * engine's cluster ownership guarantees that. A browser without handle modes hands out an
+   * exclusive handle instead (the store's `shared` is then false).
    */
   shared?: boolean;
+  /**
+   * With `shared` and writing: hold the Web Lock named after the file ("ploop-wasm:opfs:" and its
+   * path) while the store is open, and refuse to open when another page or worker holds it
+   * (default true). A runner opened under its coordinator's lock passes false.
+   */
+  lock?: boolean;
   /** Name in messages (default: the path or the file's name). */
   label?: string;
 }
@@ -42,15 +51,18 @@ export class OpfsStore implements BlockStore {
   readonly writable: boolean;
   /** 'sync' when this context holds the sync handle, 'worker' when the OPFS host worker does. */
   readonly mode: 'sync' | 'worker';
+  /** True when the file is held with a 'readwrite-unsafe' handle that other stores may share. */
   readonly shared: boolean;
   readonly #file: OpenFile;
+  readonly #unlock: (() => void) | null;
   #size: number;
   #closed = false;
 
-  private constructor(name: string, file: OpenFile, size: number, writable: boolean, mode: 'sync' | 'worker', shared: boolean) {
+  private constructor(name: string, file: OpenFile & { shared: boolean }, size: number, writable: boolean, mode: 'sync' | 'worker', unlock: (() => void) | null) {
     this.name = name;
-    this.shared = shared;
+    this.shared = file.shared;
     this.#file = file;
+    this.#unlock = unlock;
     this.#size = size;
     this.writable = writable;
     this.mode = mode;
@@ -72,17 +84,33 @@ export class OpfsStore implements BlockStore {
   static async openHandle(handle: FileSystemFileHandle, options: OpfsOpenOptions = {}): Promise<OpfsStore> {
     const label = options.label ?? handle.name;
     const writable = !!(options.writable || options.create);
-    if (syncHandlesAvailable()) {
-      const file = await SyncFile.open(handle, { ...options, label });
-      return new OpfsStore(`opfs:${label}`, file, file.size(), writable, 'sync', !!options.shared);
-    }
-    const file = await RemoteFile.open(handle, { ...options, label });
+    // A shared handle does not keep out a writer in another page: the lock does.
+    const unlock = writable && options.shared && options.lock !== false ? await lockFile(handle, label) : null;
     try {
-      return new OpfsStore(`opfs:${label}`, file, await file.size(), writable, 'worker', !!options.shared);
+      if (syncHandlesAvailable()) {
+        const file = await SyncFile.open(handle, { ...options, label });
+        return new OpfsStore(`opfs:${label}`, file, file.size(), writable, 'sync', unlock);
+      }
+      const file = await RemoteFile.open(handle, { ...options, label });
+      try {
+        return new OpfsStore(`opfs:${label}`, file, await file.size(), writable, 'worker', unlock);
+      } catch (e) {
+        await file.close();
+        throw e;
+      }
     } catch (e) {
-      await file.close();
+      unlock?.();
       throw e;
     }
+  }
+
+  /**
+   * Whether this browser grants 'readwrite-unsafe' handles, so that `shared` stores in several
+   * workers can write one file (asked of the OPFS host worker on the page's main thread).
+   */
+  static async sharedHandlesSupported(): Promise<boolean> {
+    if (typeof navigator === 'undefined' || !navigator.storage?.getDirectory) return false;
+    return syncHandlesAvailable() ? sharedHandlesSupported() : RemoteFile.sharedHandlesSupported();
   }
 
   /** Delete an OPFS file (no error when it does not exist). */
@@ -135,7 +163,11 @@ export class OpfsStore implements BlockStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#file.close();
+    try {
+      await this.#file.close();
+    } finally {
+      this.#unlock?.();
+    }
   }
 
   #check(operation: string): void {
@@ -145,6 +177,21 @@ export class OpfsStore implements BlockStore {
   #writable(operation: string): void {
     if (!this.writable) throw new PloopError('EREADONLY', `${this.name}: ${operation} refused, the store is read-only`, { store: this.name, operation });
   }
+}
+
+/**
+ * Take the Web Lock named after the file's path under the OPFS root (the same name however the
+ * file was reached: a path, a directory listing), or throw the "in use" error.
+ */
+async function lockFile(handle: FileSystemFileHandle, label: string): Promise<(() => void) | null> {
+  let path = label;
+  try {
+    path = (await (await navigator.storage.getDirectory()).resolve(handle))?.join('/') ?? label;
+  } catch {
+    // Not under the OPFS root (cannot happen for a handle we were given from it): name it by label.
+  }
+  const lockName = `ploop-wasm:opfs:${path}`;
+  return holdWebLock(lockName, () => new PloopError('EIO', `opfs: open ${label} failed: the image is in use: another page or worker has it open for writing (it holds the Web Lock "${lockName}"); close it there first`, { operation: 'open', path, lock: lockName }));
 }
 
 /** removeEntry that ignores a missing entry and explains a locked one. */

@@ -29,12 +29,17 @@ test('opfs: a page whose OPFS worker cannot be loaded gets an error naming its U
   await page.close();
 });
 
-test('opfs: shared handles let the page and a worker write one file, each seeing the other', async () => {
-  const r = await call<{ modes: string[]; worker: { ok: boolean; value: { head: number[] } }; size: number; n: number; seen: number[]; exclusive: { code: string; message: string } | null }>(ctx.page, 'opfsShared', { path: 'tests/shared.bin' });
+type Refusal = { code: string; message: string } | null;
+
+test('opfs: shared handles let the page and a worker write one file, each seeing the other; the Web Lock refuses a second locking writer', async () => {
+  const r = await call<{ modes: string[]; shared: boolean[]; worker: { ok: boolean; value: { head: number[] } }; size: number; n: number; seen: number[]; exclusive: Refusal; locked: Refusal }>(ctx.page, 'opfsShared', { path: 'tests/shared.bin' });
   assert.deepEqual(r.modes, ['worker', 'sync']);
+  assert.deepEqual(r.shared, [true, true], "both hold 'readwrite-unsafe' handles");
   assert.deepEqual(r.worker.value.head, [1, 2, 3, 4], 'the worker reads what the page wrote');
   assert.equal(r.size, 100003, 'the page sees the size the worker made');
   assert.deepEqual([r.n, r.seen], [3, [5, 6, 7]]);
   assert.equal(r.exclusive?.code, 'EIO', 'an exclusive open waits for the shared handles to close');
   assert.match(r.exclusive!.message, /the file is open elsewhere/);
+  assert.equal(r.locked?.code, 'EIO');
+  assert.equal(r.locked!.message, 'opfs: open tests/shared.bin failed: the image is in use: another page or worker has it open for writing (it holds the Web Lock "ploop-wasm:opfs:tests/shared.bin"); close it there first');
 });

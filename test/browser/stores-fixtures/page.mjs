@@ -303,24 +303,30 @@ export const routines = {
     const size = await a.size();
     const seen = new Uint8Array(3);
     const n = await a.read(100000, seen);
-    let exclusive = null;
-    try {
-      await (await lib.OpfsStore.open(path, { writable: true })).close();
-    } catch (e) {
-      exclusive = { code: e.code, message: e.message };
-    }
+    const refusal = async (options) => {
+      try {
+        await (await lib.OpfsStore.open(path, options)).close();
+        return null;
+      } catch (e) {
+        return { code: e.code, message: e.message };
+      }
+    };
+    const exclusive = await refusal({ writable: true });
+    // A second shared writer that wants the lock (another page's image) is refused by it.
+    const locked = await refusal({ writable: true, shared: true });
     await a.close();
-    return { modes: [a.mode, worker.value?.mode], worker, size, n, seen: Array.from(seen), exclusive };
+    return { modes: [a.mode, worker.value?.mode], shared: [a.shared, worker.value?.shared], worker, size, n, seen: Array.from(seen), exclusive, locked };
   },
 
   async opfsSharedWorker({ path }) {
-    const b = await lib.OpfsStore.open(path, { writable: true, shared: true });
+    // Writes under the page's lock, as a runner does under its coordinator's.
+    const b = await lib.OpfsStore.open(path, { writable: true, shared: true, lock: false });
     const head = new Uint8Array(4);
     await b.read(0, head);
     await b.write(100000, new Uint8Array([5, 6, 7]));
     await b.flush();
     await b.close();
-    return { mode: b.mode, head: Array.from(head) };
+    return { mode: b.mode, shared: b.shared, head: Array.from(head) };
   },
 
   /** With the OPFS worker's URL wrong, opening fails with an error naming it (and does not hang). */
