@@ -17,6 +17,36 @@ export async function run(args) {
     image = await lib.ParallelImage.open([store.spec()], { writable: true, runners: args.runners, onWarning: (m) => warnings.push(m) });
   }
   const model = new Uint8Array(SIZE);
+  const { writes, discards } = await randomRequests(image, model, args);
+  const firstMismatch = await findMismatch(image, model);
+  const stats = await image.stats();
+  const runnerCount = image.runnerCount;
+  await image.close();
+  const bytes = store.bytes();
+  const check = await lib.checkImage(new lib.MemoryStore(bytes.slice(), { writable: false }));
+  const base64 = (b) => {
+    let text = '';
+    for (let at = 0; at < b.length; at += 32768) text += String.fromCharCode(...b.subarray(at, at + 32768));
+    return btoa(text);
+  };
+  return {
+    isolated: crossOriginIsolated, runnerCount, warnings, firstMismatch, writes, discards,
+    clustersAllocated: stats.clustersAllocated, clustersReleased: stats.clustersReleased, batPageWrites: stats.batPageWrites,
+    runnerRequests: stats.runnerRequests ?? [],
+    check: { clean: check.clean, corruptions: check.corruptions, leakedClusters: check.leakedClusters },
+    image: base64(bytes), model: base64(model),
+  };
+}
+
+/**
+ * `args.groups` groups of 16 concurrent random requests on `image`, mirrored into `model`: each
+ * group has one request per slice of the disk (so they never overlap, but they share clusters'
+ * md page and land on every runner): whole-cluster and unaligned discards, zero and random
+ * writes of up to 3 clusters (crossing clusters) or 700 bytes; a flush every 8 groups.
+ */
+export async function randomRequests(image, model, args) {
+  const C = image.clusterSize;
+  const SIZE = model.length;
   let s = args.seed >>> 0 || 1;
   const rnd = (n) => {
     s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
@@ -29,8 +59,6 @@ export async function run(args) {
   };
   let writes = 0;
   let discards = 0;
-  // Each group: 16 concurrent requests, one per 512 KiB slice (so they never overlap, but they
-  // share clusters' md page and land on every runner), then a flush now and then.
   const SLICES = 16;
   const slice = SIZE / SLICES;
   for (let g = 0; g < args.groups; g++) {
@@ -64,32 +92,14 @@ export async function run(args) {
     await Promise.all(tasks);
     if (g % 8 === 7) await image.flush();
   }
-  let firstMismatch = -1;
-  for (let at = 0; at < SIZE && firstMismatch < 0; at += 1 << 20) {
-    const got = await image.read(at, 1 << 20);
-    for (let i = 0; i < got.length; i++) {
-      if (got[i] !== model[at + i]) {
-        firstMismatch = at + i;
-        break;
-      }
-    }
-  }
-  const stats = await image.stats();
-  const runnerCount = image.runnerCount;
-  await image.close();
-  const bytes = store.bytes();
-  const check = await lib.checkImage(new lib.MemoryStore(bytes.slice(), { writable: false }));
-  const base64 = (b) => {
-    let text = '';
-    for (let at = 0; at < b.length; at += 32768) text += String.fromCharCode(...b.subarray(at, at + 32768));
-    return btoa(text);
-  };
-  return {
-    isolated: crossOriginIsolated, runnerCount, warnings, firstMismatch, writes, discards,
-    clustersAllocated: stats.clustersAllocated, clustersReleased: stats.clustersReleased, batPageWrites: stats.batPageWrites,
-    runnerRequests: stats.runnerRequests ?? [],
-    check: { clean: check.clean, corruptions: check.corruptions, leakedClusters: check.leakedClusters },
-    image: base64(bytes), model: base64(model),
-  };
+  return { writes, discards };
 }
 
+/** The first byte where the disk read back differs from `model`, or -1. */
+export async function findMismatch(image, model) {
+  for (let at = 0; at < model.length; at += 1 << 20) {
+    const got = await image.read(at, Math.min(1 << 20, model.length - at));
+    for (let i = 0; i < got.length; i++) if (got[i] !== model[at + i]) return at + i;
+  }
+  return -1;
+}
