@@ -153,6 +153,124 @@ export async function runnerScaling(options: { reps?: number; count?: number; lo
   return rows;
 }
 
+type BatchIo = Pick<PloopImage, 'size' | 'readMany' | 'writeMany' | 'flush' | 'close'> & { allocShared?(bytes: number): Uint8Array; freeShared?(view: Uint8Array): void };
+
+/**
+ * COUNT requests of 4 KiB at random block offsets through readMany/writeMany: batches of
+ * `batch` requests, `inFlight` batches at a time, each batch reusing its request objects and
+ * its buffer (from allocShared when `shared`, so the runners fill it in place); requests per second.
+ */
+async function driveBatches(image: BatchIo, writing: boolean, count: number, seed: number, batch: number, inFlight: number, shared: boolean): Promise<number> {
+  const blocks = Math.floor(image.size / BLOCK);
+  let s = seed >>> 0 || 1;
+  const random = () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return s;
+  };
+  let next = 0;
+  const buffers: Uint8Array[] = [];
+  const started = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    const memory = shared && image.allocShared ? image.allocShared(batch * BLOCK) : new Uint8Array(batch * BLOCK);
+    memory.fill(0x5a);
+    buffers.push(memory);
+    const requests = Array.from({ length: batch }, (_, i) => ({ offset: 0, into: memory.subarray(i * BLOCK, (i + 1) * BLOCK), data: memory.subarray(i * BLOCK, (i + 1) * BLOCK) }));
+    while (next < count) {
+      const n = Math.min(batch, count - next);
+      next += n;
+      const list = n === batch ? requests : requests.slice(0, n);
+      for (let i = 0; i < n; i++) list[i].offset = (random() % blocks) * BLOCK;
+      if (writing) await image.writeMany(list);
+      else await image.readMany(list);
+    }
+  }));
+  if (writing) await image.flush();
+  const iops = count / ((performance.now() - started) / 1000);
+  if (shared && image.freeShared) for (const b of buffers) image.freeShared(b);
+  return iops;
+}
+
+export interface BatchScalingRow extends ScalingRow {
+  batch: number;
+  inFlight: number;
+  shared: boolean;
+}
+
+/**
+ * The batched API (readMany/writeMany): 4 KiB random reads and in-place writes, batches of
+ * `batch` with `inFlight` batches in flight, in-thread vs 1 vs 2 runners, shared-memory and file
+ * stores; reads also with private (copied) buffers to show what the in-place path saves.
+ */
+export async function runnerBatchScaling(options: { reps?: number; count?: number; batch?: number; inFlight?: number; log?: (line: string) => void } = {}): Promise<BatchScalingRow[]> {
+  const reps = options.reps ?? 3;
+  const count = options.count ?? 200_000;
+  const batch = options.batch ?? 128;
+  const inFlight = options.inFlight ?? 2;
+  const log = options.log ?? ((l: string) => console.log(l));
+  const dir = mkdtempSync(join(tmpdir(), 'ploop-runners-bench-'));
+  const rows: BatchScalingRow[] = [];
+  try {
+    const bytes = await allocatedImageBytes();
+    const file = join(dir, 'disk.hds');
+    writeFileSync(file, bytes);
+    const targets: Array<{ store: string; spec: (writable: boolean) => StoreSpec; inThread: (writable: boolean) => Promise<BatchIo> }> = [
+      {
+        store: 'shared-memory store',
+        spec: (writable) => SharedMemoryStore.from(bytes).spec(writable),
+        inThread: (writable) => PloopImage.open(SharedMemoryStore.from(bytes), { writable, onWarning: () => {} }),
+      },
+      {
+        store: 'file store',
+        spec: (writable) => ({ kind: 'node-fs', path: file, writable, syncMaxBytes: 64 << 10 }),
+        inThread: async (writable) => PloopImage.open(await NodeFileStore.open(file, { writable }), { writable, onWarning: () => {} }),
+      },
+    ];
+    const cases: Array<{ t: typeof targets[number]; writing: boolean; shared: boolean }> = [];
+    for (const t of targets) {
+      cases.push({ t, writing: false, shared: true }, { t, writing: true, shared: true });
+      if (t === targets[0]) cases.push({ t, writing: false, shared: false });
+    }
+    for (const { t, writing, shared } of cases) {
+      const open = [
+        () => t.inThread(writing),
+        () => ParallelImage.open([t.spec(writing)], { writable: writing, runners: 1, onWarning: () => {} }),
+        () => ParallelImage.open([t.spec(writing)], { writable: writing, runners: 2, onWarning: () => {} }),
+      ];
+      // Interleaved: rep r measures in-thread, 1 runner and 2 runners back to back, so a change
+      // of load on the shared machine hits all three alike.
+      const xs: number[][] = [[], [], []];
+      const cpu = { main: 0, others: 0 };
+      for (let r = 0; r < reps; r++) {
+        for (let k = 0; k < 3; k++) {
+          const image = await open[k]();
+          try {
+            const before = threadCpuSeconds();
+            xs[k].push(await driveBatches(image, writing, count, 0x51ed + r, batch, inFlight, shared));
+            const after = threadCpuSeconds();
+            if (k === 2) {
+              cpu.main += after.main - before.main;
+              cpu.others += Math.max(0, after.others - before.others);
+            }
+          } finally {
+            await image.close();
+          }
+        }
+      }
+      const [inThread, runners1, runners2] = xs.map(median);
+      const perRequestUs = (seconds: number) => (seconds / (reps * count)) * 1e6;
+      const row: BatchScalingRow = {
+        name: `4K random ${writing ? 'write (in place)' : 'read'}, batches of ${batch} ×${inFlight}, ${t.store}${shared ? '' : ', private buffers'}`,
+        runners1, runners2, inThread, ratio: runners2 / runners1, mainCpuUs: perRequestUs(cpu.main), otherCpuUs: perRequestUs(cpu.others), batch, inFlight, shared,
+      };
+      rows.push(row);
+      log(`${row.name.padEnd(72)} in-thread ${Math.round(inThread).toString().padStart(7)}  1 runner ${Math.round(runners1).toString().padStart(7)}  2 runners ${Math.round(runners2).toString().padStart(7)} IOPS   2 vs 1: ${row.ratio.toFixed(2)}x   (2 runners: CPU/request main ${row.mainCpuUs.toFixed(2)} µs, runners+others ${row.otherCpuUs.toFixed(2)} µs; load average ${loadavg()[0].toFixed(1)})`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
 export interface CoalescingRow {
   runners: number;
   allocations: number;
@@ -197,6 +315,8 @@ export async function runnerCoalescing(runners: number, log: (line: string) => v
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const n of [1, 2]) await runnerCoalescing(n);
-  await runnerScaling({ reps: Number(process.env.BENCH_REPS ?? 3), count: Number(process.env.BENCH_COUNT ?? 100_000) });
+  if (process.env.BENCH_RUNNERS_ONLY !== 'batch') for (const n of [1, 2]) await runnerCoalescing(n);
+  const only = process.env.BENCH_RUNNERS_ONLY;
+  if (only !== 'batch') await runnerScaling({ reps: Number(process.env.BENCH_REPS ?? 3), count: Number(process.env.BENCH_COUNT ?? 100_000) });
+  await runnerBatchScaling({ reps: Number(process.env.BENCH_REPS ?? 3), count: Number(process.env.BENCH_BATCH_COUNT ?? 200_000), batch: Number(process.env.BENCH_BATCH ?? 128) });
 }

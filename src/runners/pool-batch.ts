@@ -166,6 +166,6 @@ function submitWave(ctx: BatchContext, op: number, requests: readonly (ReadReque
   const done = new Promise<void>((resolve) => {
     wave.resolve = resolve;
   });
-  for (const ring of rings) ring.publish();
+  for (const ring of rings) ring.publish(true);
   return done;
 }

@@ -29,6 +29,14 @@ import { PloopError, type PloopErrorCode } from '../errors.js';
 export const OP_READ = 1;
 export const OP_WRITE = 2;
 export const OP_DISCARD = 3;
+/**
+ * Flag on a slot's op: ring the coordinator's bell when this request completes. Single requests
+ * carry it; of a batch only the last piece each ring gets does, so a batch wakes the
+ * coordinator about once per ring instead of on its first completion. A runner also rings the
+ * bell whenever it has nothing left in flight, so a flagged piece that finished before the
+ * others of its batch (an asynchronous store) cannot leave the coordinator asleep.
+ */
+export const OP_NOTIFY = 0x100;
 
 const SUB_TAIL = 0;
 const COMP_TAIL = 1;
@@ -231,12 +239,16 @@ export class RingCaller {
    * calls batch.pieceDone(tag, error).
    */
   enqueue(op: number, offset: number, length: number, buffer: number, batch: RingBatch, tag: number): void {
+    this.#lastEnqueued = -1;
     if (this.#backlogHead === this.#backlog.length) {
       const slot = this.#free.pop();
       if (slot !== undefined) {
-        this.#fill(slot, op, offset, length, buffer);
+        // The piece that fills the ring to half rings the bell too: if the batch goes on into
+        // the backlog, the coordinator refills the ring while the runner serves the other half.
+        this.#fill(slot, this.#free.length === this.#l.slots >> 1 ? op | OP_NOTIFY : op, offset, length, buffer);
         this.#batchOf[slot] = batch;
         this.#tagOf[slot] = tag;
+        this.#lastEnqueued = slot;
         return;
       }
     }
@@ -244,15 +256,31 @@ export class RingCaller {
     this.#backlogBatch.push(batch);
   }
 
-  /** Show the runner every slot queued since the last publish, and wake it if it sleeps. */
-  publish(): void {
+  /** Slot of the last piece enqueue() put straight into a slot (-1: none, or it went to the backlog). */
+  #lastEnqueued = -1;
+
+  /**
+   * Show the runner every slot queued since the last publish, and wake it if it sleeps: at once
+   * with `now` (a batch: one wake-up for many requests), else after the current task (single
+   * requests: every request that task's continuations submit goes with one wake-up).
+   */
+  publish(now = false): void {
     if (this.#published === this.#subTail) return;
-    this.#published = this.#subTail;
     const i32 = this.#core.i32;
+    // The last piece published rings the bell when done (backlog pieces flag their own last one).
+    if (now && this.#lastEnqueued >= 0 && this.#backlogHead === this.#backlog.length) {
+      i32[(this.#l.slotBase + this.#lastEnqueued * SLOT_BYTES) >>> 2] |= OP_NOTIFY;
+    }
+    this.#lastEnqueued = -1;
+    this.#published = this.#subTail;
     Atomics.store(i32, this.#h + SUB_TAIL, this.#subTail);
-    if (!this.#kickScheduled && Atomics.load(i32, this.#h + RUNNER_IDLE) === 1) {
-      this.#kickScheduled = true;
-      this.#kickLater();
+    if (Atomics.load(i32, this.#h + RUNNER_IDLE) === 1) {
+      if (now) {
+        if (Atomics.exchange(i32, this.#h + RUNNER_IDLE, 0) === 1) Atomics.notify(i32, this.#h + SUB_TAIL);
+      } else if (!this.#kickScheduled) {
+        this.#kickScheduled = true;
+        this.#kickLater();
+      }
     }
     this.#bell.started();
   }
@@ -278,7 +306,9 @@ export class RingCaller {
     while (this.#backlogHead < b.length && this.#free.length > 0) {
       const slot = this.#free.pop()!;
       const k = this.#backlogHead;
-      this.#fill(slot, b[k], b[k + 1], b[k + 2], b[k + 3]);
+      // Pieces from the backlog ring the bell in groups: the last of each refill and every 32nd.
+      const notify = k + 5 === b.length || this.#free.length === 0 || (k / 5) % 32 === 31 ? OP_NOTIFY : 0;
+      this.#fill(slot, b[k] | notify, b[k + 1], b[k + 2], b[k + 3]);
       this.#batchOf[slot] = this.#backlogBatch[k / 5];
       this.#tagOf[slot] = b[k + 4];
       this.#backlogHead = k + 5;
@@ -297,7 +327,7 @@ export class RingCaller {
       // Every slot is in use: wait for one (FIFO), then submit.
       return new Promise<void>((r) => this.#queued.push(r)).then(() => this.submit(op, offset, length, buffer));
     }
-    this.#fill(slot, op, offset, length, buffer);
+    this.#fill(slot, op | OP_NOTIFY, offset, length, buffer);
     const promise = new Promise<void>((resolve, reject) => {
       this.#resolve[slot] = resolve;
       this.#reject[slot] = reject;
@@ -334,7 +364,7 @@ export class RingCaller {
     }
     if (this.#backlogHead < this.#backlog.length) {
       this.#refill();
-      this.publish();
+      this.publish(true);
     }
     return true;
   }
@@ -453,7 +483,8 @@ export class RingServer {
     const at = this.#l.slotBase + slot * SLOT_BYTES;
     const i32 = this.#core.i32;
     const s = at >>> 2;
-    const op = i32[s];
+    const op = i32[s] & ~OP_NOTIFY;
+    const notify = (i32[s] & OP_NOTIFY) !== 0;
     const length = i32[s + 1];
     const buffer = i32[s + 2] >>> 0;
     const offset = this.#core.f64[(at + 16) >>> 3];
@@ -465,10 +496,10 @@ export class RingServer {
     } catch (e) {
       work = Promise.reject(e);
     }
-    work.then(() => this.#complete(slot, 0), (e: unknown) => this.#complete(slot, this.#encodeError(slot, e)));
+    work.then(() => this.#complete(slot, 0, notify), (e: unknown) => this.#complete(slot, this.#encodeError(slot, e), notify));
   }
 
-  #complete(slot: number, status: number): void {
+  #complete(slot: number, status: number, notify: boolean): void {
     const l = this.#l;
     const h = this.#h;
     const i32 = this.#core.i32;
@@ -477,8 +508,9 @@ export class RingServer {
     i32[l.comp + (this.#compTail & l.mask)] = slot;
     this.#compTail = (this.#compTail + 1) | 0;
     Atomics.store(i32, h + COMP_TAIL, this.#compTail);
-    // Ring the bell; only the first completion after the coordinator went to sleep notifies,
-    // and it then takes every completion (of every ring) published by the time it runs.
+    if (!notify && this.#outstanding > 0) return;
+    // Ring the bell; only the first ring after the coordinator went to sleep notifies, and it
+    // then takes every completion (of every ring) published by the time it runs.
     const bell = this.#bell;
     Atomics.add(i32, bell, 1);
     if (Atomics.load(i32, bell + 1) === 1 && Atomics.exchange(i32, bell + 1, 0) === 1) Atomics.notify(i32, bell);
