@@ -121,9 +121,11 @@ export class SyncFile {
   read(offset: number, into: Uint8Array): number {
     this.#open('read');
     try {
-      // Sync handles accept views on SharedArrayBuffer (the WASM memory) directly.
-      let done = 0;
-      while (done < into.length) {
+      // Sync handles accept views on SharedArrayBuffer (the WASM memory) directly. The caller's
+      // view goes to the handle as it is; only a short read (never seen from OPFS in practice,
+      // but allowed) makes views for the rest.
+      let done = this.#handle.read(into, { at: offset });
+      while (done > 0 && done < into.length) {
         const n = this.#handle.read(into.subarray(done), { at: offset + done });
         if (n <= 0) break;
         done += n;
@@ -138,7 +140,7 @@ export class SyncFile {
     this.#open('write');
     this.#writable('write');
     try {
-      let done = 0;
+      let done = this.#handle.write(data, { at: offset });
       while (done < data.length) {
         const n = this.#handle.write(data.subarray(done), { at: offset + done });
         if (n <= 0) throw new Error(`wrote ${n} bytes`);

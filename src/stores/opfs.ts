@@ -54,6 +54,8 @@ export class OpfsStore implements BlockStore {
   /** True when the file is held with a 'readwrite-unsafe' handle that other stores may share. */
   readonly shared: boolean;
   readonly #file: OpenFile;
+  /** The same file when this context holds the sync handle: reads and writes then run at once. */
+  readonly #sync: SyncFile | null;
   readonly #unlock: (() => void) | null;
   #size: number;
   #closed = false;
@@ -62,6 +64,7 @@ export class OpfsStore implements BlockStore {
     this.name = name;
     this.shared = file.shared;
     this.#file = file;
+    this.#sync = file instanceof SyncFile ? file : null;
     this.#unlock = unlock;
     this.#size = size;
     this.writable = writable;
@@ -131,20 +134,61 @@ export class OpfsStore implements BlockStore {
     return this.#size;
   }
 
-  async read(offset: number, into: Uint8Array): Promise<number> {
+  read(offset: number, into: Uint8Array): Promise<number> {
+    // With the sync handle here, the read runs now and the promise is already settled (the
+    // mechanism of NodeFileStore's syncMaxBytes): no async frame, no await inside, no copy —
+    // within a few percent of calling the handle directly.
+    if (this.#sync) {
+      try {
+        return Promise.resolve(this.#readSync(this.#sync, offset, into));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    return this.#readRemote(offset, into);
+  }
+
+  #readSync(file: SyncFile, offset: number, into: Uint8Array): number {
     this.#check('read');
     // Another store may have written past our idea of the end: the handle knows.
+    if (this.shared) return file.read(offset, into);
+    const length = this.#size - offset;
+    if (length >= into.length) return file.read(offset, into);
+    return length > 0 ? file.read(offset, into.subarray(0, length)) : 0;
+  }
+
+  async #readRemote(offset: number, into: Uint8Array): Promise<number> {
+    this.#check('read');
     if (this.shared) return this.#file.read(offset, into);
     const length = Math.max(0, Math.min(into.length, this.#size - offset));
     if (length === 0) return 0;
     return this.#file.read(offset, length === into.length ? into : into.subarray(0, length));
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.#sync) {
+      try {
+        this.#check('write');
+        this.#writable('write');
+        this.#sync.write(offset, data);
+        this.#grown(offset + data.length);
+        return Promise.resolve();
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    return this.#writeRemote(offset, data);
+  }
+
+  async #writeRemote(offset: number, data: Uint8Array): Promise<void> {
     this.#check('write');
     this.#writable('write');
     await this.#file.write(offset, data);
-    this.#size = Math.max(this.#size, offset + data.length);
+    this.#grown(offset + data.length);
+  }
+
+  #grown(end: number): void {
+    if (end > this.#size) this.#size = end;
   }
 
   async flush(): Promise<void> {
