@@ -543,6 +543,18 @@ $('save-form').addEventListener('submit', (ev) => {
   });
 });
 
+/** A button of the stored-images list: its text, its accessible name, its test id, its action. */
+function actionButton(text: string, ariaLabel: string, testId: string, onClick: () => void): HTMLButtonElement {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'action';
+  button.textContent = text;
+  button.setAttribute('aria-label', ariaLabel);
+  button.dataset.testid = testId;
+  button.addEventListener('click', onClick);
+  return button;
+}
+
 async function renderStored(): Promise<void> {
   const ul = $('stored');
   ul.replaceChildren();
@@ -559,27 +571,16 @@ async function renderStored(): Promise<void> {
     const li = document.createElement('li');
     li.dataset.name = s.name;
     li.dataset.backend = s.backend;
+    const where = backendLabel(s.backend);
     const label = document.createElement('span');
-    label.textContent = `${s.name} — ${s.backend === 'opfs' ? 'OPFS' : 'IndexedDB'} (${s.files.join(', ')})`;
-    const open = document.createElement('button');
-    open.type = 'button';
-    open.className = 'action';
-    open.textContent = 'Open';
-    open.setAttribute('aria-label', `Open ${s.name} from ${s.backend === 'opfs' ? 'OPFS' : 'IndexedDB'}`);
-    open.dataset.testid = 'stored-open';
-    open.addEventListener('click', () => {
+    label.textContent = `${s.name} — ${where} (${s.files.join(', ')})`;
+    const open = actionButton('Open', `Open ${s.name} from ${where}`, 'stored-open', () => {
       void task(`Open ${s.name}`, async () => {
-        await openWorkspace(await loadWorkspace(s.backend, s.name), `${s.name} (${backendLabel(s.backend)})`);
+        await openWorkspace(await loadWorkspace(s.backend, s.name), `${s.name} (${where})`);
         return true;
       }).then((ok) => (ok ? runCheck() : undefined));
     });
-    const del = document.createElement('button');
-    del.type = 'button';
-    del.className = 'action';
-    del.textContent = 'Delete';
-    del.setAttribute('aria-label', `Delete ${s.name} from ${s.backend === 'opfs' ? 'OPFS' : 'IndexedDB'}`);
-    del.dataset.testid = 'stored-delete';
-    del.addEventListener('click', () => void task(`Delete ${s.name}`, async () => {
+    const del = actionButton('Delete', `Delete ${s.name} from ${where}`, 'stored-delete', () => void task(`Delete ${s.name}`, async () => {
       if (current && current.ws.name === `${s.backend}:${s.name}`) {
         await closeCurrent();
         await current.ws.dispose();

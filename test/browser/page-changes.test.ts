@@ -1,29 +1,19 @@
 // The demo page changes images: create, snapshot, test pattern, and the three exports, each
 // download checked by qemu-img; long operations show progress and stop on Cancel. Real Chromium.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { startBrowser, screenshot, type BrowserSession } from '../helpers/browser.ts';
-import { makeTempDir } from '../helpers/tmp.ts';
+import { screenshot } from '../helpers/browser.ts';
 import { run, runOk } from '../helpers/qemu.ts';
-import { waitIdle, fieldText, batPixel, legendColors } from './page-helpers.ts';
+import { usePageSession, createOnPage, writePattern, waitIdle, fieldText, batPixel, legendColors } from './page-helpers.ts';
 
-let session: BrowserSession;
-let tmp: { dir: string; cleanup: () => Promise<void> };
-before(async () => {
-  tmp = await makeTempDir('ploop-page-changes-');
-  session = await startBrowser();
-});
-after(async () => {
-  await session?.close();
-  await tmp?.cleanup();
-});
+const fixture = usePageSession();
 
 async function download(page: Page, testid: string, file: string): Promise<{ path: string; name: string }> {
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click(`[data-testid=${testid}]`)]);
-  const path = join(tmp.dir, file);
+  const path = join(fixture.tmpDir, file);
   await dl.saveAs(path);
   await waitIdle(page);
   return { path, name: dl.suggestedFilename() };
@@ -44,13 +34,7 @@ function patternSector(offset: number): Buffer {
 }
 
 test('create, snapshot, write a test pattern, export merged / top delta / raw: qemu-img accepts every download', async () => {
-  const page = await session.open('index.html?empty');
-  await waitIdle(page);
-  await page.click('summary');
-  await page.fill('[data-testid=create-size]', '32M');
-  await page.selectOption('[data-testid=create-cluster]', '1048576');
-  await page.click('[data-testid=create]');
-  await waitIdle(page, 1);
+  const page = await createOnPage(fixture.session, { size: '32M', clusterBytes: 1048576 });
   assert.equal(await page.textContent('[data-testid=image-title]'), 'New image (32 MiB)');
   const fresh = await fieldText(page);
   assert.equal(fresh['bat-entries'], '32');
@@ -58,17 +42,11 @@ test('create, snapshot, write a test pattern, export merged / top delta / raw: q
   assert.equal(await page.isEnabled('[data-testid=write-pattern]'), true);
 
   // Write on the base, snapshot, write again: two levels in the picture.
-  await page.fill('[data-testid=pattern-offset]', '0');
-  await page.fill('[data-testid=pattern-length]', '1M');
-  await page.click('[data-testid=write-pattern]');
-  await waitIdle(page, 2);
+  await writePattern(page, '0', '1M', 2);
   await page.click('[data-testid=snapshot]');
   await waitIdle(page, 3);
   assert.equal(await page.locator('[data-testid=deltas] li').count(), 2);
-  await page.fill('[data-testid=pattern-offset]', '5M');
-  await page.fill('[data-testid=pattern-length]', '1536k');
-  await page.click('[data-testid=write-pattern]');
-  await waitIdle(page, 4);
+  await writePattern(page, '5M', '1536k', 4);
   assert.equal((await fieldText(page))['allocated'], '3 of 32 (9.4 %)');
   assert.match(await page.textContent('[data-testid=hex]') ?? '', /^00500000  70 6c 6f 6f 70 2d 77 61  73 6d 20 74 65 73 74 20  \|ploop-wasm test \|$/m);
   const colors = await legendColors(page);
@@ -93,17 +71,12 @@ test('create, snapshot, write a test pattern, export merged / top delta / raw: q
   assert.ok(bytes.subarray(1 << 20, 5 << 20).every((b) => b === 0));
   const info = await runOk('qemu-io', ['-r', '-f', 'parallels', '-c', 'read -v 5M 64', merged.path]);
   assert.match(info.stdout, /^00500000:  70 6c 6f 6f 70 2d 77 61 73 6d 20 74 65 73 74 20  ploop.wasm.test.$/m);
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });
 
 test('a long export shows progress and stops on Cancel, without a download; a bad pattern length is refused by name', async () => {
-  const page = await session.open('index.html?empty');
-  await waitIdle(page);
-  await page.click('summary');
-  await page.fill('[data-testid=create-size]', '2G');
-  await page.click('[data-testid=create]');
-  await waitIdle(page, 1);
+  const page = await createOnPage(fixture.session, { size: '2G' });
   let downloads = 0;
   page.on('download', () => downloads++);
   await page.click('[data-testid=export-raw]');
@@ -120,17 +93,14 @@ test('a long export shows progress and stops on Cancel, without a download; a ba
   assert.equal(await page.isVisible('[data-testid=error]'), false);
   assert.equal(downloads, 0);
   // The page still works afterwards.
-  await page.fill('[data-testid=pattern-offset]', '2047M');
-  await page.fill('[data-testid=pattern-length]', '2M');
-  await page.click('[data-testid=write-pattern]');
-  await waitIdle(page);
+  await writePattern(page, '2047M', '2M');
   assert.equal(await page.textContent('[data-testid=error]'), 'test pattern 2146435072+2097152 ends past the disk (2147483648 bytes)');
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });
 
 test('the sample is read-only until a snapshot puts a writable delta on it', async () => {
-  const page = await session.open('index.html');
+  const page = await fixture.session.open('index.html');
   await waitIdle(page, 1);
   assert.equal(await page.isEnabled('[data-testid=write-pattern]'), false);
   assert.match(await page.textContent('[data-testid=writable-note]') ?? '', /read-only: take a snapshot/);
@@ -144,23 +114,14 @@ test('the sample is read-only until a snapshot puts a writable delta on it', asy
   const colors = await legendColors(page);
   assert.deepEqual(await batPixel(page, [63, 64, 67, 68]), [colors['hole'], colors['2'], colors['2'], colors['hole']]);
   assert.deepEqual(await page.locator('[data-testid=partitions] td[data-field=label]').allTextContents(), ['PLOOPSAMPLE', 'sample-swap']);
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });
 
 test('two million clusters: the BAT picture aggregates clusters per pixel and still shows a single written cluster', async () => {
-  const page = await session.open('index.html?empty');
-  await waitIdle(page);
-  await page.click('summary');
-  await page.fill('[data-testid=create-size]', '2T');
-  await page.selectOption('[data-testid=create-cluster]', '1048576');
-  await page.click('[data-testid=create]');
-  await waitIdle(page, 1);
+  const page = await createOnPage(fixture.session, { size: '2T', clusterBytes: 1048576 });
   assert.equal((await fieldText(page))['bat-entries'], '2097152');
-  await page.fill('[data-testid=pattern-offset]', '1T');
-  await page.fill('[data-testid=pattern-length]', '4k');
-  await page.click('[data-testid=write-pattern]');
-  await waitIdle(page, 2);
+  await writePattern(page, '1T', '4k', 2);
   const per = Number(await page.getAttribute('[data-testid=bat]', 'data-clusters-per-cell'));
   assert.ok(per > 1, `${per} clusters per cell`);
   const written = 1 << 20; // cluster index of virtual offset 1 TiB with 1 MiB clusters
@@ -168,23 +129,13 @@ test('two million clusters: the BAT picture aggregates clusters per pixel and st
   assert.deepEqual(await batPixel(page, [0, written - per, written, written + per, 2097152 - 1]),
     [colors['hole'], colors['hole'], colors['0'], colors['hole'], colors['hole']]);
   assert.equal((await fieldText(page))['allocated'], '1 of 2097152 (0.0 %)');
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });
 
 test('a v1 image (BAT in sectors): the header says so, and its export passes qemu-img check', async () => {
-  const page = await session.open('index.html?empty');
-  await waitIdle(page);
-  await page.click('summary');
-  await page.fill('[data-testid=create-size]', '8M');
-  await page.selectOption('[data-testid=create-cluster]', '65536');
-  await page.selectOption('[data-testid=create-format]', 'v1');
-  await page.click('[data-testid=create]');
-  await waitIdle(page, 1);
-  await page.fill('[data-testid=pattern-offset]', '1M');
-  await page.fill('[data-testid=pattern-length]', '100k');
-  await page.click('[data-testid=write-pattern]');
-  await waitIdle(page, 2);
+  const page = await createOnPage(fixture.session, { size: '8M', clusterBytes: 65536, format: 'v1' });
+  await writePattern(page, '1M', '100k', 2);
   const fields = await fieldText(page);
   assert.equal(fields['format'], 'v1 (WithoutFreeSpace, BAT in sectors)');
   assert.equal(fields['allocated'], '2 of 128 (1.6 %)');
@@ -193,6 +144,6 @@ test('a v1 image (BAT in sectors): the header says so, and its export passes qem
   assert.deepEqual(await qemuClean(merged.path), { allocated: 2, total: 128 });
   const r = await runOk('qemu-io', ['-r', '-f', 'parallels', '-c', 'read -v 1M 32', merged.path]);
   assert.match(r.stdout, /^00100000:  70 6c 6f 6f 70 2d 77 61 73 6d 20 74 65 73 74 20/m);
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });

@@ -1,18 +1,14 @@
 // The demo page served without COOP/COEP: not cross-origin isolated, so it says it runs one
 // in-thread runner, and everything else works the same. Real Chromium.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBrowser, screenshot, type BrowserSession } from '../helpers/browser.ts';
-import { waitIdle, fieldText } from './page-helpers.ts';
+import { screenshot } from '../helpers/browser.ts';
+import { usePageSession, waitIdle, fieldText } from './page-helpers.ts';
 
-let session: BrowserSession;
-before(async () => {
-  session = await startBrowser({ isolated: false });
-});
-after(() => session?.close());
+const fixture = usePageSession({ isolated: false });
 
 test('without the headers the page runs with a single in-thread runner and still opens, checks and changes the sample', async () => {
-  const page = await session.open('index.html');
+  const page = await fixture.session.open('index.html');
   await waitIdle(page, 1);
   assert.equal(await page.evaluate(() => crossOriginIsolated), false);
   assert.equal(await page.textContent('[data-testid=mode]'), 'single in-thread runner');
@@ -35,6 +31,6 @@ test('without the headers the page runs with a single in-thread runner and still
   // The default pattern, 256 KiB at 4 MiB: four new 64 KiB clusters over the sample's 16.
   assert.equal((await fieldText(page))['allocated'], '20 of 512 (3.9 %)');
   await screenshot(page, 'page-fallback');
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });

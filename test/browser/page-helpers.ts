@@ -1,9 +1,45 @@
-// Helpers for the demo page tests: waiting for the page to settle, reading its fields, the
-// BAT canvas pixels and the built sample's files.
+// Helpers for the demo page tests: the browser session of a test file, waiting for the page to
+// settle, the page's create and test-pattern forms, reading its fields, the BAT canvas pixels and
+// the built sample's files.
+import { before, after } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { WEB_ROOT } from '../helpers/browser.ts';
+import { WEB_ROOT, startBrowser, type BrowserSession, type SessionOptions } from '../helpers/browser.ts';
+import { makeTempDir } from '../helpers/tmp.ts';
+
+export interface PageSession {
+  readonly session: BrowserSession;
+  /** A temporary folder for the file's tests (removed after them). */
+  readonly tmpDir: string;
+}
+
+/**
+ * Start Chromium (and a temporary folder) before the file's tests and close both after them.
+ * `options` may be computed from the folder (e.g. to serve it under a mount).
+ */
+export function usePageSession(options: SessionOptions | ((tmpDir: string) => SessionOptions) = {}): PageSession {
+  let session: BrowserSession | undefined;
+  let tmp: { dir: string; cleanup: () => Promise<void> } | undefined;
+  before(async () => {
+    tmp = await makeTempDir('ploop-page-');
+    session = await startBrowser(typeof options === 'function' ? options(tmp.dir) : options);
+  });
+  after(async () => {
+    await session?.close();
+    await tmp?.cleanup();
+  });
+  return {
+    get session() {
+      if (!session) throw new Error('the browser session starts in before()');
+      return session;
+    },
+    get tmpDir() {
+      if (!tmp) throw new Error('the temporary folder is made in before()');
+      return tmp.dir;
+    },
+  };
+}
 
 /** Wait until the page has started and no task runs (and, if given, at least `opened` images were opened). */
 export async function waitIdle(page: Page, opened = 0): Promise<void> {
@@ -11,6 +47,30 @@ export async function waitIdle(page: Page, opened = 0): Promise<void> {
     const app = document.getElementById('app')!;
     return app.dataset.started === 'true' && app.dataset.busy === 'false' && Number(app.dataset.opened ?? 0) >= n;
   }, opened, { timeout: 30_000 });
+}
+
+/**
+ * Open the page without an image and create one with the "New image" form (`clusterBytes` and
+ * `format` as the form's option values; the form's defaults when left out).
+ */
+export async function createOnPage(session: BrowserSession, image: { size: string; clusterBytes?: number; format?: string }): Promise<Page> {
+  const page = await session.open('index.html?empty');
+  await waitIdle(page);
+  await page.click('summary');
+  await page.fill('[data-testid=create-size]', image.size);
+  if (image.clusterBytes !== undefined) await page.selectOption('[data-testid=create-cluster]', String(image.clusterBytes));
+  if (image.format !== undefined) await page.selectOption('[data-testid=create-format]', image.format);
+  await page.click('[data-testid=create]');
+  await waitIdle(page, 1);
+  return page;
+}
+
+/** Write the page's test pattern at `offset` for `length` (as typed) and wait for the page (`opened` images so far). */
+export async function writePattern(page: Page, offset: string, length: string, opened = 0): Promise<void> {
+  await page.fill('[data-testid=pattern-offset]', offset);
+  await page.fill('[data-testid=pattern-length]', length);
+  await page.click('[data-testid=write-pattern]');
+  await waitIdle(page, opened);
 }
 
 /** The header panel as { field: text }. */

@@ -1,17 +1,13 @@
 // The demo page keeps images in the origin-private file system and in IndexedDB: a changed
 // image saved in each survives a page reload (and a browser restart on the same profile) byte
 // for byte. Real Chromium with a persistent profile.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
-import { startBrowser, screenshot, type BrowserSession } from '../helpers/browser.ts';
-import { waitIdle, fieldText } from './page-helpers.ts';
+import { screenshot } from '../helpers/browser.ts';
+import { usePageSession, writePattern, waitIdle, fieldText } from './page-helpers.ts';
 
-let session: BrowserSession;
-before(async () => {
-  session = await startBrowser();
-});
-after(() => session?.close());
+const fixture = usePageSession();
 
 const digest = (page: Page) => page.evaluate(() => (globalThis as unknown as { ploopDemo: { digest(): Promise<string> } }).ploopDemo.digest());
 const storedNames = (page: Page) => page.locator('[data-testid=stored] li[data-name]').evaluateAll((lis) =>
@@ -23,14 +19,11 @@ async function openStored(page: Page, backend: string, name: string, opened: num
 }
 
 test('a changed image saved to OPFS and to IndexedDB reopens after a reload and a restart, byte for byte', async () => {
-  let page = await session.open('index.html');
+  let page = await fixture.session.open('index.html');
   await waitIdle(page, 1);
   await page.click('[data-testid=snapshot]');
   await waitIdle(page, 2);
-  await page.fill('[data-testid=pattern-offset]', '6M');
-  await page.fill('[data-testid=pattern-length]', '320k');
-  await page.click('[data-testid=write-pattern]');
-  await waitIdle(page, 3);
+  await writePattern(page, '6M', '320k', 3);
   const before = await digest(page);
   const header = await fieldText(page);
   // 320 KiB at 6 MiB: five new 64 KiB clusters (96..100) over the sample's 16.
@@ -68,18 +61,15 @@ test('a changed image saved to OPFS and to IndexedDB reopens after a reload and 
   const changed: Record<string, string> = {};
   for (const [backend, name, offset] of [['opfs', 'opfs-copy', '8M'], ['idb', 'idb-copy', '9M']] as const) {
     await openStored(page, backend, name, ++opened);
-    await page.fill('[data-testid=pattern-offset]', offset);
-    await page.fill('[data-testid=pattern-length]', '64k');
-    await page.click('[data-testid=write-pattern]');
-    await waitIdle(page, ++opened);
+    await writePattern(page, offset, '64k', ++opened);
     assert.equal(await page.textContent('[data-testid=writable-note]'), `The top delta is writable; changes are written to ${backend === 'opfs' ? 'OPFS' : 'IndexedDB'} as you make them.`);
     changed[backend] = await digest(page);
     assert.notEqual(changed[backend], before);
   }
 
   // Close the browser, start it again on the same profile: still there, with those changes.
-  await session.relaunch();
-  page = await session.open('index.html?empty');
+  await fixture.session.relaunch();
+  page = await fixture.session.open('index.html?empty');
   await waitIdle(page);
   assert.deepEqual(await storedNames(page), ['idb:idb-copy', 'opfs:opfs-copy']);
   await openStored(page, 'opfs', 'opfs-copy', 1);
@@ -93,6 +83,6 @@ test('a changed image saved to OPFS and to IndexedDB reopens after a reload and 
   await page.reload();
   await waitIdle(page);
   assert.deepEqual(await storedNames(page), ['opfs:opfs-copy']);
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });

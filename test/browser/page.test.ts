@@ -1,31 +1,21 @@
 // The demo page in real Chromium, cross-origin isolated: the built-in sample (header, check,
 // partitions, BAT colours against qemu-img map, hex view), opening by URL and by file picker and
 // drop, and the keyboard. Changes, export and persistence are in page-*.test.ts.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { startBrowser, screenshot, type BrowserSession } from '../helpers/browser.ts';
-import { makeTempDir } from '../helpers/tmp.ts';
+import { screenshot } from '../helpers/browser.ts';
 import { qemuCreate, qemuIo, runOk } from '../helpers/qemu.ts';
 import { qemuChainSpec, qemuConvertChain } from '../helpers/stack.ts';
-import { waitIdle, fieldText, batPixel, legendColors, sampleFiles } from './page-helpers.ts';
+import { usePageSession, waitIdle, fieldText, batPixel, legendColors, sampleFiles } from './page-helpers.ts';
 
-let session: BrowserSession;
-let tmp: { dir: string; cleanup: () => Promise<void> };
 const served = new Map<string, number>();
-before(async () => {
-  tmp = await makeTempDir('ploop-page-');
-  session = await startBrowser({ mounts: { '/t/': tmp.dir }, onServed: ({ path, bodyBytes }) => served.set(path, (served.get(path) ?? 0) + bodyBytes) });
-});
-after(async () => {
-  await session?.close();
-  await tmp?.cleanup();
-});
+const fixture = usePageSession((tmpDir) => ({ mounts: { '/t/': tmpDir }, onServed: ({ path, bodyBytes }) => served.set(path, (served.get(path) ?? 0) + bodyBytes) }));
 
 async function openPage(path = 'index.html'): Promise<Page> {
-  const page = await session.open(path);
+  const page = await fixture.session.open(path);
   await waitIdle(page);
   return page;
 }
@@ -58,7 +48,7 @@ test('the page loads isolated with the sample: header, check, partitions and run
   assert.equal(await page.getAttribute('[data-testid=partitions] caption', 'data-scheme'), 'mbr');
   assert.equal(await page.isVisible('[data-testid=error]'), false);
   await screenshot(page, 'page-sample');
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });
 
@@ -100,7 +90,7 @@ test('the BAT picture colours every cluster by the level qemu-img map reports, a
   await page.mouse.down();
   await page.mouse.up();
   await page.waitForFunction((o) => document.querySelector<HTMLElement>('[data-testid=hex]')?.dataset.offset === String(o), top * cluster);
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });
 
@@ -130,12 +120,12 @@ test('the hex view shows known bytes and pages with the buttons and the offset f
   await page.press('[data-testid=hex-offset]', 'Enter');
   assert.equal(await page.textContent('[data-testid=error]'), 'virtual offset 67108864 is past the end of the disk (33554432 bytes)');
   await screenshot(page, 'page-hex');
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });
 
 test('open by URL: an image qemu-img made, served with ranges; only part of it is fetched', async () => {
-  const path = join(tmp.dir, 'q.hds');
+  const path = join(fixture.tmpDir, 'q.hds');
   await qemuCreate(path, '256M', '64k');
   await qemuIo(path, ['write -P 0x5a 3M 64k', 'write -P 0xa5 200M 128k', 'write -P 0x33 100M 8M']);
   const size = readFileSync(path).length;
@@ -160,13 +150,13 @@ test('open by URL: an image qemu-img made, served with ranges; only part of it i
   await waitIdle(page);
   await page.waitForSelector('[data-testid=error]:not([hidden])');
   assert.match(await page.textContent('[data-testid=error]') ?? '', /^http: GET http:\/\/127\.0\.0\.1:\d+\/t\/missing\.hds bytes=0-65535 failed: HTTP 404/);
-  session.errors.splice(0, session.errors.length, ...session.errors.filter((e) => !/404/.test(e)));
-  assert.deepEqual(session.errors, []);
+  fixture.session.errors.splice(0, fixture.session.errors.length, ...fixture.session.errors.filter((e) => !/404/.test(e)));
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });
 
 test('open by file picker (one .hds) and by drag and drop (a whole disk folder)', async () => {
-  const path = join(tmp.dir, 'picked.hds');
+  const path = join(fixture.tmpDir, 'picked.hds');
   await qemuCreate(path, '16M', '1M');
   await qemuIo(path, ['write -P 0x11 0 4k']);
   const page = await openPage('index.html?empty');
@@ -176,14 +166,14 @@ test('open by file picker (one .hds) and by drag and drop (a whole disk folder)'
   assert.equal((await fieldText(page))['allocated'], '1 of 16 (6.3 %)');
 
   // A file that is no ploop image: the error names the field; nothing stays open.
-  const junk = join(tmp.dir, 'notes.txt');
+  const junk = join(fixture.tmpDir, 'notes.txt');
   writeFileSync(junk, 'just some text, long enough to hold a header....................................\n');
   await page.setInputFiles('[data-testid=file-input]', junk);
   await waitIdle(page);
   assert.equal(await page.textContent('[data-testid=error]'), 'invalid ploop header: signature is "just some text, ", expected "WithoutFreeSpace" (v1) or "WithouFreSpacExt" (v2)');
   assert.equal(await page.isVisible('[data-testid=image-title]'), false);
   // An image left with its in-use flag set: the header says so and the check lists it.
-  const dirty = join(tmp.dir, 'dirty.hds');
+  const dirty = join(fixture.tmpDir, 'dirty.hds');
   await qemuCreate(dirty, '16M', '1M');
   const bytes = readFileSync(dirty);
   bytes.writeUInt32LE(0x746f6e59, 0x2c);
@@ -219,7 +209,7 @@ test('open by file picker (one .hds) and by drag and drop (a whole disk folder)'
   await page.dispatchEvent('[data-testid=drop-zone]', 'drop', { dataTransfer: partial });
   await page.waitForSelector('[data-testid=error]:not([hidden])');
   assert.match(await page.textContent('[data-testid=error]') ?? '', /DiskDescriptor\.xml names root\.hds, root\.hds\.\{.*\}, which were not among the dropped files/);
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });
 
@@ -229,7 +219,7 @@ test('the raw export of the sample is read by the runner pool (Web Workers) and 
   const started: string[] = [];
   page.on('worker', (w) => started.push(w.url()));
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export-raw]')]);
-  const path = join(tmp.dir, 'sample.img');
+  const path = join(fixture.tmpDir, 'sample.img');
   await dl.saveAs(path);
   await waitIdle(page);
   const runners = Number(/^(\d+) runners/.exec(await page.textContent('[data-testid=mode]') ?? '')?.[1]);
@@ -237,9 +227,9 @@ test('the raw export of the sample is read by the runner pool (Web Workers) and 
   assert.equal(await page.textContent('[data-testid=status]'), `Export raw disk: done (read by ${runners} runners)`);
   // The workers really ran: the page started one per runner (and closed them after the export).
   assert.equal(started.filter((u) => u.endsWith('/runner.worker.js')).length, runners, `workers: ${started.join(', ')}`);
-  const expected = await qemuConvertChain(files.map((f) => join(dir, f)), join(tmp.dir, 'sample-qemu.raw'));
+  const expected = await qemuConvertChain(files.map((f) => join(dir, f)), join(fixture.tmpDir, 'sample-qemu.raw'));
   assert.ok(readFileSync(path).equals(Buffer.from(expected)), 'the raw export differs from qemu-img convert');
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });
 
@@ -263,14 +253,14 @@ test('keyboard: Tab reaches the controls in order, arrow keys walk the BAT pictu
   await page.waitForFunction((c) => document.querySelector('[data-testid=bat-info]')?.textContent?.startsWith(`cluster ${c + 1}:`), columns);
   await page.keyboard.press('Enter');
   await page.waitForFunction((o) => document.querySelector<HTMLElement>('[data-testid=hex]')?.dataset.offset === String(o), (columns + 1) * 65536);
-  assert.deepEqual(session.errors, []);
+  assert.deepEqual(fixture.session.errors, []);
   await page.close();
 });
 
 test('a narrow screen (360 px) has no horizontal scrolling', async () => {
-  const page = await session.context.newPage();
+  const page = await fixture.session.context.newPage();
   await page.setViewportSize({ width: 360, height: 780 });
-  await page.goto(new URL('index.html', session.server.url).href);
+  await page.goto(new URL('index.html', fixture.session.server.url).href);
   await waitIdle(page);
   const widths = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, view: window.innerWidth }));
   assert.ok(widths.doc <= widths.view, `page is ${widths.doc} px wide in a ${widths.view} px viewport`);
