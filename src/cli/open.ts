@@ -9,7 +9,6 @@ import { NodeDirectory } from '../stores/node-dir.js';
 import { PloopImage, type OpenOptions } from '../engine/image.js';
 import { openStackDir, readDescriptor, DESCRIPTOR_FILE } from '../engine/stack.js';
 import { descriptorChain } from '../format/descriptor.js';
-import { ParallelImage } from '../runners/pool.js';
 import { SIGNATURE_V1, SIGNATURE_V2 } from '../format/header.js';
 
 const warnOnStderr = (m: string) => process.stderr.write(`ploop-wasm: warning: ${m}\n`);
@@ -76,6 +75,9 @@ export async function openForIo(path: string, options: { writable?: boolean; run
   }
   const dir = await stackDirOf(path);
   const paths = dir ? descriptorChain(await readDescriptor(dir)).map((d) => dir.path(d.file)) : [path];
+  // Imported here, not at the top: the runner pool brings worker_threads and its own modules,
+  // which the commands that never start runners should not load at start-up.
+  const { ParallelImage } = await import('../runners/pool.js');
   const image = await ParallelImage.open(paths, { writable: options.writable, runners: options.runners, onWarning: warnOnStderr });
   return Object.assign(image, { counters: () => image.stats() });
 }

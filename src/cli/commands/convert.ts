@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import { NodeFileStore } from '../../stores/node-fs.js';
+import type { BlockStore } from '../../stores/block-store.js';
 import { createImage } from '../../engine/create.js';
 import { PloopImage } from '../../engine/image.js';
 import { isAllZero } from '../../engine/zero.js';
@@ -63,12 +64,41 @@ export const convert: Command = {
 };
 
 /**
- * Bytes per request of the copy and requests in flight: qemu-img convert uses 2 MiB buffers
- * and 8 requests; large requests keep syscalls few, and several in flight overlap the reads
- * with the writes (measured in docs/performance.md).
+ * Chunks in flight for raw → ploop (and raw → raw): several at once let the allocations of
+ * ploop output share BAT writeback cycles.
+ */
+const IN_FLIGHT = 4;
+
+/**
+ * ploop → raw is a two-stage pipeline: this thread reads pieces of PIECE_BYTES with positioned
+ * readSync (no thread hop per read) and hands each filled buffer to libuv's thread pool to be
+ * written while it reads the next ones; WRITE_BUFFERS buffers circulate. The writes go one at a
+ * time, in order, like qemu-img convert's (without -W): ext4 takes the inode lock for every
+ * buffered write, and concurrent writers to one file spin on it (perf: rwsem_spin_on_owner)
+ * instead of copying. Reads and writes of the page cache thus run on two cores at once.
+ * Measured against all-async and all-sync loops in docs/performance.md.
  */
 const PIECE_BYTES = 2 << 20;
-const IN_FLIGHT = 4;
+const WRITE_BUFFERS = 3;
+
+/** One read from a delta file into the piece buffer, to be written at `offset`. */
+interface Piece { level: number; host: number; offset: number; length: number }
+
+/**
+ * The copy plan of a ploop image: each mapped extent (adjacent clusters with adjacent host bytes
+ * are one extent, from the BAT in one pass) cut into reads of at most PIECE_BYTES, in virtual
+ * order. Holes have no piece: they are never written and the raw output stays sparse.
+ */
+function copyPieces(source: PloopImage, pieceBytes = PIECE_BYTES): Piece[] {
+  const pieces: Piece[] = [];
+  for (const e of source.map()) {
+    if (e.level === LEVEL_NONE) continue;
+    for (let pos = 0; pos < e.length; pos += pieceBytes) {
+      pieces.push({ level: e.level, host: e.hostOffset + pos, offset: e.offset + pos, length: Math.min(pieceBytes, e.length - pos) });
+    }
+  }
+  return pieces;
+}
 
 /** Raw output: copy only what is allocated (ploop input) or non-zero (raw input), then set the size. */
 async function toRaw(source: PloopImage | null, rawIn: NodeFileStore | null, size: number, out: NodeFileStore, progress: Progress): Promise<void> {
@@ -76,31 +106,63 @@ async function toRaw(source: PloopImage | null, rawIn: NodeFileStore | null, siz
   // truncate to 0 marks the file for "replace via truncate" (auto_da_alloc), and close() then
   // forces the allocation and write-out of every delayed block (0.25 s per GiB measured).
   if (source) {
-    // Straight from the delta files: each mapped extent (adjacent clusters with adjacent host
-    // bytes are one extent) in pieces of up to 2 MiB, read from the level that maps it and
-    // written at its virtual offset. Holes are never written: the output stays sparse.
-    const stores = [...source.lowerDeltas.map((d) => d.store), source.store];
-    const pieces: Array<{ level: number; host: number; offset: number; length: number }> = [];
-    for (const e of source.map()) {
-      if (e.level === LEVEL_NONE) continue;
-      for (let pos = 0; pos < e.length; pos += PIECE_BYTES) {
-        pieces.push({ level: e.level, host: e.hostOffset + pos, offset: e.offset + pos, length: Math.min(PIECE_BYTES, e.length - pos) });
+    // Straight from the delta files (each cluster from the level that maps it, so disk folders
+    // read lower levels from their own files), through second handles on the same files that
+    // serve pieces synchronously. Reads that follow each other in virtual offset (extents whose
+    // host bytes are not adjacent: a fragmented image) are gathered in the buffer and written
+    // with one write.
+    const deltas = [...source.lowerDeltas.map((d) => d.store), source.store];
+    const opened: NodeFileStore[] = [];
+    const writes: Array<Promise<void> | null> = new Array(WRITE_BUFFERS).fill(null);
+    try {
+      const readers: BlockStore[] = [];
+      for (const store of deltas) {
+        if (store instanceof NodeFileStore) {
+          const reader = await NodeFileStore.open(store.path, { syncMaxBytes: PIECE_BYTES });
+          opened.push(reader);
+          readers.push(reader);
+        } else {
+          readers.push(store);
+        }
       }
-    }
-    let next = 0;
-    let copied = 0;
-    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-      const buffer = new Uint8Array(PIECE_BYTES);
-      while (next < pieces.length) {
-        const p = pieces[next++];
-        const chunk = buffer.subarray(0, p.length);
-        const got = await stores[p.level].read(p.host, chunk);
+      const buffers = Array.from({ length: WRITE_BUFFERS }, () => new Uint8Array(PIECE_BYTES));
+      let current = 0; // the buffer being filled
+      let start = 0; // virtual offset of its first byte
+      let filled = 0;
+      let copied = 0;
+      let previous: Promise<void> = Promise.resolve();
+      const writeOut = async () => {
+        if (filled === 0) return;
+        const [at, data] = [start, buffers[current].subarray(0, filled)];
+        // After the previous write (in order, never two at once); after a failed one, none.
+        const write = previous.then(() => out.write(at, data)).then(() => {
+          copied += data.length;
+          progress.update(copied);
+        });
+        previous = write;
+        // Awaited when its buffer comes round again (or at the end); until then a failure must
+        // not count as unhandled, which would end the process without the CLI's message.
+        write.catch(() => {});
+        writes[current] = write;
+        current = (current + 1) % WRITE_BUFFERS;
+        filled = 0;
+        await writes[current]; // the next buffer is free once its previous write is done
+        writes[current] = null;
+      };
+      for (const p of copyPieces(source)) {
+        if (filled > 0 && (start + filled !== p.offset || filled + p.length > PIECE_BYTES)) await writeOut();
+        if (filled === 0) start = p.offset;
+        const chunk = buffers[current].subarray(filled, filled + p.length);
+        const got = await readers[p.level].read(p.host, chunk);
         chunk.fill(0, got);
-        await out.write(p.offset, chunk);
-        copied += p.length;
-        progress.update(copied);
+        filled += p.length;
       }
-    }));
+      await writeOut();
+      await Promise.all(writes);
+    } finally {
+      await Promise.allSettled(writes);
+      for (const reader of opened) await reader.close();
+    }
   } else {
     await copyChunks(size, progress, (offset, chunk) => rawIn!.read(offset, chunk).then((n) => { chunk.fill(0, n); }),
       async (offset, chunk) => { if (!isAllZero(chunk)) await out.write(offset, chunk); });
