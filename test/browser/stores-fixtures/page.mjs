@@ -29,7 +29,8 @@ function writeBytes(w) {
 async function ship(bytes, upload) {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
   if (upload) {
-    const res = await fetch(upload, { method: 'PUT', body: bytes });
+    // A Blob body: a Uint8Array body was seen to upload ten times slower from Chromium.
+    const res = await fetch(upload, { method: 'PUT', body: new Blob([bytes]) });
     if (!res.ok) throw new Error(`PUT ${upload}: HTTP ${res.status}`);
   }
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
