@@ -101,8 +101,9 @@ async function opfs({ fileBytes, reps, smallOps }) {
  * IdbStore's default: a commit waits for the disk). Reads: 1 MiB sequential (getMany of 16 chunks) and random 4 KiB (get of
  * one chunk).
  */
-async function idb({ totalBytes, reps, smallOps, durability }) {
-  const chunk = 64 << 10;
+async function idb({ totalBytes, reps, smallOps, durability, chunkKiB = 0 }) {
+  // The raw side uses the store's chunk size (its default unless chunkKiB says otherwise).
+  const chunk = chunkKiB ? chunkKiB << 10 : lib.IdbStore.DEFAULT_CHUNK_BYTES;
   const chunks = totalBytes / chunk;
   const raw = durability === 'default' ? createStore('bench-raw', 'chunks') : storeWithDurability('bench-raw-' + durability, 'chunks', durability);
   const data = fill(new Uint8Array(MiB), 3);
@@ -111,7 +112,7 @@ async function idb({ totalBytes, reps, smallOps, durability }) {
   const ops = {
     // Each write op starts from an empty database so that all do the same work.
     storeWrite: async () => {
-      const store = await lib.IdbStore.open('bench/disk', { create: true, db: 'bench-store', durability });
+      const store = await lib.IdbStore.open('bench/disk', { create: true, db: 'bench-store', durability, chunkBytes: chunk });
       for (let at = 0; at < totalBytes; at += MiB) await store.write(at, data);
       await store.close();
     },
@@ -120,13 +121,13 @@ async function idb({ totalBytes, reps, smallOps, durability }) {
       const batch = (8 * MiB) / chunk;
       for (let first = 0; first < chunks; first += batch) {
         const entries = [];
-        for (let i = first; i < Math.min(chunks, first + batch); i++) entries.push([['bench/disk', i], data.slice((i % 16) * chunk, (i % 16 + 1) * chunk)]);
+        for (let i = first; i < Math.min(chunks, first + batch); i++) entries.push([['bench/disk', i], data.slice((i % (MiB / chunk)) * chunk, (i % (MiB / chunk) + 1) * chunk)]);
         await setMany(entries, raw);
       }
     },
     rawSetEach: async () => {
       await clear(raw);
-      for (let i = 0; i < chunks; i++) await set(['bench/disk', i], data.slice((i % 16) * chunk, (i % 16 + 1) * chunk), raw);
+      for (let i = 0; i < chunks; i++) await set(['bench/disk', i], data.slice((i % (MiB / chunk)) * chunk, (i % (MiB / chunk) + 1) * chunk), raw);
     },
   };
   const out = { storeWrite: [], rawSetMany: [], rawSetEach: [], storeSeqRead: [], rawSeqRead: [], storeRandRead: [], rawRandRead: [], storeCachedRandRead: [] };
@@ -146,7 +147,7 @@ async function idb({ totalBytes, reps, smallOps, durability }) {
     const tRawSeq = await time(async () => {
       for (let at = 0; at < totalBytes; at += MiB) {
         const first = at / chunk;
-        const values = await getMany(Array.from({ length: 16 }, (_, k) => ['bench/disk', first + k]), raw);
+        const values = await getMany(Array.from({ length: MiB / chunk }, (_, k) => ['bench/disk', first + k]), raw);
         values.forEach((v, k) => buf.set(v, k * chunk));
       }
     });

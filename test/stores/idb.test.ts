@@ -148,3 +148,26 @@ test('a second object store in the same database is added by an upgrade; data in
   const other = await IdbStore.open('shared-db-image', { db: 'two-stores', store: 'second' });
   assert.deepEqual(Array.from(await bytesOf(other)), [4, 5]);
 });
+
+test('new images get 32 KiB chunks; an image made with the old 64 KiB chunks keeps them and reads back', async () => {
+  const fresh = await IdbStore.open('chunk-default', { create: true });
+  assert.equal(fresh.chunkBytes, 32 << 10);
+  assert.equal(IdbStore.DEFAULT_CHUNK_BYTES, 32 << 10);
+  await fresh.close();
+  const data = new Uint8Array(300_000).map((_, i) => (i * 7 + (i >> 16)) & 0xff);
+  const old = await IdbStore.open('chunk-old', { create: true, chunkBytes: 64 << 10 });
+  await old.write(1000, data);
+  await old.close();
+  // Reopened by today's code, without saying a chunk size (or asking for another one).
+  for (const options of [{}, { chunkBytes: 32 << 10 }]) {
+    const again = await IdbStore.open('chunk-old', { writable: true, ...options });
+    assert.equal(again.chunkBytes, 64 << 10, 'the chunk size recorded in the metadata wins');
+    assert.equal(await again.size(), 301_000);
+    const back = new Uint8Array(300_000);
+    assert.equal(await again.read(1000, back), 300_000);
+    assert.deepEqual(back, data);
+    await again.write(65_000, new Uint8Array(1000).fill(9)); // across a 64 KiB chunk boundary
+    await again.close();
+    data.fill(9, 64_000, 65_000);
+  }
+});
