@@ -32,10 +32,11 @@ test('opfs: a page whose OPFS worker cannot be loaded gets an error naming its U
 type Refusal = { code: string; message: string } | null;
 
 test('opfs: shared handles let the page and a worker write one file, each seeing the other; the Web Lock refuses a second locking writer', async () => {
-  const r = await call<{ modes: string[]; shared: boolean[]; worker: { ok: boolean; value: { head: number[] } }; size: number; n: number; seen: number[]; exclusive: Refusal; locked: Refusal }>(ctx.page, 'opfsShared', { path: 'tests/shared.bin' });
+  const r = await call<{ modes: string[]; shared: boolean[]; worker: { ok: boolean; value: { head: number[]; size: number } }; size: number; n: number; seen: number[]; exclusive: Refusal; locked: Refusal }>(ctx.page, 'opfsShared', { path: 'tests/shared.bin' });
   assert.deepEqual(r.modes, ['worker', 'sync']);
   assert.deepEqual(r.shared, [true, true], "both hold 'readwrite-unsafe' handles");
-  assert.deepEqual(r.worker.value.head, [1, 2, 3, 4], 'the worker reads what the page wrote');
+  assert.deepEqual(r.worker.value.head, [1, 2, 3, 4], 'the worker reads what the page wrote (not flushed)');
+  assert.equal(r.worker.value.size, 4, 'the worker sees the size the page made (not flushed)');
   assert.equal(r.size, 100003, 'the page sees the size the worker made');
   assert.deepEqual([r.n, r.seen], [3, [5, 6, 7]]);
   assert.equal(r.exclusive?.code, 'EIO', 'an exclusive open waits for the shared handles to close');

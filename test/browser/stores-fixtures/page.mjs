@@ -298,8 +298,8 @@ export const routines = {
   async opfsShared({ path }) {
     await lib.OpfsStore.remove(path);
     const a = await lib.OpfsStore.open(path, { create: true, shared: true });
+    // No flush: another handle sees the bytes and the size at once.
     await a.write(0, new Uint8Array([1, 2, 3, 4]));
-    await a.flush();
     const worker = await routines.inWorker({ name: 'opfsSharedWorker', arg: { path } });
     const size = await a.size();
     const seen = new Uint8Array(3);
@@ -324,10 +324,11 @@ export const routines = {
     const b = await lib.OpfsStore.open(path, { writable: true, shared: true, lock: false });
     const head = new Uint8Array(4);
     await b.read(0, head);
+    const sizeSeen = await b.size();
     await b.write(100000, new Uint8Array([5, 6, 7]));
     await b.flush();
     await b.close();
-    return { mode: b.mode, shared: b.shared, head: Array.from(head) };
+    return { mode: b.mode, shared: b.shared, head: Array.from(head), size: sizeSeen };
   },
 
   /** With the OPFS worker's URL wrong, opening fails with an error naming it (and does not hang). */
