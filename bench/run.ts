@@ -8,7 +8,7 @@
 //      UV_USE_IO_URING=1, and --io sync)
 //   2. 4 KiB allocating writes vs qemu-img bench -w
 //   3. convert 1 GiB ploop → raw vs qemu-img convert and cp
-//   4. runners: 1 vs 2 workers, BAT-write coalescing
+//   4. runners: 1 vs 2 workers, per request and batched (readMany), BAT-write coalescing (bench/runners.ts)
 //   5. WASM BAT lookup vs TypeScript (bench/lookup.ts)
 //   6. memory store vs Uint8Array.set (bench/memory.ts); peak RSS of a 1 TiB sparse open (bench/rss.ts)
 //   7. Chromium OPFS and IndexedDB stores vs the raw APIs (bench/browser.ts)
@@ -67,8 +67,8 @@ function push(row: Row) {
   console.log(`${row.name.padEnd(46)} ours ${fmt(row.ours).padStart(10)} ${row.unit.padEnd(9)} ${row.against.padEnd(26)} ${fmt(row.theirs).padStart(10)}   ratio ${row.ratio.toFixed(2)}x`);
 }
 /** A bench module in its own process (a fresh JIT and heap): its JSON rows. */
-function child(script: string) {
-  const out = run('node', ['--import', 'tsx', join(root, 'bench', script)]);
+function child(script: string, env?: Record<string, string>) {
+  const out = run('node', ['--import', 'tsx', join(root, 'bench', script)], env);
   for (const row of JSON.parse(out.trim().split('\n').pop()!) as Row[]) push(row);
 }
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toString() : n.toFixed(2));
@@ -159,30 +159,11 @@ try {
     record('process start: info of the image', 1 / startOurs, 1 / startQemu, 'runs/s', 'qemu-img info');
   }
 
-  if (section('runners (4): file store')) {
-    // 4. Runners: 1 vs 2 workers on 4 KiB random reads and writes (file store), and BAT-write
-    //    coalescing under a burst of allocations.
-    const scaleCount = 100000;
-    const runnerIops = (pattern: string, runners: number, target: string) =>
-      median(Array.from({ length: REPS }, () => ours([target, '--pattern', pattern, '--block-size', '4K', '--depth', '32', '--count', String(scaleCount), '--runners', String(runners)]).iops));
-    const r1 = runnerIops('randread', 1, image);
-    const r2 = runnerIops('randread', 2, image);
-    record('4K random read depth 32, 2 runners', r2, r1, 'IOPS', '1 runner');
-    const w1 = runnerIops('randwrite', 1, fresh('w1.hds'));
-    const w2 = runnerIops('randwrite', 2, fresh('w2.hds'));
-    record('4K random write depth 32, 2 runners', w2, w1, 'IOPS', '1 runner');
-    const ops = join(dir, 'burst.jsonl');
-    const burst = 1024;
-    const payload = Buffer.alloc(4096, 0x3c).toString('base64');
-    // 1024 allocating writes into the clusters of one md page (64 KiB clusters: page 0 maps 1008).
-    const lines = Array.from({ length: burst }, (_, i) => JSON.stringify({ op: 'write', offset: (i % 1000) * 65536 + Math.floor(i / 1000) * 8192, data: payload }));
-    writeFileSync(ops, lines.join('\n') + '\n{"op":"flush"}\n');
-    const burstImage = join(dir, 'burst.hds');
-    run('node', [cli, 'create', burstImage, '--size', '64M', '--cluster-size', '64K']);
-    const replayed = JSON.parse(run('node', [cli, 'replay', burstImage, ops, '--json']));
-    const coalescing = replayed.clustersAllocated / replayed.batPageWrites;
-    rows.push({ name: 'allocations per BAT page write (burst of 1024)', ours: coalescing, theirs: 8, unit: 'ratio', ratio: coalescing / 8, against: 'goal 8' });
-    console.log(`${'allocations per BAT page write (burst)'.padEnd(44)} ${coalescing.toFixed(1)} (${replayed.clustersAllocated} allocations, ${replayed.batPageWrites} BAT writes; goal ≥ 8)`);
+  if (section('runners (4): coalescing, 1 vs 2 runners, per request and batched')) {
+    // 4. Runners (bench/runners.ts in its own process): BAT-write coalescing under a burst of
+    //    allocations; 4 KiB random reads and writes, 1 vs 2 workers, one request per call and
+    //    batched (readMany/writeMany), shared-memory and file stores.
+    child('runners.ts', { BENCH_JSON: '1' });
   }
 
   if (section('lookup (5): WASM BAT lookup, 1 TiB disk, 1 Mi entries')) child('lookup.ts');

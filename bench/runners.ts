@@ -2,8 +2,10 @@
 // Runner scaling: 4 KiB random reads and writes at depth 32 through ParallelImage with 1 and 2
 // runners (and the in-thread image for reference), on the shared-memory store and on the file
 // store, in this process. Each figure is the median of `reps` runs; the ratio 2 runners / 1
-// runner is what the runner design is judged by (goal ≥ 1.7× for reads on 2 cores). Run alone:
-// `node --import tsx bench/runners.ts` (BENCH_REPS, BENCH_COUNT); bench/run.ts calls it too.
+// runner is what the runner design is judged by (goal ≥ 1.7× for reads on 2 cores). The same
+// through the batched API (readMany/writeMany: runnerBatchScaling). Run alone:
+// `node --import tsx bench/runners.ts` (BENCH_REPS, BENCH_COUNT, BENCH_BATCH_COUNT, BENCH_BATCH,
+// BENCH_RUNNERS_ONLY=batch); bench/run.ts section 4 runs it as a child and reads its rows.
 
 import { mkdtempSync, rmSync, writeFileSync, readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -14,6 +16,7 @@ import { createImage, MemoryStore, PloopImage, NodeFileStore } from '../src/node
 import { ParallelImage } from '../src/runners/pool.js';
 import { SharedMemoryStore } from '../src/stores/shared-memory.js';
 import type { StoreSpec } from '../src/runners/protocol.js';
+import { isMain, printRows, type Row } from './common.js';
 
 const DISK_BYTES = 256 << 20;
 const CLUSTER_BYTES = 1 << 20;
@@ -314,9 +317,33 @@ export async function runnerCoalescing(runners: number, log: (line: string) => v
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  if (process.env.BENCH_RUNNERS_ONLY !== 'batch') for (const n of [1, 2]) await runnerCoalescing(n);
-  const only = process.env.BENCH_RUNNERS_ONLY;
-  if (only !== 'batch') await runnerScaling({ reps: Number(process.env.BENCH_REPS ?? 3), count: Number(process.env.BENCH_COUNT ?? 100_000) });
-  await runnerBatchScaling({ reps: Number(process.env.BENCH_REPS ?? 3), count: Number(process.env.BENCH_BATCH_COUNT ?? 200_000), batch: Number(process.env.BENCH_BATCH ?? 128) });
+/** Every runner figure as table rows (bench/run.ts section 4); the prose goes to stderr. */
+export async function runnerRows(options: { reps?: number; count?: number; batchCount?: number; batch?: number; only?: string; log?: (line: string) => void } = {}): Promise<Row[]> {
+  const log = options.log ?? ((l: string) => console.log(l));
+  const rows: Row[] = [];
+  if (options.only !== 'batch') {
+    for (const n of [1, 2]) {
+      const c = await runnerCoalescing(n, log);
+      rows.push({ name: `allocations per BAT page write (burst of 1024, ${n} runner${n > 1 ? 's' : ''})`, ours: c.allocationsPerBatWrite, theirs: 8, unit: 'ratio', ratio: c.allocationsPerBatWrite / 8, against: 'goal 8' });
+    }
+    for (const r of await runnerScaling({ reps: options.reps, count: options.count, log })) {
+      rows.push({ name: `${r.name}, 2 runners`, ours: r.runners2, theirs: r.runners1, unit: 'IOPS', ratio: r.ratio, against: '1 runner' });
+    }
+  }
+  for (const r of await runnerBatchScaling({ reps: options.reps, count: options.batchCount, batch: options.batch, log })) {
+    rows.push({ name: `${r.name}, 2 runners`, ours: r.runners2, theirs: r.runners1, unit: 'IOPS', ratio: r.ratio, against: '1 runner' });
+    rows.push({ name: `${r.name}, 1 runner`, ours: r.runners1, theirs: r.inThread, unit: 'IOPS', ratio: r.runners1 / r.inThread, against: 'in-thread' });
+  }
+  return rows;
+}
+
+if (isMain(import.meta.url)) {
+  const asChild = process.env.BENCH_JSON === '1';
+  const rows = await runnerRows({
+    reps: Number(process.env.BENCH_REPS ?? 3), count: Number(process.env.BENCH_COUNT ?? 100_000), batchCount: Number(process.env.BENCH_BATCH_COUNT ?? 200_000),
+    batch: Number(process.env.BENCH_BATCH ?? 128), only: process.env.BENCH_RUNNERS_ONLY,
+    // As bench/run.ts's child, stdout carries only the JSON rows.
+    log: asChild ? (l) => process.stderr.write(l + '\n') : undefined,
+  });
+  if (asChild) printRows(rows);
 }

@@ -427,6 +427,10 @@ export class RingServer {
   /** Requests started and not completed. */
   #outstanding = 0;
   readonly #yield: () => Promise<void>;
+  /** Per slot, made once: its completion callbacks (no closures per request) and its notify flag. */
+  readonly #onDone: Array<() => void>;
+  readonly #onFail: Array<(e: unknown) => void>;
+  readonly #notify: Uint8Array;
 
   constructor(core: WasmCore, base: number, handle: RingHandler) {
     this.#core = core;
@@ -435,6 +439,10 @@ export class RingServer {
     this.#bell = Atomics.load(core.i32, this.#h + BELL) >>> 2;
     this.#handle = handle;
     this.#yield = macrotaskYield();
+    const slots = this.#l.slots;
+    this.#notify = new Uint8Array(slots);
+    this.#onDone = Array.from({ length: slots }, (_, slot) => () => this.#complete(slot, 0));
+    this.#onFail = Array.from({ length: slots }, (_, slot) => (e: unknown) => this.#complete(slot, this.#encodeError(slot, e)));
   }
 
   /** Serve until STOP; resolves then (requests still running complete on their own). */
@@ -484,7 +492,7 @@ export class RingServer {
     const i32 = this.#core.i32;
     const s = at >>> 2;
     const op = i32[s] & ~OP_NOTIFY;
-    const notify = (i32[s] & OP_NOTIFY) !== 0;
+    this.#notify[slot] = i32[s] & OP_NOTIFY ? 1 : 0;
     const length = i32[s + 1];
     const buffer = i32[s + 2] >>> 0;
     const offset = this.#core.f64[(at + 16) >>> 3];
@@ -496,10 +504,10 @@ export class RingServer {
     } catch (e) {
       work = Promise.reject(e);
     }
-    work.then(() => this.#complete(slot, 0, notify), (e: unknown) => this.#complete(slot, this.#encodeError(slot, e), notify));
+    work.then(this.#onDone[slot], this.#onFail[slot]);
   }
 
-  #complete(slot: number, status: number, notify: boolean): void {
+  #complete(slot: number, status: number): void {
     const l = this.#l;
     const h = this.#h;
     const i32 = this.#core.i32;
@@ -508,7 +516,7 @@ export class RingServer {
     i32[l.comp + (this.#compTail & l.mask)] = slot;
     this.#compTail = (this.#compTail + 1) | 0;
     Atomics.store(i32, h + COMP_TAIL, this.#compTail);
-    if (!notify && this.#outstanding > 0) return;
+    if (this.#notify[slot] === 0 && this.#outstanding > 0) return;
     // Ring the bell; only the first ring after the coordinator went to sleep notifies, and it
     // then takes every completion (of every ring) published by the time it runs.
     const bell = this.#bell;
