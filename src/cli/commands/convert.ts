@@ -46,7 +46,7 @@ export const convert: Command = {
         await outStore.close();
       } else {
         await createImage(outStore, { size, clusterSize, format });
-        const image = await PloopImage.open(outStore, { writable: true });
+        const image = await PloopImage.open(withoutBarriers(outStore), { writable: true });
         try {
           await copyChunks(size, progress, (offset, chunk) => (source ? source.readInto(offset, chunk) : rawIn!.read(offset, chunk).then((n) => { chunk.fill(0, n); })),
             async (offset, chunk) => { if (!isAllZero(chunk)) await image.write(offset, chunk); });
@@ -62,6 +62,26 @@ export const convert: Command = {
     return 0;
   },
 };
+
+/**
+ * The ploop output of a convert is a new file that nothing uses until the convert has ended: a
+ * crash leaves an incomplete copy whatever the order of its writes, so the engine's barriers
+ * (an fdatasync before each BAT write, which forced the whole GiB to the disk as it went, 4–10 s
+ * against qemu-img's 1.2 s) buy nothing here. Like qemu-img convert and the raw output, it
+ * leaves write-back to the kernel: flush() does nothing. Live images keep their ordering.
+ */
+function withoutBarriers(store: NodeFileStore): BlockStore {
+  return {
+    name: store.name,
+    writable: store.writable,
+    size: () => store.size(),
+    read: (offset, into) => store.read(offset, into),
+    write: (offset, data) => store.write(offset, data),
+    flush: async () => {},
+    truncate: (size) => store.truncate(size),
+    close: () => store.close(),
+  };
+}
 
 /**
  * Chunks in flight for raw → ploop (and raw → raw): several at once let the allocations of
