@@ -94,12 +94,12 @@ async function opfs({ fileBytes, reps, smallOps }) {
 }
 
 /**
- * IndexedDB on the page: IdbStore (64 KiB chunks, commits batched up to 8 MiB with setMany)
- * against raw idb-keyval doing the same bytes as 64 KiB values: setMany in 8 MiB batches (the
- * same batching by hand), and one set() per chunk (no batching). Both sides use the same
- * transaction durability: 'default' (idb-keyval's own; relaxed in Chromium) or 'strict' (the
- * IdbStore's default: a commit waits for the disk). Reads: 1 MiB sequential (getMany of 16 chunks) and random 4 KiB (get of
- * one chunk).
+ * IndexedDB on the page: IdbStore (its default chunk size, 32 KiB, or `chunkKiB`; commits
+ * batched up to 8 MiB with setMany) against raw idb-keyval doing the same bytes as values of the
+ * same size: setMany in 8 MiB batches (the same batching by hand), and one set() per chunk (no
+ * batching). Both sides use the same transaction durability: 'default' (idb-keyval's own;
+ * relaxed in Chromium) or 'strict' (the IdbStore's default: a commit waits for the disk).
+ * Reads: 1 MiB sequential (one getMany of the chunks) and random 4 KiB (get of one chunk).
  */
 async function idb({ totalBytes, reps, smallOps, durability, chunkKiB = 0 }) {
   // The raw side uses the store's chunk size (its default unless chunkKiB says otherwise).
@@ -133,32 +133,46 @@ async function idb({ totalBytes, reps, smallOps, durability, chunkKiB = 0 }) {
   const out = { storeWrite: [], rawSetMany: [], rawSetEach: [], storeSeqRead: [], rawSeqRead: [], storeRandRead: [], rawRandRead: [], storeCachedRandRead: [] };
   // No warm-up round here: IndexedDB is slow enough that the JIT does not matter.
   for (let r = 0; r < reps; r++) {
-    for (const name of ['storeWrite', 'rawSetMany', 'rawSetEach']) {
+    // The three writers take turns going first.
+    const writers = ['storeWrite', 'rawSetMany', 'rawSetEach'];
+    for (const name of [...writers.slice(r % 3), ...writers.slice(0, r % 3)]) {
       const t = await time(ops[name]);
       out[name].push(totalBytes / t / MiB);
     }
-    // Reads, on what the two writers left.
+    // Reads, on what the two writers left, in slices that alternate between the store and the
+    // raw loop (1 MiB, or 10 random reads; which goes first alternates), each side's median slice.
     // Like for like: the raw loop keeps nothing, so the store's chunk cache is off here (and
     // on, at its default size, for the last measurement).
     let store = await lib.IdbStore.open('bench/disk', { db: 'bench-store', durability, cacheBytes: 0 });
     const buf = new Uint8Array(MiB);
     if (await store.size() !== totalBytes) throw new Error(`IdbStore holds ${await store.size()} bytes, expected ${totalBytes}`);
-    const tStoreSeq = await time(async () => { for (let at = 0; at < totalBytes; at += MiB) if (await store.read(at, buf) !== MiB) throw new Error('short IdbStore read'); });
-    const tRawSeq = await time(async () => {
-      for (let at = 0; at < totalBytes; at += MiB) {
-        const first = at / chunk;
-        const values = await getMany(Array.from({ length: MiB / chunk }, (_, k) => ['bench/disk', first + k]), raw);
-        values.forEach((v, k) => buf.set(v, k * chunk));
-      }
-    });
-    const offs = offsets(200 + r);
-    const tStoreRand = await time(async () => { for (const at of offs) if (await store.read(at, small) !== 4096) throw new Error('short IdbStore read'); });
-    const tRawRand = await time(async () => {
+    const storeSeq = async (at) => { if (await store.read(at, buf) !== MiB) throw new Error('short IdbStore read'); };
+    const rawSeq = async (at) => {
+      const first = at / chunk;
+      const values = await getMany(Array.from({ length: MiB / chunk }, (_, k) => ['bench/disk', first + k]), raw);
+      values.forEach((v, k) => buf.set(v, k * chunk));
+    };
+    const storeRand = async (offs) => { for (const at of offs) if (await store.read(at, small) !== 4096) throw new Error('short IdbStore read'); };
+    const rawRand = async (offs) => {
       for (const at of offs) {
         const v = await get(['bench/disk', Math.floor(at / chunk)], raw);
         small.set(v.subarray(at % chunk, at % chunk + 4096));
       }
-    });
+    };
+    const alternate = async (slices, ours, theirs) => {
+      const a = [];
+      const b = [];
+      for (let k = 0; k < slices.length; k++) {
+        if ((r + k) % 2 === 0) { a.push(await time(() => ours(slices[k]))); b.push(await time(() => theirs(slices[k]))); }
+        else { b.push(await time(() => theirs(slices[k]))); a.push(await time(() => ours(slices[k]))); }
+      }
+      return [medianOf(a) * slices.length, medianOf(b) * slices.length];
+    };
+    const seqSlices = Array.from({ length: totalBytes / MiB }, (_, k) => k * MiB);
+    const [tStoreSeq, tRawSeq] = await alternate(seqSlices, storeSeq, rawSeq);
+    const offs = offsets(200 + r);
+    const randSlices = Array.from({ length: Math.ceil(offs.length / 10) }, (_, k) => offs.slice(k * 10, k * 10 + 10));
+    const [tStoreRand, tRawRand] = await alternate(randSlices, storeRand, rawRand);
     await store.close();
     store = await lib.IdbStore.open('bench/disk', { db: 'bench-store', durability });
     const tCachedRand = await time(async () => { for (const at of offs) if (await store.read(at, small) !== 4096) throw new Error('short IdbStore read'); });
