@@ -24,7 +24,7 @@ import { runPoolBatch, StagingPool, type BatchContext } from './pool-batch.js';
 export interface ParallelOpenOptions extends Omit<OpenOptions, 'keepStoreOpen' | 'lenient'> {
   /** Number of runners (workers); 0 runs everything in this thread. Default 2. */
   runners?: number;
-  /** Ring slots per runner (a power of two; default 256). More requests wait in the coordinator. */
+  /** Ring slots per runner (a power of two; default 512). More requests wait in the coordinator. */
   ringSlots?: number;
 }
 
@@ -85,7 +85,9 @@ export class ParallelImage {
     const core = image.bat.core;
     this.#batch = {
       core, rings: runners.map((r) => r.ring), clusterBytes: image.clusterSize, staging: new StagingPool(core),
-      isShared: (bytes) => bytes.buffer === core.memory.buffer || this.#sharedBuffers.has(bytes.buffer),
+      // Only buffers from allocShared: comparing with core.memory.buffer would cost a call into
+      // the engine per request.
+      isShared: (bytes) => this.#sharedBuffers.has(bytes.buffer),
     };
   }
 

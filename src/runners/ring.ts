@@ -58,7 +58,7 @@ const WAIT_TIMEOUT_MS = 20;
 /** How long an idle runner blocks before it looks at its event loop (control messages). */
 const IDLE_BLOCK_MS = 50;
 /** Slots per runner: enough for a deep queue; more requests wait in the coordinator. */
-export const DEFAULT_RING_SLOTS = 256;
+export const DEFAULT_RING_SLOTS = 512;
 
 interface Layout {
   base: number;
@@ -103,6 +103,14 @@ export const BELL_BYTES = 8;
 export class RingBell {
   readonly address: number;
   readonly #core: WasmCore;
+  /**
+   * Views of the shared memory made once: the ring lies in memory that existed when it was
+   * made, and a shared memory's old buffers stay valid after it grows (they only do not cover
+   * the new part), so no request pays for memory.buffer (a call into the engine) to re-check.
+   */
+  readonly #i32: Int32Array;
+  readonly #f64: Float64Array;
+  readonly #u8: Uint8Array;
   readonly #b: number;
   readonly #rings: RingCaller[] = [];
   #reaping = false;
@@ -114,6 +122,9 @@ export class RingBell {
   /** `address`: BELL_BYTES of zeroed shared memory. */
   constructor(core: WasmCore, address: number) {
     this.#core = core;
+    this.#i32 = core.i32;
+    this.#f64 = core.f64;
+    this.#u8 = core.u8;
     this.address = address;
     this.#b = address >>> 2;
   }
@@ -136,16 +147,16 @@ export class RingBell {
         if (!this.#rings.some((r) => r.inflight > 0)) return;
         // Read the bell before collecting: a completion published after the collection bumps
         // it afterwards, so the wait below returns at once instead of missing it.
-        const seen = Atomics.load(this.#core.i32, b);
+        const seen = Atomics.load(this.#i32, b);
         let progress = false;
         for (const r of this.#rings) if (r.collect()) progress = true;
         if (progress) continue;
-        const i32 = this.#core.i32;
+        const i32 = this.#i32;
         Atomics.store(i32, b + 1, 1);
         this.sleeps++;
         const w = Atomics.waitAsync(i32, b, seen, WAIT_TIMEOUT_MS);
-        if (w.async && (await w.value) === 'timed-out' && Atomics.load(this.#core.i32, b) !== seen) this.lateWakeups++;
-        Atomics.store(this.#core.i32, b + 1, 0);
+        if (w.async && (await w.value) === 'timed-out' && Atomics.load(this.#i32, b) !== seen) this.lateWakeups++;
+        Atomics.store(this.#i32, b + 1, 0);
       }
     } finally {
       this.#reaping = false;
@@ -187,6 +198,14 @@ function makeDeferrer(fn: () => void): () => void {
 /** The coordinator's end: submit requests, get each one's outcome as a promise. */
 export class RingCaller {
   readonly #core: WasmCore;
+  /**
+   * Views of the shared memory made once: the ring lies in memory that existed when it was
+   * made, and a shared memory's old buffers stay valid after it grows (they only do not cover
+   * the new part), so no request pays for memory.buffer (a call into the engine) to re-check.
+   */
+  readonly #i32: Int32Array;
+  readonly #f64: Float64Array;
+  readonly #u8: Uint8Array;
   readonly #l: Layout;
   readonly #h: number;
   readonly #free: number[] = [];
@@ -209,12 +228,15 @@ export class RingCaller {
   #kickScheduled = false;
   readonly #kickLater = makeDeferrer(() => {
     this.#kickScheduled = false;
-    const i32 = this.#core.i32;
+    const i32 = this.#i32;
     if (Atomics.load(i32, this.#h + RUNNER_IDLE) === 1 && Atomics.exchange(i32, this.#h + RUNNER_IDLE, 0) === 1) Atomics.notify(i32, this.#h + SUB_TAIL);
   });
 
   constructor(core: WasmCore, base: number, bell: RingBell) {
     this.#core = core;
+    this.#i32 = core.i32;
+    this.#f64 = core.f64;
+    this.#u8 = core.u8;
     this.#bell = bell;
     bell.add(this);
     const slots = Atomics.load(core.i32, (base >>> 2) + SLOT_COUNT);
@@ -266,7 +288,7 @@ export class RingCaller {
    */
   publish(now = false): void {
     if (this.#published === this.#subTail) return;
-    const i32 = this.#core.i32;
+    const i32 = this.#i32;
     // The last piece published rings the bell when done (backlog pieces flag their own last one).
     if (now && this.#lastEnqueued >= 0 && this.#backlogHead === this.#backlog.length) {
       i32[(this.#l.slotBase + this.#lastEnqueued * SLOT_BYTES) >>> 2] |= OP_NOTIFY;
@@ -288,13 +310,13 @@ export class RingCaller {
   /** Write a request into `slot` and append it to the submission ring (unpublished). */
   #fill(slot: number, op: number, offset: number, length: number, buffer: number): void {
     const l = this.#l;
-    const i32 = this.#core.i32;
+    const i32 = this.#i32;
     const s = (l.slotBase + slot * SLOT_BYTES) >>> 2;
     i32[s] = op;
     i32[s + 1] = length;
     i32[s + 2] = buffer;
     i32[s + 3] = 0;
-    this.#core.f64[(s + 4) >>> 1] = offset;
+    this.#f64[(s + 4) >>> 1] = offset;
     i32[l.sub + (this.#subTail & l.mask)] = slot;
     this.#subTail = (this.#subTail + 1) | 0;
     this.#inflight++;
@@ -306,8 +328,9 @@ export class RingCaller {
     while (this.#backlogHead < b.length && this.#free.length > 0) {
       const slot = this.#free.pop()!;
       const k = this.#backlogHead;
-      // Pieces from the backlog ring the bell in groups: the last of each refill and every 32nd.
-      const notify = k + 5 === b.length || this.#free.length === 0 || (k / 5) % 32 === 31 ? OP_NOTIFY : 0;
+      // As in enqueue: the piece that fills the ring to half rings the bell, and so does the
+      // last one of this refill (the last of the batch, or the one that fills the ring).
+      const notify = k + 5 === b.length || this.#free.length === 0 || this.#free.length === this.#l.slots >> 1 ? OP_NOTIFY : 0;
       this.#fill(slot, b[k] | notify, b[k + 1], b[k + 2], b[k + 3]);
       this.#batchOf[slot] = this.#backlogBatch[k / 5];
       this.#tagOf[slot] = b[k + 4];
@@ -339,12 +362,12 @@ export class RingCaller {
 
   /** Wake an idle runner so that it looks at its event loop (before a control call). */
   poke(): void {
-    Atomics.notify(this.#core.i32, this.#h + SUB_TAIL);
+    Atomics.notify(this.#i32, this.#h + SUB_TAIL);
   }
 
   /** Tell the runner to stop serving (after the last request completed). */
   stop(): void {
-    const i32 = this.#core.i32;
+    const i32 = this.#i32;
     Atomics.store(i32, this.#h + STOP, 1);
     Atomics.store(i32, this.#h + RUNNER_IDLE, 0);
     Atomics.notify(i32, this.#h + SUB_TAIL);
@@ -353,14 +376,14 @@ export class RingCaller {
   /** Finish every request the runner has completed; true if there was any. */
   collect(): boolean {
     const l = this.#l;
-    let i32 = this.#core.i32;
+    let i32 = this.#i32;
     const tail = Atomics.load(i32, this.#h + COMP_TAIL);
     if (tail === this.#compHead) return false;
     while (this.#compHead !== tail) {
       const slot = i32[l.comp + (this.#compHead & l.mask)];
       this.#compHead = (this.#compHead + 1) | 0;
       this.#finish(slot, i32[((l.slotBase + slot * SLOT_BYTES) >>> 2) + 3]);
-      i32 = this.#core.i32;
+      i32 = this.#i32;
     }
     if (this.#backlogHead < this.#backlog.length) {
       this.#refill();
@@ -396,7 +419,7 @@ export class RingCaller {
   #decodeError(slot: number, length: number): PloopError {
     const at = this.#l.errorBase + slot * ERROR_BYTES;
     // TextDecoder refuses views of shared memory: decode a private copy.
-    const text = new TextDecoder().decode(this.#core.u8.slice(at, at + Math.min(length, ERROR_BYTES)));
+    const text = new TextDecoder().decode(this.#u8.slice(at, at + Math.min(length, ERROR_BYTES)));
     try {
       const e = JSON.parse(text) as { code: PloopErrorCode; message: string; data?: Record<string, unknown> };
       return new PloopError(e.code, e.message, e.data ?? {});
@@ -412,6 +435,14 @@ export type RingHandler = (op: number, offset: number, length: number, buffer: n
 /** The runner's end: serve requests until the coordinator stops the ring. */
 export class RingServer {
   readonly #core: WasmCore;
+  /**
+   * Views of the shared memory made once: the ring lies in memory that existed when it was
+   * made, and a shared memory's old buffers stay valid after it grows (they only do not cover
+   * the new part), so no request pays for memory.buffer (a call into the engine) to re-check.
+   */
+  readonly #i32: Int32Array;
+  readonly #f64: Float64Array;
+  readonly #u8: Uint8Array;
   readonly #l: Layout;
   readonly #h: number;
   readonly #handle: RingHandler;
@@ -434,6 +465,9 @@ export class RingServer {
 
   constructor(core: WasmCore, base: number, handle: RingHandler) {
     this.#core = core;
+    this.#i32 = core.i32;
+    this.#f64 = core.f64;
+    this.#u8 = core.u8;
     this.#l = layout(base, Atomics.load(core.i32, (base >>> 2) + SLOT_COUNT));
     this.#h = base >>> 2;
     this.#bell = Atomics.load(core.i32, this.#h + BELL) >>> 2;
@@ -450,18 +484,18 @@ export class RingServer {
     const l = this.#l;
     const h = this.#h;
     for (;;) {
-      let i32 = this.#core.i32;
+      let i32 = this.#i32;
       const tail = Atomics.load(i32, h + SUB_TAIL);
       while (this.#subHead !== tail) {
         const slot = i32[l.sub + (this.#subHead & l.mask)];
         this.#subHead = (this.#subHead + 1) | 0;
         this.#start(slot);
-        i32 = this.#core.i32;
+        i32 = this.#i32;
       }
       if (Atomics.load(i32, h + STOP) === 1) return;
       // Let the batch's promise continuations run: requests on synchronous stores finish here.
       if (this.#outstanding > 0) await this.#yield();
-      i32 = this.#core.i32;
+      i32 = this.#i32;
       if (Atomics.load(i32, h + SUB_TAIL) !== tail) continue;
       // Say we sleep, then look once more: a submission that raced with us either sees the
       // flag (and notifies) or is seen here.
@@ -474,28 +508,28 @@ export class RingServer {
       if (this.#outstanding > 0) {
         // Requests wait for I/O or their BAT page: sleep without blocking the event loop.
         const w = Atomics.waitAsync(i32, h + SUB_TAIL, tail, WAIT_TIMEOUT_MS);
-        if (w.async && (await w.value) === 'timed-out' && Atomics.load(this.#core.i32, h + SUB_TAIL) !== tail) this.lateWakeups++;
-        Atomics.store(this.#core.i32, h + RUNNER_IDLE, 0);
+        if (w.async && (await w.value) === 'timed-out' && Atomics.load(this.#i32, h + SUB_TAIL) !== tail) this.lateWakeups++;
+        Atomics.store(this.#i32, h + RUNNER_IDLE, 0);
       } else {
         // Nothing in flight: block the thread itself (Atomics.wait wakes at once and reliably;
         // Node's waitAsync continuation was seen to stall in workers). Control messages
         // (stats, close) come through the event loop, so look there on every empty wake-up.
         Atomics.wait(i32, h + SUB_TAIL, tail, IDLE_BLOCK_MS);
-        Atomics.store(this.#core.i32, h + RUNNER_IDLE, 0);
-        if (Atomics.load(this.#core.i32, h + SUB_TAIL) === tail) await this.#yield();
+        Atomics.store(this.#i32, h + RUNNER_IDLE, 0);
+        if (Atomics.load(this.#i32, h + SUB_TAIL) === tail) await this.#yield();
       }
     }
   }
 
   #start(slot: number): void {
     const at = this.#l.slotBase + slot * SLOT_BYTES;
-    const i32 = this.#core.i32;
+    const i32 = this.#i32;
     const s = at >>> 2;
     const op = i32[s] & ~OP_NOTIFY;
     this.#notify[slot] = i32[s] & OP_NOTIFY ? 1 : 0;
     const length = i32[s + 1];
     const buffer = i32[s + 2] >>> 0;
-    const offset = this.#core.f64[(at + 16) >>> 3];
+    const offset = this.#f64[(at + 16) >>> 3];
     this.requests++;
     this.#outstanding++;
     let work: Promise<void>;
@@ -510,7 +544,7 @@ export class RingServer {
   #complete(slot: number, status: number): void {
     const l = this.#l;
     const h = this.#h;
-    const i32 = this.#core.i32;
+    const i32 = this.#i32;
     this.#outstanding--;
     i32[((l.slotBase + slot * SLOT_BYTES) >>> 2) + 3] = status;
     i32[l.comp + (this.#compTail & l.mask)] = slot;
@@ -532,7 +566,7 @@ export class RingServer {
     let bytes = encoder.encode(JSON.stringify(err.toJSON()));
     // Too long for the slot: keep the code and the start of the message, drop the data.
     if (bytes.length > ERROR_BYTES) bytes = encoder.encode(JSON.stringify({ code: err.code, message: err.message.slice(0, ERROR_BYTES / 4) }));
-    this.#core.u8.set(bytes, at);
+    this.#u8.set(bytes, at);
     return Math.max(1, bytes.length);
   }
 }

@@ -32,8 +32,13 @@ export function createRunner(openStore: StoreOpener): RunnerApi {
     attachPort.postMessage({ id, attachment });
     return done;
   };
-  // A fresh view each time: the memory may have grown (a new buffer object) since the last one.
-  const view = (buffer: number, length: number) => new Uint8Array(core.memory.buffer, buffer, length);
+  // The coordinator may have grown the memory since (a new, longer buffer object): look again
+  // only when the region lies past the buffer seen last (memory.buffer is a call into the engine).
+  let memoryBuffer: ArrayBufferLike | null = null;
+  const view = (buffer: number, length: number) => {
+    if (memoryBuffer === null || buffer + length > memoryBuffer.byteLength) memoryBuffer = core.memory.buffer;
+    return new Uint8Array(memoryBuffer, buffer, length);
+  };
 
   return {
     async init(init: RunnerInit) {
