@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Public API of ploop-wasm (browser and Node). Node-only pieces are in ./node.ts.
 
-export { PloopImage, type OpenOptions, type ImageStats, type DeltaSource, type LowerDelta } from './engine/image.js';
+export { PloopImage, type OpenOptions, type ImageStats, type DeltaSource, type LowerDelta, type ReadRequest, type WriteRequest } from './engine/image.js';
 export {
   initStack, openStackDir, snapshotStack, mergeStack, mergeAll, deleteSnapshotStack, resizeStack, readDescriptor, DESCRIPTOR_FILE,
 } from './engine/stack.js';
