@@ -7,7 +7,7 @@
 //   1. 4 KiB reads, depth 1 and 32, vs qemu-img bench   (ours: --io async, the same with
 //      UV_USE_IO_URING=1, and --io sync)
 //   2. 4 KiB allocating writes vs qemu-img bench -w
-//   3. convert 1 GiB ploop → raw vs qemu-img convert and cp
+//   3. convert 1 GiB ploop → raw vs qemu-img convert and cp; raw → ploop; process start
 //   4. runners: 1 vs 2 workers, per request and batched (readMany), BAT-write coalescing (bench/runners.ts)
 //   5. WASM BAT lookup vs TypeScript (bench/lookup.ts)
 //   6. memory store vs Uint8Array.set (bench/memory.ts); peak RSS of a 1 TiB sparse open (bench/rss.ts)
@@ -35,9 +35,9 @@ const started = performance.now();
 function run(cmd: string, args: string[], env?: Record<string, string>): string {
   return execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, env: env ? { ...process.env, ...env } : undefined });
 }
-function seconds(cmd: string, args: string[]): number {
+function seconds(cmd: string, args: string[], env?: NodeJS.ProcessEnv): number {
   const t = performance.now();
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed with ${r.status}`);
   return (performance.now() - t) / 1000;
 }
@@ -141,22 +141,37 @@ try {
     }
   }
 
-  if (section('convert (3): 1 GiB ploop → raw, whole processes')) {
+  if (section('convert (3): 1 GiB ploop → raw and back, whole processes')) {
     // Each run starts from the same state: the previous output removed and every dirty page
     // written back (untimed); else a run pays for the write-back of the run before it.
+    // NODE_EXTRA_CA_CERTS, when set (this sandbox sets it), makes every node start read and parse
+    // the CA bundle it names before any script runs (+50–60 ms per start here, nothing to do
+    // with ploop-wasm): our processes run without it, and one row shows a start with it.
+    const bareEnv = { ...process.env };
+    delete bareEnv.NODE_EXTRA_CA_CERTS;
     const out = join(dir, 'out.raw');
-    const clean = () => { rmSync(out, { force: true }); run('sync', []); };
-    const [convertOurs, convertQemu, copy, startOurs, startQemu] = interleaved([
-      () => { clean(); return seconds('node', [cli, 'convert', image, out, '--to', 'raw']); },
+    const back = join(dir, 'back.hds');
+    const clean = () => { rmSync(out, { force: true }); rmSync(back, { force: true }); run('sync', []); };
+    const caSet = !!process.env.NODE_EXTRA_CA_CERTS;
+    const [convertOurs, convertQemu, copy, backOurs, backQemu, startOurs, startQemu, startNode, startCa] = interleaved([
+      () => { clean(); return seconds('node', [cli, 'convert', image, out, '--to', 'raw'], bareEnv); },
       () => { clean(); return seconds('qemu-img', ['convert', '-f', 'parallels', '-O', 'raw', image, out]); },
       () => { clean(); return seconds('cp', ['--sparse=never', raw, out]); },
-      // Process start alone, part of both convert times (node loads the CLI and compiles the WASM core).
-      () => seconds('node', [cli, 'info', image]),
+      () => { clean(); return seconds('node', [cli, 'convert', raw, back, '--to', 'ploop', '--cluster-size', '1M'], bareEnv); },
+      () => { clean(); return seconds('qemu-img', ['convert', '-f', 'raw', '-O', 'parallels', '-o', 'cluster_size=1M', raw, back]); },
+      // Process start alone, part of every convert time (node loads the CLI's bundle and the
+      // command's chunk, compiles the WASM core, opens the image), and node's own start under it.
+      () => seconds('node', [cli, 'info', image], bareEnv),
       () => seconds('qemu-img', ['info', image]),
+      () => seconds('node', ['-e', '0'], bareEnv),
+      () => (caSet ? seconds('node', [cli, 'info', image]) : 0),
     ]);
     record('convert 1 GiB ploop → raw', GiB / convertOurs / 2 ** 20, GiB / convertQemu / 2 ** 20, 'MiB/s', 'qemu-img convert');
     record('convert 1 GiB ploop → raw', GiB / convertOurs / 2 ** 20, GiB / copy / 2 ** 20, 'MiB/s', 'cp of the raw bytes');
+    record('convert 1 GiB raw → ploop (1 MiB clusters)', GiB / backOurs / 2 ** 20, GiB / backQemu / 2 ** 20, 'MiB/s', 'qemu-img convert');
     record('process start: info of the image', 1 / startOurs, 1 / startQemu, 'runs/s', 'qemu-img info');
+    record('process start: info of the image', 1 / startOurs, 1 / startNode, 'runs/s', 'node -e 0');
+    if (caSet) record('process start: info, NODE_EXTRA_CA_CERTS set', 1 / startCa, 1 / startOurs, 'runs/s', 'info without it');
   }
 
   if (section('runners (4): coalescing, 1 vs 2 runners, per request and batched')) {

@@ -45,8 +45,9 @@ export const convert: Command = {
         await toRaw(source, rawIn, size, outStore, progress);
         await outStore.close();
       } else {
-        await createImage(outStore, { size, clusterSize, format });
-        const image = await PloopImage.open(withoutBarriers(outStore), { writable: true });
+        const unordered = withoutBarriers(outStore);
+        await createImage(unordered, { size, clusterSize, format });
+        const image = await PloopImage.open(unordered, { writable: true });
         try {
           await copyChunks(size, progress, (offset, chunk) => (source ? source.readInto(offset, chunk) : rawIn!.read(offset, chunk).then((n) => { chunk.fill(0, n); })),
             async (offset, chunk) => { if (!isAllZero(chunk)) await image.write(offset, chunk); });
@@ -69,6 +70,9 @@ export const convert: Command = {
  * (an fdatasync before each BAT write, which forced the whole GiB to the disk as it went, 4–10 s
  * against qemu-img's 1.2 s) buy nothing here. Like qemu-img convert and the raw output, it
  * leaves write-back to the kernel: flush() does nothing. Live images keep their ordering.
+ * A truncate to the size the file already has is skipped: createImage truncates to 0 first, and
+ * on ext4 a truncate to 0 arms auto_da_alloc, so that close() allocates and writes out every
+ * delayed block of the GiB just written (see toRaw).
  */
 function withoutBarriers(store: NodeFileStore): BlockStore {
   return {
@@ -78,7 +82,9 @@ function withoutBarriers(store: NodeFileStore): BlockStore {
     read: (offset, into) => store.read(offset, into),
     write: (offset, data) => store.write(offset, data),
     flush: async () => {},
-    truncate: (size) => store.truncate(size),
+    truncate: async (size) => {
+      if (size !== (await store.size())) await store.truncate(size);
+    },
     close: () => store.close(),
   };
 }
