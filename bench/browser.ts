@@ -10,7 +10,8 @@
 //     commit waits for the disk and batching matters most); sequential 1 MiB reads vs getMany,
 //     random 4 KiB reads vs get.
 // The routines are in bench/browser/bench.mjs. Run alone: node --import tsx bench/browser.ts
-// (needs npm run build for dist/web; prints JSON rows).
+// (needs npm run build for dist/web; prints JSON rows); with the argument read-cost it prints
+// the µs of a random 4 KiB OPFS read, raw and with each part of a store call.
 
 import { fileURLToPath } from 'node:url';
 import { startBrowser } from '../test/helpers/browser.js';
@@ -65,4 +66,22 @@ export async function browserBench(reps: number): Promise<Row[]> {
   }
 }
 
-if (isMain(import.meta.url)) printRows(await browserBench(Number(process.env.BENCH_REPS ?? 3)));
+/** The µs of a random 4 KiB OPFS read, raw and with each part of a store call (not a table row). */
+export async function opfsReadCost(): Promise<Record<string, number>> {
+  const session = await startBrowser({ isolated: true, mounts: { '/b/': here('./browser/'), '/idb-keyval/': here('../node_modules/idb-keyval/dist/') } });
+  try {
+    const page = await session.open('b/blank.html');
+    const r = await page.evaluate(async () => (await import('/b/bench.mjs' as string)).run('inWorker', { name: 'opfsReadCost', arg: {} })) as Result;
+    const inner = r.value as Result | undefined;
+    if (!r.ok || !inner?.ok) throw new Error(`browser bench opfsReadCost: ${r.message ?? inner?.message}`);
+    return inner.value as Record<string, number>;
+  } finally {
+    await session.close();
+  }
+}
+
+if (isMain(import.meta.url)) {
+  // `node --import tsx bench/browser.ts read-cost` prints where an OPFS read's time goes.
+  if (process.argv[2] === 'read-cost') console.table(await opfsReadCost());
+  else printRows(await browserBench(Number(process.env.BENCH_REPS ?? 3)));
+}

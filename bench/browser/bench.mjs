@@ -31,7 +31,8 @@ async function time(fn) {
 
 /**
  * OPFS in a worker: OpfsStore (sync mode: it holds the sync access handle itself) against a raw
- * FileSystemSyncAccessHandle on another file of the same size, same buffers, same offsets.
+ * FileSystemSyncAccessHandle on another file of the same size (the two swap files every
+ * repetition), same buffers, same offsets.
  * Sequential 1 MiB writes + flush, sequential 1 MiB reads, random 4 KiB reads, random 4 KiB
  * writes + flush. Reads run in short slices (4 MiB, 100 requests) that alternate between the
  * two sides (which one goes first alternates too), and each side's rate is taken from its
@@ -42,9 +43,19 @@ async function time(fn) {
  */
 async function opfs({ fileBytes, reps, smallOps }) {
   const root = await navigator.storage.getDirectory();
-  const rawHandle = await (await root.getFileHandle('bench-raw.bin', { create: true })).createSyncAccessHandle();
-  const store = await lib.OpfsStore.open('bench-store.bin', { create: true });
-  if (store.mode !== 'sync') throw new Error(`OpfsStore in a worker is in ${store.mode} mode, expected sync`);
+  // Two files; the sides swap them every repetition, so that neither keeps the file that happens
+  // to read faster (a few tenths of a µs per 4 KiB read between two files were seen).
+  const files = ['bench-a.bin', 'bench-b.bin'];
+  let rawHandle = null;
+  let store = null;
+  const openSides = async (swap, create = false) => {
+    rawHandle?.close();
+    await store?.close();
+    rawHandle = await (await root.getFileHandle(files[swap ? 1 : 0], { create })).createSyncAccessHandle();
+    store = await lib.OpfsStore.open(files[swap ? 0 : 1], create ? { create } : { writable: true });
+    if (store.mode !== 'sync') throw new Error(`OpfsStore in a worker is in ${store.mode} mode, expected sync`);
+  };
+  await openSides(false, true);
   const big = fill(new Uint8Array(MiB), 1);
   const small = fill(new Uint8Array(4096), 2);
   const offsets = (seed) => { const r = rng(seed); return Array.from({ length: smallOps }, () => (r() % (fileBytes / 4096)) * 4096); };
@@ -69,6 +80,7 @@ async function opfs({ fileBytes, reps, smallOps }) {
       out[name] = { raw: [], store: [] };
       for (let r = 0; r < reps + 1; r++) {
         const offs = offsets(100 + r);
+        await openSides(r % 2 === 1);
         // Writes: one pass each (it ends with a flush); reads: slices, alternately.
         const slices = name === 'seqRead' ? seqSlices : name === 'randRead' ? randSlices(offs) : [offs];
         const tRaw = [];
@@ -85,12 +97,72 @@ async function opfs({ fileBytes, reps, smallOps }) {
       }
     }
   } finally {
-    rawHandle.close();
-    await store.close();
-    await root.removeEntry('bench-raw.bin');
-    await lib.OpfsStore.remove('bench-store.bin');
+    rawHandle?.close();
+    await store?.close();
+    for (const f of files) await lib.OpfsStore.remove(f);
   }
   return out;
+}
+
+/**
+ * Where the time of a random 4 KiB OPFS read goes (in a worker): the raw handle, the raw handle
+ * plus one ingredient of a store call each (a subarray per call, awaiting a settled promise, an
+ * async function frame), the old async store path re-enacted over the raw handle, and
+ * OpfsStore.read. Slices of `per` reads rotate through the variants (order reversed every other
+ * slice); the result is each variant's median µs per read over the slices after 10 warm-up ones.
+ */
+async function opfsReadCost({ fileBytes = 64 * MiB, slices = 310, per = 100 }) {
+  const root = await navigator.storage.getDirectory();
+  const h = await (await root.getFileHandle('bench-cost-raw.bin', { create: true })).createSyncAccessHandle();
+  const store = await lib.OpfsStore.open('bench-cost-store.bin', { create: true });
+  const big = fill(new Uint8Array(MiB), 4);
+  const small = new Uint8Array(4096);
+  try {
+    for (let at = 0; at < fileBytes; at += MiB) { h.write(big, { at }); await store.write(at, big); }
+    h.flush();
+    await store.flush();
+    // The store's read path before 2026-11-26: an async method, a size clamp, then a loop that
+    // made a subarray per call.
+    const oldSyncRead = (offset, into) => {
+      let done = 0;
+      while (done < into.length) {
+        const n = h.read(into.subarray(done), { at: offset + done });
+        if (n <= 0) break;
+        done += n;
+      }
+      return done;
+    };
+    const oldStoreRead = async (offset, into) => {
+      const length = Math.max(0, Math.min(into.length, fileBytes - offset));
+      if (length === 0) return 0;
+      return oldSyncRead(offset, length === into.length ? into : into.subarray(0, length));
+    };
+    const asyncRead = async (offset, into) => h.read(into, { at: offset });
+    const variants = {
+      'raw handle.read': async (offs) => { for (const at of offs) h.read(small, { at }); },
+      '+ a subarray per call': async (offs) => { for (const at of offs) h.read(small.subarray(0), { at }); },
+      '+ await of a settled promise': async (offs) => { for (const at of offs) await Promise.resolve(h.read(small, { at })); },
+      '+ an async function frame': async (offs) => { for (const at of offs) await asyncRead(at, small); },
+      'old store path over the raw handle': async (offs) => { for (const at of offs) await oldStoreRead(at, small); },
+      'OpfsStore.read': async (offs) => { for (const at of offs) await store.read(at, small); },
+    };
+    const names = Object.keys(variants);
+    const times = Object.fromEntries(names.map((n) => [n, []]));
+    const r = rng(9);
+    for (let k = 0; k < slices; k++) {
+      const offs = Array.from({ length: per }, () => (r() % (fileBytes / 4096)) * 4096);
+      for (const n of k % 2 ? [...names].reverse() : names) {
+        const t = await time(() => variants[n](offs));
+        if (k >= 10) times[n].push((t * 1e6) / per);
+      }
+    }
+    return Object.fromEntries(names.map((n) => [n, medianOf(times[n])]));
+  } finally {
+    h.close();
+    await store.close();
+    await root.removeEntry('bench-cost-raw.bin');
+    await lib.OpfsStore.remove('bench-cost-store.bin');
+  }
 }
 
 /**
@@ -265,7 +337,7 @@ async function inWorker({ name, arg }) {
   }
 }
 
-const routines = { opfs, idb, idbSizes, inWorker };
+const routines = { opfs, opfsReadCost, idb, idbSizes, inWorker };
 
 /** { ok, value } or { ok: false, message } — errors cross postMessage/evaluate as data. */
 export async function run(name, arg) {
