@@ -35,8 +35,8 @@ export interface ScalingRow {
 }
 
 /** CPU seconds used so far by this process's main thread and by all its other threads (Linux /proc). */
-function threadCpuSeconds(): { main: number; others: number } {
-  const out = { main: 0, others: 0 };
+function threadCpuSeconds(): { main: number; others: number; byThread: Map<string, number> } {
+  const out = { main: 0, others: 0, byThread: new Map<string, number>() };
   try {
     for (const tid of readdirSync('/proc/self/task')) {
       let stat: string;
@@ -49,6 +49,7 @@ function threadCpuSeconds(): { main: number; others: number } {
       const seconds = (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks (USER_HZ 100)
       if (Number(tid) === process.pid) out.main += seconds;
       else out.others += seconds;
+      out.byThread.set(tid, seconds);
     }
   } catch {
     // not Linux: no per-thread figures
@@ -253,6 +254,8 @@ export async function runnerBatchScaling(options: { reps?: number; count?: numbe
       const xs: number[][] = [[], [], []];
       const cpu = { main: 0, others: 0 };
       const cpu1 = { main: 0, others: 0 };
+      /** CPU of the busiest thread other than main (the runner, with 1 runner). */
+      let busiest1 = 0;
       for (let r = 0; r < reps; r++) {
         for (let k = 0; k < 3; k++) {
           const image = await open[k]();
@@ -260,6 +263,11 @@ export async function runnerBatchScaling(options: { reps?: number; count?: numbe
             const before = threadCpuSeconds();
             xs[k].push(await driveBatches(image, writing, count, 0x51ed + r, batch, inFlight, shared));
             const after = threadCpuSeconds();
+            if (k === 1) {
+              let top = 0;
+              for (const [tid, sec] of after.byThread) top = Math.max(top, tid === String(process.pid) ? 0 : sec - (before.byThread.get(tid) ?? 0));
+              busiest1 += top;
+            }
             const into = k === 2 ? cpu : k === 1 ? cpu1 : null;
             if (into) {
               into.main += after.main - before.main;
@@ -272,10 +280,11 @@ export async function runnerBatchScaling(options: { reps?: number; count?: numbe
       }
       const [inThread, runners1, runners2] = xs.map(median);
       const perRequestUs = (seconds: number) => (seconds / (reps * count)) * 1e6;
-      const [m1, o1, m2, o2] = [cpu1.main, cpu1.others, cpu.main, cpu.others].map(perRequestUs);
-      // 1 runner: the coordinator and the runner each have a core; 2 runners: each of the two
-      // runners does half the runner work, and the three threads share two cores.
-      const oneRunnerBound = 1 / Math.max(m1, o1);
+      const [m1, o1, m2, o2, r1] = [cpu1.main, cpu1.others, cpu.main, cpu.others, busiest1].map(perRequestUs);
+      // 1 runner: the coordinator and the runner each have a core (V8's helper threads fit
+      // beside them); 2 runners: each runner does half the work, and every thread of the
+      // process shares the two cores.
+      const oneRunnerBound = 1 / Math.max(m1, r1);
       const twoRunnerBound = Math.min(1 / m2, 2 / o2, 2 / (m2 + o2));
       const row: BatchScalingRow = {
         name: `4K random ${writing ? 'write (in place)' : 'read'}, batches of ${batch} ×${inFlight}, ${t.store}${shared ? '' : ', private buffers'}`,
@@ -284,7 +293,7 @@ export async function runnerBatchScaling(options: { reps?: number; count?: numbe
       };
       rows.push(row);
       log(`${row.name.padEnd(72)} in-thread ${Math.round(inThread).toString().padStart(7)}  1 runner ${Math.round(runners1).toString().padStart(7)}  2 runners ${Math.round(runners2).toString().padStart(7)} IOPS   2 vs 1: ${row.ratio.toFixed(2)}x   ` +
-        `(CPU/request µs, main + runners/others: 1 runner ${m1.toFixed(2)} + ${o1.toFixed(2)}, 2 runners ${m2.toFixed(2)} + ${o2.toFixed(2)}; 2 vs 1 on 2 idle cores by CPU ${row.cpuBoundRatio.toFixed(2)}x; load average ${loadavg()[0].toFixed(1)})`);
+        `(CPU/request µs, main + runners/others: 1 runner ${m1.toFixed(2)} + ${o1.toFixed(2)} (the runner thread ${r1.toFixed(2)}), 2 runners ${m2.toFixed(2)} + ${o2.toFixed(2)}; 2 vs 1 on 2 idle cores by CPU ${row.cpuBoundRatio.toFixed(2)}x; load average ${loadavg()[0].toFixed(1)})`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
