@@ -11,8 +11,10 @@ const CTX_BYTES = 2048;
 const CTX = {
   bat: 0, levels: 4, status: 8, entries: 12, cluster: 16, top: 20, bitmap: 24, capacity: 28, firstSlot: 32, freeHint: 40,
   slotsEnd: 44, pages: 48, piwbSlots: 52, freeCount: 56, piwbPool: 60, piwbCount: 64, piwbBitmap: 68, attach: 72, pristineFrom: 76,
-  lowerLevels: 80, gates: 84, units: 1024,
+  lowerLevels: 80, gates: 84, preallocEnd: 88, preallocTarget: 92, reservedSlots: 96, units: 1024,
 } as const;
+/** Slots held back by preallocation extensions that stay pristine once freed (BatMap.setReservedSlot). */
+const RESERVED_SLOTS = 8;
 /** Most piwb buffers one image keeps (4 KiB each); updaters wait when all are in use. */
 const MAX_PIWBS = 256;
 export const MD_PAGE_BYTES = 4096;
@@ -421,6 +423,70 @@ export class BatMap {
   /** Slots from here on were never written (set at open from the file size). */
   setPristineFrom(slot: number): void {
     this.core.u32[(this.ctx + CTX.pristineFrom) >>> 2] = slot;
+  }
+
+  /** 1 + the highest slot handed out or found in use (the allocator appends here). */
+  get slotsEnd(): number {
+    return Atomics.load(this.core.u32, (this.ctx + CTX.slotsEnd) >>> 2);
+  }
+
+  /**
+   * Preallocation (engine.md, "virgin slots"): the file's size is durable up to slot
+   * `preallocEnd` (exclusive) and the slots past the data it had at open read zeros, so a
+   * fresh slot below it needs no flush before the BAT page that maps it. Written by the
+   * coordinator only after the extension's flush completed; read by every runner.
+   */
+  get preallocEnd(): number {
+    return Atomics.load(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2);
+  }
+  /** The end an extension in progress will reach (== preallocEnd when none is). */
+  get preallocTarget(): number {
+    return Atomics.load(this.core.i32, (this.ctx + CTX.preallocTarget) >>> 2);
+  }
+  /** Coordinator: an extension to `target` started. */
+  setPreallocTarget(target: number): void {
+    Atomics.store(this.core.i32, (this.ctx + CTX.preallocTarget) >>> 2, target);
+    Atomics.notify(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2);
+  }
+  /** Coordinator: the file is durably `end` slots long (wakes runners waiting for it). */
+  setPreallocEnd(end: number): void {
+    Atomics.store(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2, end);
+    Atomics.notify(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2);
+  }
+  /**
+   * Coordinator: `slot` was held back while an extension wrote zeros at its end and is free now,
+   * never handed out (allocations that overtook it meanwhile made it look used to
+   * takePristine). Up to RESERVED_SLOTS are remembered; an older one forgotten only loses its
+   * virginity (its allocation then takes the barrier), which is safe.
+   */
+  setReservedSlot(slot: number): void {
+    const at = (this.ctx + CTX.reservedSlots) >>> 2;
+    const i32 = this.core.i32;
+    for (let i = 0; i < RESERVED_SLOTS; i++) if (Atomics.compareExchange(i32, at + i, 0, slot + 1) === 0) return;
+    Atomics.store(i32, at + (slot % RESERVED_SLOTS), slot + 1);
+  }
+  /** Any thread, for every slot it is handed: true (once) if setReservedSlot named that slot. */
+  takeReservedSlot(slot: number): boolean {
+    const at = (this.ctx + CTX.reservedSlots) >>> 2;
+    const i32 = this.core.i32;
+    for (let i = 0; i < RESERVED_SLOTS; i++) if (Atomics.compareExchange(i32, at + i, slot + 1, 0) === slot + 1) return true;
+    return false;
+  }
+
+  /**
+   * Any thread: true once `slot` is inside durable preallocation; waits while an extension in
+   * progress covers it (false when none does, or that extension failed).
+   */
+  async waitPrealloc(slot: number): Promise<boolean> {
+    const at = (this.ctx + CTX.preallocEnd) >>> 2;
+    for (;;) {
+      const end = Atomics.load(this.core.i32, at);
+      if (slot < end) return true;
+      if (slot >= this.preallocTarget) return false;
+      // Bounded: a missed notification costs a retry, never a hang.
+      const r = Atomics.waitAsync(this.core.i32, at, end, 20);
+      if (r.async) await r.value;
+    }
   }
 
   /** Index of the page's state word in the i32 view (for Atomics.wait/notify). */

@@ -5,6 +5,10 @@
 //
 // An allocating write takes a free slot, writes the cluster (data first), and only then
 // attaches the new entry to the md page's piwb; it completes when that BAT page is written.
+// The attachment says whether the data must be made durable before that BAT write: not when
+// the slot is virgin (never used, inside durable preallocation: it reads zeros) and the cluster
+// read zeros before (a hole at every level), because then a crash that keeps the BAT page and
+// loses the data leaves the cluster reading what it read before.
 
 import { BatMap, LEVEL_NONE } from '../core/bat-map.js';
 import type { BlockStore } from '../stores/block-store.js';
@@ -18,6 +22,8 @@ export interface ClusterIoStats {
   clustersAllocated: number;
   /** Clusters copied up from a lower delta (copy-on-write). */
   clustersCopied: number;
+  /** Allocations into virgin slots over clusters that read zeros (no barrier before their BAT write). */
+  virginAllocations: number;
 }
 
 export interface ClusterIoOptions {
@@ -30,10 +36,16 @@ export interface ClusterIoOptions {
   topUnitBytes: number;
   /** Hand a BAT change to the writeback coordinator; resolves when its page is written. */
   attach: (a: Attachment) => Promise<void>;
+  /**
+   * The coordinator's preallocation: make the file durably cover `slot` (resolves true when it
+   * does). Without it (a runner), a slot past the durable preallocation waits only for an
+   * extension already in progress (BatMap.waitPrealloc).
+   */
+  preallocate?: (slot: number) => Promise<boolean>;
 }
 
 export class ClusterIo {
-  readonly stats: ClusterIoStats = { dataWrites: 0, clustersAllocated: 0, clustersCopied: 0 };
+  readonly stats: ClusterIoStats = { dataWrites: 0, clustersAllocated: 0, clustersCopied: 0, virginAllocations: 0 };
   readonly #bat: BatMap;
   readonly #stores: BlockStore[];
   readonly #top: BlockStore;
@@ -41,6 +53,7 @@ export class ClusterIo {
   readonly #clusterBytes: number;
   readonly #topUnitBytes: number;
   readonly #attach: (a: Attachment) => Promise<void>;
+  readonly #preallocate: ((slot: number) => Promise<boolean>) | undefined;
   readonly #locks = new ClusterLocks();
 
   constructor(o: ClusterIoOptions) {
@@ -51,6 +64,7 @@ export class ClusterIo {
     this.#clusterBytes = o.bat.clusterBytes;
     this.#topUnitBytes = o.topUnitBytes;
     this.#attach = o.attach;
+    this.#preallocate = o.preallocate;
   }
 
   /**
@@ -109,7 +123,22 @@ export class ClusterIo {
   }
 
   /** Write `data` at virtual `offset`; resolves once the data and any BAT page mapping it are written. */
-  async write(offset: number, data: Uint8Array): Promise<void> {
+  write(offset: number, data: Uint8Array): Promise<void> {
+    // The usual request: one extent the top maps, written in place — straight from the WASM
+    // scratch, no Extent objects, no task array, no extra await.
+    let n: number;
+    try {
+      n = this.#bat.mapChunk(offset, data.length);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (n === 1 && this.#bat.extentLevel(0) === this.#bat.topLevel && this.#bat.extentLength(0) === data.length) {
+      return this.#writeData(this.#bat.extentHost(0), data);
+    }
+    return this.#writeExtents(offset, data);
+  }
+
+  async #writeExtents(offset: number, data: Uint8Array): Promise<void> {
     const tasks: Promise<void>[] = [];
     const clusterBytes = this.#clusterBytes;
     for (const e of this.#bat.mapRange(offset, data.length)) {
@@ -196,8 +225,18 @@ export class ClusterIo {
       this.stats.clustersAllocated++;
       let attached: { completion: Promise<void> };
       try {
-        await this.#writeNewCluster(slot, payloadOffset, payload);
-        attached = await updateEntry(this.#bat, clusterIndex, { value: this.#bat.slotValue(slot, this.#topUnitBytes), allocatedSlot: slot }, this.#attach);
+        // Never handed out since open and past the data the file had then (a freed slot that
+        // comes back is not: it may hold a discarded cluster's bytes).
+        // (Both asked: the slot an extension held back counts once, then never again.)
+        const reserved = this.#bat.takeReservedSlot(slot);
+        const pristine = this.#bat.takePristine(slot) || reserved;
+        // Virgin: pristine and inside the part of the file whose size is durable (it reads zeros
+        // after any crash). Only over a cluster that read zeros: a copy-on-write cluster read a
+        // lower delta's bytes, which zeros are not.
+        const virgin = pristine && level === LEVEL_NONE && (slot < this.#bat.preallocEnd || await this.#waitPrealloc(slot));
+        if (virgin) this.stats.virginAllocations++;
+        await this.#writeNewCluster(slot, payloadOffset, payload, pristine, virgin);
+        attached = await updateEntry(this.#bat, clusterIndex, { value: this.#bat.slotValue(slot, this.#topUnitBytes), allocatedSlot: slot, needsBarrier: !virgin }, this.#attach);
       } catch (e) {
         this.#bat.freeSlot(slot); // nothing maps it: give it back at once
         throw e;
@@ -209,16 +248,22 @@ export class ClusterIo {
     }
   }
 
-  /** Write a fresh slot: the payload, and zeros around it unless the slot is past every byte ever written. */
-  async #writeNewCluster(slot: number, inCluster: number, bytes: Uint8Array): Promise<void> {
+  #waitPrealloc(slot: number): Promise<boolean> {
+    return this.#preallocate ? this.#preallocate(slot) : this.#bat.waitPrealloc(slot);
+  }
+
+  /**
+   * Write a fresh slot: the payload, and zeros around it unless the slot is pristine (past every
+   * byte ever written). A virgin slot lies inside the preallocated file: nothing to extend.
+   */
+  async #writeNewCluster(slot: number, inCluster: number, bytes: Uint8Array, pristine: boolean, virgin: boolean): Promise<void> {
     const at = this.#bat.slotOffset(slot);
     const clusterBytes = this.#clusterBytes;
-    if (this.#bat.takePristine(slot)) {
+    if (pristine) {
       // The file reads zeros there; it only has to reach the cluster's end. A write of its last
       // byte extends it (a truncate could race with other runners' writes and cut them off).
-      const tasks = [this.#writeData(at + inCluster, bytes)];
-      if (inCluster + bytes.length < clusterBytes) tasks.push(this.#writeData(at + clusterBytes - 1, new Uint8Array(1)));
-      return settleAll(tasks);
+      if (virgin || inCluster + bytes.length === clusterBytes) return this.#writeData(at + inCluster, bytes);
+      return settleAll([this.#writeData(at + inCluster, bytes), this.#writeData(at + clusterBytes - 1, new Uint8Array(1))]);
     }
     if (inCluster === 0 && bytes.length === clusterBytes) return this.#writeData(at, bytes);
     const whole = new Uint8Array(clusterBytes);
@@ -231,7 +276,9 @@ export class ClusterIo {
     try {
       if (this.#bat.levelOf(clusterIndex) !== this.#bat.topLevel) return;
       const slot = this.#bat.slotOf(this.#bat.lookup(clusterIndex));
-      const { completion } = await updateEntry(this.#bat, clusterIndex, { value: 0, releasedSlot: Number.isInteger(slot) ? slot : -1 }, this.#attach);
+      // Unmapping needs no data barrier: it maps no data, and the slot it frees is reused only
+      // after a flush made this BAT change durable (the image's released list).
+      const { completion } = await updateEntry(this.#bat, clusterIndex, { value: 0, releasedSlot: Number.isInteger(slot) ? slot : -1, needsBarrier: false }, this.#attach);
       await completion;
     } finally {
       release();

@@ -4,9 +4,13 @@
 // newest delta that maps a cluster; a write to a cluster a lower delta maps copies the whole
 // cluster into the top first (copy-on-write); lower deltas are never written.
 //
-// Durability rule: an allocating write writes its data cluster, the writeback cycle makes it
-// durable (store flush), and only then writes the BAT page that maps it; the request resolves
-// after that BAT write. A BAT entry therefore never reaches the store before its data. The
+// Durability rule: an allocating write writes its data cluster, and the writeback cycle makes it
+// durable (store flush) before it writes the BAT page that maps it — unless the slot is virgin
+// and the cluster read zeros before (cluster-io.ts): then a lost data write leaves the cluster
+// reading zeros, its old content, and no flush is needed. Virgin slots come from preallocation:
+// the file is extended ahead of the allocator by a chunk (preallocBytes) and that extension is
+// flushed once, so the slots in it read zeros after any crash. The request resolves after its
+// BAT write either way. A BAT entry never maps bytes that were not the cluster's. The
 // in-use flag is written (and flushed) before the first change reaches the image and cleared on
 // a clean close, which also trims unused clusters at the end of the file.
 
@@ -38,6 +42,14 @@ export interface OpenOptions {
   keepStoreOpen?: boolean;
   /** Accept an inconsistent image (for check/repair): invalid data_off and bad BAT entries. */
   lenient?: boolean;
+  /**
+   * Grow the file ahead of the allocator by this many bytes at a time (rounded up to clusters),
+   * each growth flushed once, so that fresh clusters need no flush before their BAT write.
+   * 0 = off (every allocation's BAT write waits for a flush). Default: 1/8 of the virtual size,
+   * at least one cluster, at most 128 MiB (QEMU's parallels driver preallocates 128 MiB). A
+   * clean close trims what was not used; after a crash check reports it as leaked clusters.
+   */
+  preallocBytes?: number;
 }
 
 export interface ImageStats {
@@ -48,6 +60,12 @@ export interface ImageStats {
   clustersAllocated: number;
   clustersReleased: number;
   writebackCycles: number;
+  /** Writeback cycles that flushed data before their BAT writes. */
+  barriers: number;
+  /** File extensions ahead of the allocator (each flushed once). */
+  preallocations: number;
+  /** Allocations into virgin slots (their BAT writes needed no flush). */
+  virginAllocations: number;
 }
 
 /** One delta of a stack, as given to openStack: a ploop image or a raw (Plain) base. */
@@ -91,8 +109,16 @@ export class PloopImage {
   readonly #io: ClusterIo;
   readonly #options: OpenOptions;
   readonly #inflight = new Set<Promise<unknown>>();
-  readonly #stats = { clustersReleased: 0 };
+  readonly #stats = { clustersReleased: 0, preallocations: 0 };
+  /** Slots one preallocation adds (0 = off). */
+  readonly #preallocSlots: number;
+  /** The extension in progress. */
+  #extending: Promise<boolean> | null = null;
+  /** A flush failed in an extension nobody was waiting for: the next flush() reports it. */
+  #flushError: unknown = null;
   #inUse: Promise<void> | null = null;
+  /** #inUse resolved: the flag is on disk. */
+  #inUseSet = false;
   #closed = false;
   /** Slots unmapped by a completed discard; free for reuse once a flush made that durable. */
   #releasedSlots: number[] = [];
@@ -106,6 +132,7 @@ export class PloopImage {
     this.findings = findings;
     this.#options = options;
     this.writable = !!options.writable;
+    this.#preallocSlots = this.writable ? preallocSlotsFor(options.preallocBytes, geometry) : 0;
     // Slots past the end of the file (and past every used slot) read as zeros until written.
     bat.setPristineFrom(Math.max(0, Math.ceil((fileBytes - geometry.firstSlotByte) / geometry.clusterBytes), bat.usedSlotsEnd()));
     this.#writeback = new Writeback(bat, {
@@ -115,6 +142,7 @@ export class PloopImage {
         this.#releasedSlots.push(slot);
         this.#stats.clustersReleased++;
       },
+      allocated: (slot) => this.#preallocAhead(slot),
     }, {
       batEndByte: geometry.batEndByte, submitDelayMs: options.submitDelayMs,
       // Requests queued behind an allocation in their cluster are not writing data: a burst
@@ -124,6 +152,7 @@ export class PloopImage {
     this.#io = new ClusterIo({
       bat, stores: [...lowerDeltas.map((d) => d.store), store], size: geometry.virtualSize, topUnitBytes: geometry.unitBytes,
       attach: (a) => this.#writeback.register(a),
+      preallocate: (slot) => this.#preallocate(slot),
     });
   }
 
@@ -271,7 +300,7 @@ export class PloopImage {
   }
   get stats(): ImageStats {
     const wb = this.#writeback.stats;
-    return { ...this.#io.stats, ...this.#stats, batPageWrites: wb.batPageWrites, writebackCycles: wb.cycles };
+    return { ...this.#io.stats, ...this.#stats, batPageWrites: wb.batPageWrites, writebackCycles: wb.cycles, barriers: wb.barriers };
   }
   /** The BAT map (for check, info and tests). */
   get bat(): BatMap {
@@ -315,8 +344,8 @@ export class PloopImage {
     this.#checkRange('write', offset, data.length);
     if (data.length === 0) return;
     // Tracked from the start: a flush issued meanwhile must wait for this write even while it
-    // is still setting the in-use flag.
-    await this.#track(this.#markInUse().then(() => this.#io.write(offset, data)));
+    // is still setting the in-use flag (once it is set, no promise hop for it).
+    await this.#track(this.#inUseSet ? this.#io.write(offset, data) : this.#markInUse().then(() => this.#io.write(offset, data)));
   }
 
   /**
@@ -369,7 +398,8 @@ export class PloopImage {
     this.#checkOpen();
     // Write pages back while the requests finish: they may be waiting for their BAT page.
     await this.#writeback.drain(Promise.allSettled([...this.#inflight]));
-    if (this.writable) await this.#flushStore();
+    if (this.#extending) await this.#extending;
+    if (this.writable) await this.#flushStore(true);
   }
 
   /** Flush, trim unused clusters at the end of the file, clear the in-use flag, release memory. */
@@ -403,9 +433,17 @@ export class PloopImage {
     await this.#flushStore();
   }
 
-  async #flushStore(): Promise<void> {
+  /** `reportEarlier` (flush(), not the barrier): first report an extension's failed flush. */
+  async #flushStore(reportEarlier = false): Promise<void> {
     const releasing = this.#releasedSlots.splice(0);
     try {
+      // A flush that failed earlier may have lost writes that a later, successful flush no
+      // longer reports (Linux reports a writeback error once): flush() reports it instead.
+      const earlier = reportEarlier ? this.#flushError : null;
+      if (earlier) {
+        this.#flushError = null;
+        throw earlier;
+      }
       await this.store.flush();
     } catch (e) {
       this.#releasedSlots.push(...releasing);
@@ -421,6 +459,7 @@ export class PloopImage {
       try {
         await this.#writeHeader();
         await this.store.flush();
+        this.#inUseSet = true;
       } catch (e) {
         // Forget the failed attempt: the next change tries again instead of failing for good.
         this.#inUse = null;
@@ -434,6 +473,96 @@ export class PloopImage {
     const bytes = serializeHeader(this.#header);
     this.#bat.pages().set(bytes, 0);
     await this.store.write(0, bytes);
+  }
+
+  /**
+   * Make the file durably cover `slot` (for an allocation that would otherwise need a flush
+   * before its BAT write): joins the extension in progress, or starts one. False when the
+   * extension failed (the allocation then takes the barrier instead).
+   */
+  async #preallocate(slot: number): Promise<boolean> {
+    if (this.#preallocSlots === 0) return false;
+    let started = 0;
+    while (slot >= this.#bat.preallocEnd) {
+      let extending = this.#extending;
+      if (!extending) {
+        if (started++ >= 2) return false;
+        extending = this.#extend(slot);
+      }
+      if (!(await extending)) return slot < this.#bat.preallocEnd;
+    }
+    return true;
+  }
+
+  /**
+   * Start the next extension early, when the allocator came within half a chunk of its end (the
+   * first one is made by the first allocation: writes that allocate nothing never grow the file).
+   */
+  #preallocAhead(allocatedSlot: number): void {
+    if (this.#preallocSlots === 0 || this.#extending || this.#closed || !this.#inUse) return;
+    // (Not slotsEnd: an extension's held-back last slot raised it to the very end.)
+    const end = this.#bat.preallocEnd;
+    if (allocatedSlot + this.#preallocSlots / 2 >= end) void this.#extend(end);
+  }
+
+  /** One extension covering `slot` and a chunk past the allocator's end, flushed once; concurrent allocations share it. */
+  #extend(slot: number): Promise<boolean> {
+    let extending: Promise<boolean> | null = null;
+    extending = (async () => {
+      try {
+        const target = await this.#growTo(Math.max(slot, this.#bat.slotsEnd));
+        try {
+          await this.store.flush();
+        } catch (e) {
+          this.#flushError ??= e;
+          throw e;
+        }
+        this.#preallocDone(target);
+        return true;
+      } catch {
+        // The allocations waiting for it take the barrier; a failed flush is reported by the next flush().
+        this.#bat.setPreallocTarget(this.#bat.preallocEnd);
+        return false;
+      } finally {
+        // Runs after the first await inside, so `extending` is assigned by then.
+        if (this.#extending === extending) this.#extending = null;
+      }
+    })();
+    this.#extending = extending;
+    return extending;
+  }
+
+  /**
+   * Extend the file to end a chunk past slot `from` (not yet durable): returns the new end, in
+   * slots. The last slot is claimed while its last byte is written, so no runner is handed it
+   * meanwhile, and a write (unlike a truncate) can never cut off another request's data past it.
+   */
+  async #growTo(from: number): Promise<number> {
+    const bat = this.#bat;
+    let last = Math.max(Math.max(from, bat.preallocEnd) + this.#preallocSlots - 1, bat.slotsEnd);
+    for (;;) {
+      if (last >= bat.slotCapacity) throw new PloopError('ENOSPC', `preallocation: slot ${last} is past the ${bat.slotCapacity} slots this image may use`, { slot: last });
+      if (bat.claimSlot(last)) break;
+      // A runner took it meanwhile: go past every slot handed out.
+      last = Math.max(last + 1, bat.slotsEnd);
+    }
+    bat.setPreallocTarget(last + 1);
+    let written = false;
+    try {
+      await this.store.write(bat.slotOffset(last + 1) - 1, new Uint8Array(1));
+      written = true;
+    } finally {
+      // Zeros only, never handed out: still pristine for whoever gets it, even after
+      // allocations overtook it while it was held (they moved takePristine's bound past it).
+      if (written) bat.setReservedSlot(last);
+      bat.freeSlot(last);
+    }
+    this.#stats.preallocations++;
+    return last + 1;
+  }
+
+  #preallocDone(target: number): void {
+    if (target > this.#bat.preallocEnd) this.#bat.setPreallocEnd(target);
   }
 
   async #trimTail(): Promise<void> {
@@ -467,6 +596,15 @@ export class PloopImage {
   }
 }
 
+
+/** Slots per preallocation: `bytes` rounded up to clusters, or the default (OpenOptions.preallocBytes). */
+function preallocSlotsFor(bytes: number | undefined, g: Geometry): number {
+  if (bytes === undefined) bytes = Math.max(g.clusterBytes, Math.min(128 << 20, Math.floor(g.virtualSize / 8)));
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new PloopError('EINVAL', `open: preallocBytes ${bytes} is not a whole number of bytes >= 0`, { field: 'preallocBytes', value: bytes });
+  }
+  return Math.ceil(bytes / g.clusterBytes);
+}
 
 function batProblemError(p: BatProblem, count: number, g: Geometry, fileBytes: number): PloopError {
   const what = {

@@ -7,8 +7,12 @@
 //   queued pages, makes the data durable (store flush), writes each piwb as one BAT write,
 //   copies it into the live page, completes the requests, and only then clears WRITEBACK.
 //
-// The data a new entry maps is written before updateEntry runs, so a BAT entry never reaches
-// the store before its data is durable. A burst of updates to one page leaves as one BAT write.
+// The data a new entry maps is written before updateEntry runs. A cycle flushes it (the barrier)
+// before its BAT writes only when one of its entries needs that: an entry whose slot may hold
+// bytes other than what the cluster read before (a reused slot, a copy-on-write). An entry that
+// maps a virgin slot (never used, inside durable preallocation, so it reads zeros) over a
+// cluster that read zeros needs none: losing its data leaves the cluster reading zeros, its
+// previous content. A burst of updates to one page leaves as one BAT write.
 
 import { BatMap, MD_DIRTY, MD_HIGHPRIO, MD_PAGE_BYTES, MD_UPDATING, MD_WRITEBACK } from '../core/bat-map.js';
 import { ioError } from '../errors.js';
@@ -25,6 +29,11 @@ export interface Attachment {
   releasedSlot: number;
   /** This update made the page DIRTY (prepared the piwb): the page goes on the batch list. */
   madeDirty: boolean;
+  /**
+   * The data this entry maps must be durable before the BAT page is written (false only for a
+   * virgin slot over a cluster that read zeros, and for entries that unmap). Absent = true.
+   */
+  needsBarrier?: boolean;
 }
 
 /** What an update writes: the new BAT value and the slots it maps / unmaps. */
@@ -32,6 +41,8 @@ export interface UpdatePlan {
   value: number;
   allocatedSlot?: number;
   releasedSlot?: number;
+  /** See Attachment.needsBarrier (default true). */
+  needsBarrier?: boolean;
 }
 
 /**
@@ -73,6 +84,7 @@ export async function updateEntry(bat: BatMap, clusterIndex: number, plan: Updat
     try {
       completion = attach({
         page, piwbId, clusterIndex, allocatedSlot: plan.allocatedSlot ?? -1, releasedSlot: plan.releasedSlot ?? -1, madeDirty,
+        needsBarrier: plan.needsBarrier ?? true,
       });
     } catch (e) {
       bat.attachAdd(page, -1);
@@ -112,12 +124,16 @@ export interface WritebackIo {
   writeBat(offset: number, bytes: Uint8Array): Promise<void>;
   /** A discarded cluster's slot is no longer mapped on disk; it may be reused after the next flush. */
   released(slot: number): void;
+  /** An attachment that allocated `slot` was registered (the image preallocates ahead). */
+  allocated?(slot: number): void;
 }
 
 export interface WritebackStats {
   batPageWrites: number;
   cycles: number;
   updates: number;
+  /** Cycles that flushed the data before their BAT writes (the others needed no barrier). */
+  barriers: number;
 }
 
 interface Registered {
@@ -134,7 +150,7 @@ interface PiwbRecord {
 
 /** The writeback coordinator of one image. */
 export class Writeback {
-  readonly stats: WritebackStats = { batPageWrites: 0, cycles: 0, updates: 0 };
+  readonly stats: WritebackStats = { batPageWrites: 0, cycles: 0, updates: 0, barriers: 0 };
   readonly #bat: BatMap;
   readonly #io: WritebackIo;
   readonly #batEndByte: number;
@@ -143,6 +159,8 @@ export class Writeback {
   #batch = new Set<number>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #running: Promise<void> | null = null;
+  /** The last cycle took pages (a cycle that took none must not be retried without yielding). */
+  #lastTook = true;
 
   readonly #requestsInFlight: () => number;
   /** Attachments registered whose BAT write has not completed yet. */
@@ -169,6 +187,7 @@ export class Writeback {
     this.#waiting++;
     this.#bat.attachAdd(a.page, -1);
     if (a.madeDirty) this.#batch.add(a.page);
+    if (a.allocatedSlot >= 0) this.#io.allocated?.(a.allocatedSlot);
     this.#schedule();
     return done;
   }
@@ -222,10 +241,18 @@ export class Writeback {
     // adds no latency), else give the requests still writing their data a moment to attach so
     // that a burst leaves in few BAT writes. The timer is not restarted by later updates.
     const gathering = this.#requestsInFlight() > this.#waiting ? GATHER_MS : 0;
+    const delay = this.#submitDelayMs > 0 ? this.#submitDelayMs : gathering;
+    if (delay === 0 && this.#lastTook) {
+      // Nothing to wait for: start now (the cycle runs after the caller's synchronous part,
+      // which clears the page's UPDATING bit). A timer of 0 ms is at least 1 ms in Node, which
+      // at depth 1 cost more than the BAT write itself.
+      this.#startCycle();
+      return;
+    }
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#startCycle();
-    }, this.#submitDelayMs > 0 ? this.#submitDelayMs : gathering);
+    }, delay);
   }
 
   #startCycle(): void {
@@ -270,12 +297,17 @@ export class Writeback {
         }
       }
     }
+    this.#lastTook = taken.length > 0;
     if (taken.length === 0) return;
     this.stats.cycles++;
-    // 1. Barrier: the data every new entry maps was written before it was attached.
+    // 1. Barrier: the data every new entry maps was written before it was attached; make it
+    // durable unless no entry needs that (all virgin slots or unmaps, see the file comment).
     let cycleError: unknown = null;
     try {
-      await this.#io.barrier();
+      if (taken.some((p) => p.attached.some((r) => r.a.needsBarrier !== false))) {
+        this.stats.barriers++;
+        await this.#io.barrier();
+      }
     } catch (e) {
       // Name the flush: the BAT writes that wait for it were never attempted.
       cycleError = ioError(`flush before the BAT write of md page${taken.length > 1 ? 's' : ''} ${taken.map((p) => p.page).join(', ')}`, e);

@@ -281,6 +281,7 @@ export class ParallelImage {
       s.dataWrites += rs.dataWrites;
       s.clustersAllocated += rs.clustersAllocated;
       s.clustersCopied += rs.clustersCopied;
+      s.virginAllocations += rs.virginAllocations;
       s.runnerRequests.push(rs.requests);
       s.lateWakeups += rs.lateWakeups;
       s.runnerSleeps.push(rs.sleeps);

@@ -42,6 +42,8 @@ export interface RunnerCounters {
   dataWrites: number;
   clustersAllocated: number;
   clustersCopied: number;
+  /** Allocations into virgin slots (no flush before their BAT write). */
+  virginAllocations: number;
   /** Requests served from the ring. */
   requests: number;
   /** Times the runner woke by its re-check timeout although a request was waiting (ring.ts). */

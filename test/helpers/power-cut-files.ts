@@ -7,6 +7,7 @@
 // logged; a power cut in that interval leaves copy i plus ANY subset of those sectors — every
 // ordering, loss and sector-granular tear of the interval's writes, and more.
 
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { NodeFileStore } from '../../src/node.ts';
 import { MemoryDirectory, MemoryStore } from '../../src/index.ts';
@@ -45,7 +46,10 @@ export class FlushSnapshots implements RequestRecorder {
     const flush = store.flush.bind(store);
     store.flush = async () => {
       const callSeq = this.seq++;
-      this.copies.push({ bytes: new Uint8Array(await readFile(this.path)), callSeq });
+      // Read synchronously: flushes may be called while another is in flight (the writeback's
+      // barrier, a preallocation, an explicit flush), and copy i must be the file at call i —
+      // an asynchronous read could finish after a later call's and land out of order.
+      this.copies.push({ bytes: new Uint8Array(readFileSync(this.path)), callSeq });
       await flush();
     };
   }

@@ -23,7 +23,10 @@ const SIZE = 512 << 10; // 16 clusters: the workload rewrites, discards and reus
 const QEMU_EVERY = 150;
 
 async function session(dir: PowerCutDirectory, rng: Prng, ops: number, model: DiskModel): Promise<DiskModel> {
-  const image = await openStackDir(dir, { writable: true, onWarning: () => {} });
+  // Preallocation in chunks of half the disk: the virgin-slot path is exercised without an
+  // extension (a write and a flush) every other allocation multiplying the crash states;
+  // power-cut-prealloc.test.ts explores small chunks.
+  const image = await openStackDir(dir, { writable: true, onWarning: () => {}, preallocBytes: SIZE / 2 });
   try {
     const inUse = async () => {
       const b = new Uint8Array(4);
