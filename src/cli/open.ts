@@ -7,9 +7,14 @@ import { basename, dirname } from 'node:path';
 import { NodeFileStore } from '../stores/node-fs.js';
 import { NodeDirectory } from '../stores/node-dir.js';
 import { PloopImage, type OpenOptions } from '../engine/image.js';
-import { openStackDir, readDescriptor, DESCRIPTOR_FILE } from '../engine/stack.js';
-import { descriptorChain } from '../format/descriptor.js';
 import { SIGNATURE_V1, SIGNATURE_V2 } from '../format/header.js';
+
+/**
+ * engine/stack.ts's DESCRIPTOR_FILE, not imported from there: that module brings the
+ * descriptor's XML parser (195 KiB of fast-xml-parser), which a start that opens a plain image
+ * file should not read and compile. Disk folders import it when they are opened.
+ */
+const DESCRIPTOR_FILE = 'DiskDescriptor.xml';
 
 const warnOnStderr = (m: string) => process.stderr.write(`ploop-wasm: warning: ${m}\n`);
 
@@ -28,7 +33,10 @@ export async function stackDirOf(path: string): Promise<NodeDirectory | null> {
 export async function openImageFile(path: string, options: OpenOptions = {}): Promise<PloopImage> {
   const opts = { onWarning: warnOnStderr, ...options };
   const dir = await stackDirOf(path);
-  if (dir) return openStackDir(dir, opts);
+  if (dir) {
+    const { openStackDir } = await import('../engine/stack.js');
+    return openStackDir(dir, opts);
+  }
   const store = await NodeFileStore.open(path, { writable: !!options.writable });
   try {
     return await PloopImage.open(store, opts);
@@ -74,7 +82,11 @@ export async function openForIo(path: string, options: { writable?: boolean; run
     return Object.assign(image, { counters: async () => image.stats });
   }
   const dir = await stackDirOf(path);
-  const paths = dir ? descriptorChain(await readDescriptor(dir)).map((d) => dir.path(d.file)) : [path];
+  let paths = [path];
+  if (dir) {
+    const [{ readDescriptor }, { descriptorChain }] = await Promise.all([import('../engine/stack.js'), import('../format/descriptor.js')]);
+    paths = descriptorChain(await readDescriptor(dir)).map((d) => dir.path(d.file));
+  }
   // Imported here, not at the top: the runner pool brings worker_threads and its own modules,
   // which the commands that never start runners should not load at start-up.
   const { ParallelImage } = await import('../runners/pool.js');

@@ -73,6 +73,10 @@ test('ploop → raw of a 3-level disk folder reads each cluster from the newest 
   assert.equal(files.length, 3, 'three deltas');
   const theirs = await qemuConvertChain(files, join(dir, 'theirs.raw'));
   assert.ok(Buffer.compare(new Uint8Array(await readFile(ours)), theirs) === 0, 'bytes differ from qemu-img convert of the chain');
+  // The folder named by its descriptor file converts the same.
+  const viaDescriptor = join(dir, 'dd.raw');
+  await ok(['convert', join(path, 'DiskDescriptor.xml'), viaDescriptor, '--to', 'raw']);
+  assert.ok(Buffer.compare(new Uint8Array(await readFile(viaDescriptor)), theirs) === 0, 'via DiskDescriptor.xml: bytes differ');
 }));
 
 test('raw → ploop (v1 and v2) → raw round trips, and qemu-img sees the same disk', () => withTempDir(async (dir) => {
