@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Builds dist/bin/cli/ (or the folder given as argument): the ploop-wasm command as a handful of
-// ES modules (esbuild, code splitting); `node dist/bin/cli/ploop-wasm.js ARGS` runs it, and
-// dist/bin/ploop-wasm.js runs it when it is at least as new as itself. Node then reads
-// and compiles one entry module and the chunk of the command that runs (each command is a
-// dynamic import in src/cli/main.ts) instead of ~90 separate files, and only that command's
-// node: built-ins (docs/performance.md, "process start").
+// ES modules (esbuild, code splitting). `node dist/bin/cli/ploop-wasm.js ARGS` runs it, and
+// dist/bin/ploop-wasm.js runs it when it is at least as new as itself. Node then reads and
+// compiles a 3 KiB entry and the chunks of the command that runs (each command is a dynamic
+// import in src/cli/main.ts) instead of ~90 separate files, and loads only that command's node:
+// built-ins (docs/performance.md, "Process start").
 //
 // Layout: dist/bin/cli/ is two levels below dist/, as dist/src/core/ is, so the WASM core's
 // '../../ploop.wasm' finds dist/ploop.wasm (a folder given as argument needs ploop.wasm two
-// levels up likewise); the runner pool starts ./runner-worker.js beside
-// its chunk, so the worker is an entry here too (sharing chunks with the CLI).
+// levels up likewise); the runner pool starts ./runner-worker.js beside its chunk, so the
+// worker is an entry here too (sharing chunks with the CLI).
 
 import { build } from 'esbuild';
 import { readdirSync, rmSync, mkdirSync } from 'node:fs';
