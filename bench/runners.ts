@@ -219,6 +219,8 @@ export async function runnerBatchScaling(options: { reps?: number; count?: numbe
   const count = options.count ?? 200_000;
   const batch = options.batch ?? 256;
   const inFlight = options.inFlight ?? 2;
+  // BENCH_FAST_PATH=0: runners serve every request through ClusterIo (the generic path), to compare.
+  const fastPath = process.env.BENCH_FAST_PATH !== '0';
   const log = options.log ?? ((l: string) => console.log(l));
   const dir = mkdtempSync(join(tmpdir(), 'ploop-runners-bench-'));
   const rows: BatchScalingRow[] = [];
@@ -246,8 +248,8 @@ export async function runnerBatchScaling(options: { reps?: number; count?: numbe
     for (const { t, writing, shared } of cases) {
       const open = [
         () => t.inThread(writing),
-        () => ParallelImage.open([t.spec(writing)], { writable: writing, runners: 1, onWarning: () => {} }),
-        () => ParallelImage.open([t.spec(writing)], { writable: writing, runners: 2, onWarning: () => {} }),
+        () => ParallelImage.open([t.spec(writing)], { writable: writing, runners: 1, onWarning: () => {}, fastPath }),
+        () => ParallelImage.open([t.spec(writing)], { writable: writing, runners: 2, onWarning: () => {}, fastPath }),
       ];
       // Interleaved: rep r measures in-thread, 1 runner and 2 runners back to back, so a change
       // of load on the shared machine hits all three alike.

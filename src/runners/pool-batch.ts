@@ -5,7 +5,9 @@
 // written straight into a ring slot with the batch and the request index as its tag; every
 // touched ring is published once (one atomic store and at most one wake-up per ring per
 // batch); each completion decrements one counter, and the batch's single promise settles when
-// it reaches zero. A request whose buffer already lies in the shared WebAssembly memory (see
+// it reaches zero. The runners count the wave down too, in a word of the shared memory (the
+// wave counter): the one that brings it to zero rings the coordinator's bell, so a wave spread
+// over N rings wakes the coordinator once, not once per ring. A request whose buffer already lies in the shared WebAssembly memory (see
 // ParallelImage.allocShared) is served in place, so a read costs the coordinator no copy at all;
 // other buffers are staged through one pooled region per batch. Overlapping writes run in
 // waves (batch.ts) so that a later request wins.
@@ -28,6 +30,49 @@ export interface BatchContext {
   /** True when `bytes` lies in the shared memory the runners see (served in place). */
   isShared(bytes: Uint8Array): boolean;
   staging: StagingPool;
+  counters: WaveCounters;
+}
+
+/** Words of the shared memory that runners count waves down in (see RingCaller.enqueue). */
+export class WaveCounters {
+  readonly #core: WasmCore;
+  readonly #free: number[] = [];
+  /** Counters of settled waves that a runner may still decrement: reused once they read zero. */
+  #settling: number[] = [];
+  readonly #chunks: number[] = [];
+
+  constructor(core: WasmCore) {
+    this.#core = core;
+  }
+
+  take(): number {
+    if (this.#free.length === 0 && this.#settling.length > 0) {
+      // A runner decrements after publishing its completion, so a wave can settle here a
+      // moment before the last decrement lands: such a word is not reused until it reads 0.
+      const i32 = this.#core.i32;
+      const still: number[] = [];
+      for (const a of this.#settling) (Atomics.load(i32, a >>> 2) === 0 ? this.#free : still).push(a);
+      this.#settling = still;
+    }
+    if (this.#free.length === 0) {
+      const chunk = this.#core.alloc(64 * 4, 64);
+      this.#chunks.push(chunk);
+      for (let i = 63; i >= 0; i--) this.#free.push(chunk + i * 4);
+    }
+    return this.#free.pop()!;
+  }
+
+  give(address: number): void {
+    if (Atomics.load(this.#core.i32, address >>> 2) === 0) this.#free.push(address);
+    else this.#settling.push(address);
+  }
+
+  dispose(): void {
+    for (const c of this.#chunks) this.#core.free(c);
+    this.#chunks.length = 0;
+    this.#free.length = 0;
+    this.#settling = [];
+  }
 }
 
 /** Regions of the shared memory for staging batches, pooled by power-of-two size. */
@@ -135,6 +180,7 @@ export async function runPoolBatch(ctx: BatchContext, operation: BatchOperation,
 function submitWave(ctx: BatchContext, op: number, requests: readonly (ReadRequest | WriteRequest)[], from: number, to: number,
   staged: Float64Array | null, failures: BatchFailures): Promise<void> {
   const wave = new Wave(failures);
+  const counter = ctx.counters.take();
   const rings = ctx.rings;
   const count = rings.length;
   const cluster = ctx.clusterBytes;
@@ -151,21 +197,29 @@ function submitWave(ctx: BatchContext, op: number, requests: readonly (ReadReque
     if (count === 1 || end <= (first + 1) * cluster) {
       // The usual request: one cluster (or one runner), one piece.
       wave.remaining++;
-      rings[first % count].enqueue(op, offset, length, buffer, wave, i);
+      rings[first % count].enqueue(op, offset, length, buffer, wave, i, counter);
       continue;
     }
     for (let pos = offset; pos < end;) {
       const c = Math.floor(pos / cluster);
       const pieceEnd = Math.min((c + 1) * cluster, end);
       wave.remaining++;
-      rings[c % count].enqueue(op, pos, pieceEnd - pos, buffer + (pos - offset), wave, i);
+      rings[c % count].enqueue(op, pos, pieceEnd - pos, buffer + (pos - offset), wave, i, counter);
       pos = pieceEnd;
     }
   }
-  if (wave.remaining === 0) return Promise.resolve();
+  if (wave.remaining === 0) {
+    ctx.counters.give(counter);
+    return Promise.resolve();
+  }
   const done = new Promise<void>((resolve) => {
-    wave.resolve = resolve;
+    wave.resolve = () => {
+      ctx.counters.give(counter);
+      resolve();
+    };
   });
-  for (const ring of rings) ring.publish(true);
+  // Before any piece is visible to a runner (publish): the count it will bring down to zero.
+  Atomics.store(ctx.core.i32, counter >>> 2, wave.remaining);
+  for (const ring of rings) ring.publish(true, false);
   return done;
 }

@@ -19,13 +19,19 @@ import type { AttachMessage, RunnerApi, RunnerCounters, StoreSpec } from './prot
 import { RingCaller, RingBell, initRing, ringBytes, BELL_BYTES, DEFAULT_RING_SLOTS, OP_READ, OP_WRITE, OP_DISCARD } from './ring.js';
 import { specCrossesThreads } from './store-spec.js';
 import { checkBatch, type ReadRequest, type WriteRequest } from '../engine/batch.js';
-import { runPoolBatch, StagingPool, type BatchContext } from './pool-batch.js';
+import { runPoolBatch, StagingPool, WaveCounters, type BatchContext } from './pool-batch.js';
 
 export interface ParallelOpenOptions extends Omit<OpenOptions, 'keepStoreOpen' | 'lenient'> {
   /** Number of runners (workers); 0 runs everything in this thread. Default 2. */
   runners?: number;
   /** Ring slots per runner (a power of two; default 512). More requests wait in the coordinator. */
   ringSlots?: number;
+  /**
+   * Runners serve plain reads and in-place writes on synchronous stores (shared memory, Node
+   * files) by address, without ClusterIo's promises (runners/fast-path.ts). Default true; false
+   * sends every request through ClusterIo (to compare, in benches and tests).
+   */
+  fastPath?: boolean;
 }
 
 /** One started worker, as the platform hands it over. */
@@ -83,11 +89,19 @@ export class ParallelImage {
     this.runnerCount = runners.length;
     this.#clusterBytes = image.clusterSize;
     const core = image.bat.core;
+    let lastShared: ArrayBufferLike | null = null;
     this.#batch = {
-      core, rings: runners.map((r) => r.ring), clusterBytes: image.clusterSize, staging: new StagingPool(core),
+      core, rings: runners.map((r) => r.ring), clusterBytes: image.clusterSize, staging: new StagingPool(core), counters: new WaveCounters(core),
       // Only buffers from allocShared: comparing with core.memory.buffer would cost a call into
-      // the engine per request.
-      isShared: (bytes) => this.#sharedBuffers.has(bytes.buffer),
+      // the engine per request. The buffer seen last is compared first (a batch's requests
+      // usually share one).
+      isShared: (bytes) => {
+        const buffer = bytes.buffer;
+        if (buffer === lastShared) return true;
+        if (!this.#sharedBuffers.has(buffer)) return false;
+        lastShared = buffer;
+        return true;
+      },
     };
   }
 
@@ -133,7 +147,7 @@ export class ParallelImage {
     const runners: Runner[] = [];
     const bell = count > 0 ? new RingBell(image.bat.core, image.bat.core.alloc(BELL_BYTES, 64)) : null;
     try {
-      for (let i = 0; i < count; i++) runners.push(await startRunner(platform, image, runnerSpecs, bell!, ringSlots));
+      for (let i = 0; i < count; i++) runners.push(await startRunner(platform, image, runnerSpecs, bell!, ringSlots, options.fastPath ?? true));
     } catch (e) {
       for (const r of runners) await r.link.terminate();
       if (bell) image.bat.core.free(bell.address);
@@ -272,9 +286,9 @@ export class ParallelImage {
   }
 
   /** Counters of the coordinator and every runner together. */
-  async stats(): Promise<ImageStats & { runnerRequests: number[]; lateWakeups: number; coordinatorSleeps: number; runnerSleeps: number[] }> {
+  async stats(): Promise<ImageStats & { runnerRequests: number[]; runnerFastRequests: number[]; lateWakeups: number; coordinatorSleeps: number; runnerSleeps: number[] }> {
     const s = {
-      ...this.image.stats, runnerRequests: [] as number[], lateWakeups: this.#runners[0]?.bell.lateWakeups ?? 0,
+      ...this.image.stats, runnerRequests: [] as number[], runnerFastRequests: [] as number[], lateWakeups: this.#runners[0]?.bell.lateWakeups ?? 0,
       coordinatorSleeps: this.#runners[0]?.bell.sleeps ?? 0, runnerSleeps: [] as number[],
     };
     for (const rs of this.#runnerStats ?? await Promise.all(this.#runners.map((r) => this.#control(r, () => r.link.api.stats())))) {
@@ -283,6 +297,7 @@ export class ParallelImage {
       s.clustersCopied += rs.clustersCopied;
       s.virginAllocations += rs.virginAllocations;
       s.runnerRequests.push(rs.requests);
+      s.runnerFastRequests.push(rs.fastRequests);
       s.lateWakeups += rs.lateWakeups;
       s.runnerSleeps.push(rs.sleeps);
     }
@@ -317,6 +332,7 @@ export class ParallelImage {
         if (this.#runners.length > 0) core.free(this.#runners[0].bell.address);
         for (const b of this.#buffers.splice(0)) core.free(b);
         this.#batch.staging.dispose();
+        this.#batch.counters.dispose();
         for (const a of this.#sharedRegions) core.free(a);
         this.#sharedRegions.clear();
         await this.image.close();
@@ -398,7 +414,7 @@ function specName(spec: StoreSpec): string {
   }
 }
 
-async function startRunner(platform: PoolPlatform, image: PloopImage, stores: StoreSpec[], bell: RingBell, slots: number): Promise<Runner> {
+async function startRunner(platform: PoolPlatform, image: PloopImage, stores: StoreSpec[], bell: RingBell, slots: number, fastPath: boolean): Promise<Runner> {
   const core = image.bat.core;
   const link = platform.spawn();
   const scratch = core.alloc(BatMap.EXTENT_SCRATCH_BYTES);
@@ -421,7 +437,7 @@ async function startRunner(platform: PoolPlatform, image: PloopImage, stores: St
   try {
     await link.api.init(transfer({
       module: core.module, memory: core.memory, ctx: image.bat.ctx, scratch, ring: ringAddress, size: image.size,
-      topUnitBytes: image.geometry.unitBytes, stores, attachPort: port2,
+      topUnitBytes: image.geometry.unitBytes, stores, attachPort: port2, noFastPath: !fastPath,
     }, [port2]));
   } catch (e) {
     await link.terminate();

@@ -36,6 +36,8 @@ export interface RunnerInit {
   stores: StoreSpec[];
   /** Port on which the runner sends attachments and receives their completion. */
   attachPort: MessagePort;
+  /** Serve every request through ClusterIo (ParallelOpenOptions.fastPath false: benches, tests). */
+  noFastPath?: boolean;
 }
 
 export interface RunnerCounters {
@@ -46,6 +48,8 @@ export interface RunnerCounters {
   virginAllocations: number;
   /** Requests served from the ring. */
   requests: number;
+  /** Of those, requests the synchronous fast path served (fast-path.ts). */
+  fastRequests: number;
   /** Times the runner woke by its re-check timeout although a request was waiting (ring.ts). */
   lateWakeups: number;
   /** Times the runner went to sleep waiting for submissions (wake-ups cost more than requests). */

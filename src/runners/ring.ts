@@ -18,7 +18,8 @@
 //                     completion, and the coordinator's sleeping flag (RingBell)
 //   64 submission ring: SLOT_COUNT slot numbers
 //   .. completion ring: SLOT_COUNT slot numbers
-//   .. slots: SLOT_COUNT × 32 bytes: op, length, buffer address, status, offset (f64 at 16)
+//   .. slots: SLOT_COUNT × 32 bytes: op, length, buffer address, status, offset (f64 at 16),
+//                     wave counter address (at 24; 0: none, see RingCaller.enqueue)
 //   .. error texts: SLOT_COUNT × ERROR_BYTES (a failed request's PloopError as JSON)
 // A slot is owned by one side at a time (free → coordinator fills → runner serves → coordinator
 // reads the result), so at most SLOT_COUNT entries are ever in either ring: no overflow check.
@@ -57,6 +58,8 @@ const ERROR_BYTES = 1024;
 const WAIT_TIMEOUT_MS = 20;
 /** How long an idle runner blocks before it looks at its event loop (control messages). */
 const IDLE_BLOCK_MS = 50;
+/** Numbers per piece in a RingCaller's backlog. */
+const BACKLOG_FIELDS = 6;
 /** Slots per runner: enough for a deep queue; more requests wait in the coordinator. */
 export const DEFAULT_RING_SLOTS = 512;
 
@@ -148,9 +151,14 @@ export class RingBell {
         // Read the bell before collecting: a completion published after the collection bumps
         // it afterwards, so the wait below returns at once instead of missing it.
         const seen = Atomics.load(this.#i32, b);
-        let progress = false;
-        for (const r of this.#rings) if (r.collect()) progress = true;
-        if (progress) continue;
+        for (const r of this.#rings) r.collect();
+        // Sleep until the bell rings again, even after collecting something: every completion
+        // that matters rings it (a batch's last piece on each ring, the piece that fills a ring
+        // to half, single requests, a runner left with nothing in flight), so looking again
+        // before then would only spin beside the runners — one collect per completion, each
+        // a few loads, was most of this thread's CPU once runners served 4 KiB in 1-2 µs. The
+        // wait also lets the continuations of the batches just completed submit the next ones.
+        if (!this.#rings.some((r) => r.inflight > 0)) return;
         const i32 = this.#i32;
         Atomics.store(i32, b + 1, 1);
         this.sleeps++;
@@ -215,7 +223,7 @@ export class RingCaller {
   /** The batch a slot's request belongs to (enqueue), and the tag it reports back. */
   readonly #batchOf: Array<RingBatch | null>;
   readonly #tagOf: Int32Array;
-  /** Batch pieces waiting for a free slot: op, offset, length, buffer, tag per entry. */
+  /** Batch pieces waiting for a free slot: op, offset, length, buffer, tag, counter per entry (BACKLOG_FIELDS). */
   #backlog: number[] = [];
   #backlogBatch: RingBatch[] = [];
   #backlogHead = 0;
@@ -260,21 +268,21 @@ export class RingCaller {
    * slots as completions free them. No promise, closure or object per piece: the completion
    * calls batch.pieceDone(tag, error).
    */
-  enqueue(op: number, offset: number, length: number, buffer: number, batch: RingBatch, tag: number): void {
+  enqueue(op: number, offset: number, length: number, buffer: number, batch: RingBatch, tag: number, counter = 0): void {
     this.#lastEnqueued = -1;
     if (this.#backlogHead === this.#backlog.length) {
       const slot = this.#free.pop();
       if (slot !== undefined) {
         // The piece that fills the ring to half rings the bell too: if the batch goes on into
         // the backlog, the coordinator refills the ring while the runner serves the other half.
-        this.#fill(slot, this.#free.length === this.#l.slots >> 1 ? op | OP_NOTIFY : op, offset, length, buffer);
+        this.#fill(slot, this.#free.length === this.#l.slots >> 1 ? op | OP_NOTIFY : op, offset, length, buffer, counter);
         this.#batchOf[slot] = batch;
         this.#tagOf[slot] = tag;
         this.#lastEnqueued = slot;
         return;
       }
     }
-    this.#backlog.push(op, offset, length, buffer, tag);
+    this.#backlog.push(op, offset, length, buffer, tag, counter);
     this.#backlogBatch.push(batch);
   }
 
@@ -286,11 +294,13 @@ export class RingCaller {
    * with `now` (a batch: one wake-up for many requests), else after the current task (single
    * requests: every request that task's continuations submit goes with one wake-up).
    */
-  publish(now = false): void {
+  publish(now = false, flagLast = true): void {
     if (this.#published === this.#subTail) return;
     const i32 = this.#i32;
     // The last piece published rings the bell when done (backlog pieces flag their own last one).
-    if (now && this.#lastEnqueued >= 0 && this.#backlogHead === this.#backlog.length) {
+    // Not for a batch whose pieces count down a wave counter: the piece that brings it to zero
+    // rings the bell, once for all rings instead of once per ring.
+    if (now && flagLast && this.#lastEnqueued >= 0 && this.#backlogHead === this.#backlog.length) {
       i32[(this.#l.slotBase + this.#lastEnqueued * SLOT_BYTES) >>> 2] |= OP_NOTIFY;
     }
     this.#lastEnqueued = -1;
@@ -308,7 +318,7 @@ export class RingCaller {
   }
 
   /** Write a request into `slot` and append it to the submission ring (unpublished). */
-  #fill(slot: number, op: number, offset: number, length: number, buffer: number): void {
+  #fill(slot: number, op: number, offset: number, length: number, buffer: number, counter: number): void {
     const l = this.#l;
     const i32 = this.#i32;
     const s = (l.slotBase + slot * SLOT_BYTES) >>> 2;
@@ -317,6 +327,7 @@ export class RingCaller {
     i32[s + 2] = buffer;
     i32[s + 3] = 0;
     this.#f64[(s + 4) >>> 1] = offset;
+    i32[s + 6] = counter;
     i32[l.sub + (this.#subTail & l.mask)] = slot;
     this.#subTail = (this.#subTail + 1) | 0;
     this.#inflight++;
@@ -330,11 +341,11 @@ export class RingCaller {
       const k = this.#backlogHead;
       // As in enqueue: the piece that fills the ring to half rings the bell, and so does the
       // last one of this refill (the last of the batch, or the one that fills the ring).
-      const notify = k + 5 === b.length || this.#free.length === 0 || this.#free.length === this.#l.slots >> 1 ? OP_NOTIFY : 0;
-      this.#fill(slot, b[k] | notify, b[k + 1], b[k + 2], b[k + 3]);
-      this.#batchOf[slot] = this.#backlogBatch[k / 5];
+      const notify = k + BACKLOG_FIELDS === b.length || this.#free.length === 0 || this.#free.length === this.#l.slots >> 1 ? OP_NOTIFY : 0;
+      this.#fill(slot, b[k] | notify, b[k + 1], b[k + 2], b[k + 3], b[k + 5]);
+      this.#batchOf[slot] = this.#backlogBatch[k / BACKLOG_FIELDS];
       this.#tagOf[slot] = b[k + 4];
-      this.#backlogHead = k + 5;
+      this.#backlogHead = k + BACKLOG_FIELDS;
     }
     if (this.#backlogHead === b.length && b.length > 0) {
       this.#backlog = [];
@@ -350,7 +361,7 @@ export class RingCaller {
       // Every slot is in use: wait for one (FIFO), then submit.
       return new Promise<void>((r) => this.#queued.push(r)).then(() => this.submit(op, offset, length, buffer));
     }
-    this.#fill(slot, op | OP_NOTIFY, offset, length, buffer);
+    this.#fill(slot, op | OP_NOTIFY, offset, length, buffer, 0);
     const promise = new Promise<void>((resolve, reject) => {
       this.#resolve[slot] = resolve;
       this.#reject[slot] = reject;
@@ -431,6 +442,12 @@ export class RingCaller {
 
 /** What a runner does with one request. */
 export type RingHandler = (op: number, offset: number, length: number, buffer: number) => Promise<void>;
+/**
+ * A runner's synchronous fast path (fast-path.ts): true when it served the request already,
+ * false to hand it to the RingHandler, throws the request's error. The completion is written at
+ * once: no promise, no closure.
+ */
+export type RingFastHandler = (op: number, offset: number, length: number, buffer: number) => boolean;
 
 /** The runner's end: serve requests until the coordinator stops the ring. */
 export class RingServer {
@@ -446,6 +463,7 @@ export class RingServer {
   readonly #l: Layout;
   readonly #h: number;
   readonly #handle: RingHandler;
+  readonly #fast: RingFastHandler | null;
   /** i32 index of the coordinator's doorbell. */
   readonly #bell: number;
   #subHead = 0;
@@ -463,7 +481,7 @@ export class RingServer {
   readonly #onFail: Array<(e: unknown) => void>;
   readonly #notify: Uint8Array;
 
-  constructor(core: WasmCore, base: number, handle: RingHandler) {
+  constructor(core: WasmCore, base: number, handle: RingHandler, fast: RingFastHandler | null = null) {
     this.#core = core;
     this.#i32 = core.i32;
     this.#f64 = core.f64;
@@ -472,6 +490,7 @@ export class RingServer {
     this.#h = base >>> 2;
     this.#bell = Atomics.load(core.i32, this.#h + BELL) >>> 2;
     this.#handle = handle;
+    this.#fast = fast;
     this.#yield = macrotaskYield();
     const slots = this.#l.slots;
     this.#notify = new Uint8Array(slots);
@@ -532,6 +551,19 @@ export class RingServer {
     const offset = this.#f64[(at + 16) >>> 3];
     this.requests++;
     this.#outstanding++;
+    if (this.#fast !== null) {
+      let served: boolean;
+      try {
+        served = this.#fast(op, offset, length, buffer);
+      } catch (e) {
+        this.#complete(slot, this.#encodeError(slot, e), true);
+        return;
+      }
+      if (served) {
+        this.#complete(slot, 0, true);
+        return;
+      }
+    }
     let work: Promise<void>;
     try {
       work = this.#handle(op, offset, length, buffer);
@@ -541,16 +573,28 @@ export class RingServer {
     work.then(this.#onDone[slot], this.#onFail[slot]);
   }
 
-  #complete(slot: number, status: number): void {
+  /**
+   * Publish the completion of `slot`. `inOrder`: the fast path completed it before looking at
+   * the next submission, so the pieces of a batch complete in order and its flagged last piece
+   * rings the bell; the "nothing left in flight" rule (for asynchronous completions, which may
+   * finish the flagged piece first) would ring it after every such request.
+   */
+  #complete(slot: number, status: number, inOrder = false): void {
     const l = this.#l;
     const h = this.#h;
     const i32 = this.#i32;
     this.#outstanding--;
-    i32[((l.slotBase + slot * SLOT_BYTES) >>> 2) + 3] = status;
+    const s = (l.slotBase + slot * SLOT_BYTES) >>> 2;
+    // Read before publishing: once published, the slot is the coordinator's to reuse.
+    const counter = i32[s + 6] >>> 2;
+    i32[s + 3] = status;
     i32[l.comp + (this.#compTail & l.mask)] = slot;
     this.#compTail = (this.#compTail + 1) | 0;
     Atomics.store(i32, h + COMP_TAIL, this.#compTail);
-    if (this.#notify[slot] === 0 && this.#outstanding > 0) return;
+    // After publishing: whoever brings the wave counter to zero rings, and the coordinator then
+    // finds every piece of the wave published, on every ring.
+    const waveDone = counter !== 0 && Atomics.sub(i32, counter, 1) === 1;
+    if (!waveDone && this.#notify[slot] === 0 && (inOrder || this.#outstanding > 0)) return;
     // Ring the bell; only the first ring after the coordinator went to sleep notifies, and it
     // then takes every completion (of every ring) published by the time it runs.
     const bell = this.#bell;
@@ -563,7 +607,14 @@ export class RingServer {
     const err = e instanceof PloopError ? e : new PloopError('EIO', e instanceof Error ? e.message : String(e));
     const at = this.#l.errorBase + slot * ERROR_BYTES;
     const encoder = new TextEncoder();
-    let bytes = encoder.encode(JSON.stringify(err.toJSON()));
+    let text: string;
+    try {
+      text = JSON.stringify(err.toJSON());
+    } catch {
+      // Data that JSON cannot carry (a BigInt, a cycle): the slot must complete all the same.
+      text = JSON.stringify({ code: err.code, message: err.message });
+    }
+    let bytes = encoder.encode(text);
     // Too long for the slot: keep the code and the start of the message, drop the data.
     if (bytes.length > ERROR_BYTES) bytes = encoder.encode(JSON.stringify({ code: err.code, message: err.message.slice(0, ERROR_BYTES / 4) }));
     this.#u8.set(bytes, at);

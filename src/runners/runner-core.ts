@@ -11,17 +11,25 @@ import { PloopError, type PloopErrorCode } from '../errors.js';
 import type { Attachment } from '../engine/writeback.js';
 import type { BlockStore } from '../stores/block-store.js';
 import type { AttachDone, RunnerApi, RunnerInit, StoreSpec } from './protocol.js';
-import { RingServer, OP_READ, OP_WRITE, OP_DISCARD } from './ring.js';
+import { RingServer, OP_READ, OP_WRITE, OP_DISCARD, type RingFastHandler } from './ring.js';
+import { FastPath, portableSyncAccess, type SyncAccess } from './fast-path.js';
 
 export type StoreOpener = (spec: StoreSpec) => Promise<BlockStore>;
+/** Synchronous access to an opened store for the fast path (null: the generic path serves it). */
+export type SyncAccessOpener = (spec: StoreSpec, store: BlockStore) => SyncAccess | null;
 
-/** A runner's API (to expose with comlink on the worker's endpoint). */
-export function createRunner(openStore: StoreOpener): RunnerApi {
+/**
+ * A runner's API (to expose with comlink on the worker's endpoint). `syncAccess` gives the
+ * fast path its synchronous stores (default: the portable ones, a SharedMemoryStore).
+ */
+export function createRunner(openStore: StoreOpener, syncAccess: SyncAccessOpener = (_spec, store) => portableSyncAccess(store)): RunnerApi {
   let core: WasmCore;
   let io: ClusterIo;
   let ring: RingServer | null = null;
   let serving: Promise<void> = Promise.resolve();
   let stores: BlockStore[] = [];
+  let access: Array<SyncAccess | null> = [];
+  let fastPath: FastPath | null = null;
   let attachPort: MessagePort;
   let nextId = 0;
   const pending = new Map<number, { resolve(): void; reject(e: unknown): void }>();
@@ -61,20 +69,27 @@ export function createRunner(openStore: StoreOpener): RunnerApi {
         else p.resolve();
       };
       io = new ClusterIo({ bat, stores, size: init.size, topUnitBytes: init.topUnitBytes, attach });
+      access = init.stores.map((spec, i) => syncAccess(spec, stores[i]));
+      const fp = new FastPath({ core, ctx: init.ctx, scratch: init.scratch, topLevel: bat.topLevel, access, stats: io.stats });
+      fastPath = fp.useful && !init.noFastPath ? fp : null;
+      const fast: RingFastHandler | null = fastPath === null ? null : (op, offset, length, buffer) =>
+        op === OP_READ ? fp.read(offset, length, buffer) : op === OP_WRITE ? fp.write(offset, length, buffer) : false;
       ring = new RingServer(core, init.ring, (op, offset, length, buffer) => {
         if (op === OP_READ) return io.read(offset, view(buffer, length));
         if (op === OP_WRITE) return io.write(offset, view(buffer, length));
         if (op === OP_DISCARD) return io.discard(offset, length);
         return Promise.reject(new PloopError('EINVAL', `runner: unknown ring op ${op}`, { op }));
-      });
+      }, fast);
       serving = ring.serve();
     },
     stats() {
-      return { ...io.stats, requests: ring?.requests ?? 0, lateWakeups: ring?.lateWakeups ?? 0, sleeps: ring?.sleeps ?? 0 };
+      return { ...io.stats, requests: ring?.requests ?? 0, fastRequests: fastPath?.served ?? 0, lateWakeups: ring?.lateWakeups ?? 0, sleeps: ring?.sleeps ?? 0 };
     },
     async close() {
       // The coordinator stopped the ring after its last request completed.
       await serving;
+      for (const a of access) a?.close?.();
+      access = [];
       for (const s of stores) await s.close();
       stores = [];
       attachPort.close();

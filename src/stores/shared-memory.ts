@@ -44,6 +44,9 @@ export class SharedMemoryStore implements BlockStore {
     this.#maxBytes = maxByteLengthOf(buffer) - HEADER_BYTES;
   }
 
+  /** Byte offset of the data in `buffer` (a runner's synchronous fast path, runners/fast-path.ts). */
+  static readonly DATA_OFFSET = HEADER_BYTES;
+
   /** True when this store's memory can be shared with workers. */
   get shared(): boolean {
     return typeof SharedArrayBuffer !== 'undefined' && this.buffer instanceof SharedArrayBuffer;
@@ -130,6 +133,11 @@ export class SharedMemoryStore implements BlockStore {
   }
 
   async close(): Promise<void> {}
+
+  /** The size now, from the atomic size word (synchronous: for a runner's fast path). */
+  sizeNow(): number {
+    return this.#sizeNow();
+  }
 
   #sizeNow(): number {
     return Number(Atomics.load(this.#size, 0));
