@@ -48,6 +48,7 @@ export interface OpenOptions {
    * 0 = off (every allocation's BAT write waits for a flush). Default: 1/8 of the virtual size,
    * at least one cluster, at most 128 MiB (QEMU's parallels driver preallocates 128 MiB). A
    * clean close trims what was not used; after a crash check reports it as leaked clusters.
+   * The default is 0 on a volatile store (memory), whose flush costs nothing.
    */
   preallocBytes?: number;
 }
@@ -132,7 +133,7 @@ export class PloopImage {
     this.findings = findings;
     this.#options = options;
     this.writable = !!options.writable;
-    this.#preallocSlots = this.writable ? preallocSlotsFor(options.preallocBytes, geometry) : 0;
+    this.#preallocSlots = this.writable ? preallocSlotsFor(options.preallocBytes, geometry, store.volatile === true) : 0;
     // Slots past the end of the file (and past every used slot) read as zeros until written.
     bat.setPristineFrom(Math.max(0, Math.ceil((fileBytes - geometry.firstSlotByte) / geometry.clusterBytes), bat.usedSlotsEnd()));
     this.#writeback = new Writeback(bat, {
@@ -598,8 +599,9 @@ export class PloopImage {
 
 
 /** Slots per preallocation: `bytes` rounded up to clusters, or the default (OpenOptions.preallocBytes). */
-function preallocSlotsFor(bytes: number | undefined, g: Geometry): number {
-  if (bytes === undefined) bytes = Math.max(g.clusterBytes, Math.min(128 << 20, Math.floor(g.virtualSize / 8)));
+function preallocSlotsFor(bytes: number | undefined, g: Geometry, volatileStore: boolean): number {
+  // A memory store would only hold the chunk in RAM for nothing: its barrier is free.
+  if (bytes === undefined) bytes = volatileStore ? 0 : Math.max(g.clusterBytes, Math.min(128 << 20, Math.floor(g.virtualSize / 8)));
   if (!Number.isSafeInteger(bytes) || bytes < 0) {
     throw new PloopError('EINVAL', `open: preallocBytes ${bytes} is not a whole number of bytes >= 0`, { field: 'preallocBytes', value: bytes });
   }

@@ -6,6 +6,12 @@ export interface BlockStore {
   readonly name: string;
   /** False when the store refuses write/truncate. */
   readonly writable: boolean;
+  /**
+   * True when nothing the store holds outlives the process (memory stores): flush() has nothing
+   * to make durable, so the engine skips work that only pays off against a power cut
+   * (preallocation ahead of the allocator).
+   */
+  readonly volatile?: boolean;
   /** Current size in bytes. */
   size(): Promise<number>;
   /** Read up to `into.length` bytes at `offset`; returns the bytes read (short at the end). */
@@ -31,6 +37,7 @@ export function keptOpen(store: BlockStore): BlockStore {
   return {
     name: store.name,
     writable: store.writable,
+    volatile: store.volatile,
     size: () => store.size(),
     read: (offset, into) => store.read(offset, into),
     write: (offset, data) => store.write(offset, data),

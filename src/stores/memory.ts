@@ -6,6 +6,7 @@ import { PloopError } from '../errors.js';
 
 export class MemoryStore implements BlockStore {
   readonly name = 'memory';
+  readonly volatile: boolean = true;
   readonly writable: boolean;
   #bytes: Uint8Array;
   #size: number;

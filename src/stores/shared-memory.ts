@@ -32,6 +32,7 @@ type Growable = (SharedArrayBuffer & { grow(n: number): void }) | (ArrayBuffer &
 
 export class SharedMemoryStore implements BlockStore {
   readonly name = 'shared-memory';
+  readonly volatile = true;
   readonly writable: boolean;
   readonly buffer: SharedArrayBuffer | ArrayBuffer;
   readonly #size: BigInt64Array;

@@ -357,3 +357,29 @@ test('a preallocation whose extension write or flush fails: the allocations wait
     await assertQemuAgreesOnBytes(dir, store.bytes(), model.bytes, 'after close');
   });
 });
+
+test('a volatile store (memory) is not preallocated by default: its flush is free, the chunk would only hold RAM', async () => {
+  const store = new MemoryStore();
+  assert.equal(store.volatile, true);
+  const size = 64 << 20;
+  await createImage(store, { size, clusterSize: 64 << 10 });
+  const image = await PloopImage.open(store, { writable: true, keepStoreOpen: true });
+  await Promise.all(Array.from({ length: 8 }, (_, i) => image.write(i * (64 << 10), fill(i + 1, 4096))));
+  const s = image.stats;
+  assert.equal(s.preallocations, 0);
+  assert.equal(s.virginAllocations, 0);
+  // The file ends at the last cluster it maps: nothing ahead of the allocator.
+  const g = image.geometry;
+  assert.equal(await store.size(), g.firstSlotByte + 8 * g.clusterBytes);
+  await image.close();
+  // A non-volatile store of the same bytes gets the default chunk (1/8 of 64 MiB).
+  const durable = new (class extends CountingStore {
+    override readonly volatile = false;
+  })();
+  await createImage(durable, { size, clusterSize: 64 << 10 });
+  const image2 = await PloopImage.open(durable, { writable: true, keepStoreOpen: true });
+  await image2.write(0, fill(9, 4096));
+  assert.equal(image2.stats.preallocations, 1);
+  assert.ok(await durable.size() >= g.firstSlotByte + (8 << 20), `size ${await durable.size()}`);
+  await image2.close();
+});
