@@ -214,7 +214,7 @@ export interface BatchScalingRow extends ScalingRow {
  * `batch` with `inFlight` batches in flight, in-thread vs 1 vs 2 runners, shared-memory and file
  * stores; reads also with private (copied) buffers to show what the in-place path saves.
  */
-export async function runnerBatchScaling(options: { reps?: number; count?: number; batch?: number; inFlight?: number; log?: (line: string) => void } = {}): Promise<BatchScalingRow[]> {
+export async function runnerBatchScaling(options: { reps?: number; count?: number; batch?: number; inFlight?: number; ceiling?: boolean; log?: (line: string) => void } = {}): Promise<BatchScalingRow[]> {
   const reps = options.reps ?? 3;
   const count = options.count ?? 200_000;
   const batch = options.batch ?? 256;
@@ -228,6 +228,7 @@ export async function runnerBatchScaling(options: { reps?: number; count?: numbe
     const bytes = await allocatedImageBytes();
     const file = join(dir, 'disk.hds');
     writeFileSync(file, bytes);
+    if (options.ceiling !== false) await rawCeiling({ reps, count, file, log });
     const targets: Array<{ store: string; spec: (writable: boolean) => StoreSpec; inThread: (writable: boolean) => Promise<BatchIo> }> = [
       {
         store: 'shared-memory store',
@@ -299,6 +300,60 @@ export async function runnerBatchScaling(options: { reps?: number; count?: numbe
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+/**
+ * What the machine allows before any engine work: the data movement of a random 4 KiB read
+ * alone (a copy from a 256 MiB SharedArrayBuffer into a shared WebAssembly.Memory; a pread of the
+ * same file into it), in 1 thread vs 2 threads at once, plain worker_threads with nothing else.
+ * Both are memory-bound (a TLB and cache miss per 4 KiB), so 2 threads share the memory system:
+ * this ratio bounds what 2 runners can reach on the same reads, whatever the pool does.
+ */
+export async function rawCeiling(options: { reps?: number; count?: number; file: string; log?: (line: string) => void }): Promise<Array<{ name: string; one: number; two: number; ratio: number }>> {
+  const { Worker } = await import('node:worker_threads');
+  const reps = options.reps ?? 3;
+  const count = options.count ?? 200_000;
+  const log = options.log ?? ((l: string) => console.log(l));
+  const source = new SharedArrayBuffer(DISK_BYTES);
+  randomFillSync(new Uint8Array(source, 0, 1 << 20));
+  for (let at = 1 << 20; at < DISK_BYTES; at += 1 << 20) new Uint8Array(source, at, 1 << 20).set(new Uint8Array(source, 0, 1 << 20));
+  const code = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    const { openSync, readSync, closeSync } = require('node:fs');
+    const { source, kind, seed, count, file } = workerData;
+    const src = new Uint8Array(source);
+    const mem = new Uint8Array(new WebAssembly.Memory({ initial: 64, maximum: 1024, shared: true }).buffer);
+    const fd = kind === 'pread' ? openSync(file, 'r') : -1;
+    const blocks = src.length / 4096;
+    let s = seed >>> 0 || 1;
+    const started = performance.now();
+    for (let i = 0; i < count; i++) {
+      s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+      const at = (s % blocks) * 4096;
+      if (fd >= 0) readSync(fd, mem, (i & 511) * 4096, 4096, at);
+      else mem.set(src.subarray(at, at + 4096), (i & 511) * 4096);
+    }
+    const ms = performance.now() - started;
+    if (fd >= 0) closeSync(fd);
+    parentPort.postMessage(ms);`;
+  const run = (kind: string, threads: number, rep: number) => Promise.all(Array.from({ length: threads }, (_, k) => new Promise<number>((resolve, reject) => {
+    const w = new Worker(code, { eval: true, workerData: { source, kind, seed: 0x9e3779b1 * (rep * 2 + k + 1), count, file: options.file } });
+    w.once('message', resolve);
+    w.once('error', reject);
+  }))).then((ms) => (threads * count) / (Math.max(...ms) / 1000));
+  const rows = [];
+  for (const kind of ['copy', 'pread']) {
+    const one: number[] = [];
+    const two: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      one.push(await run(kind, 1, r));
+      two.push(await run(kind, 2, r));
+    }
+    const row = { name: kind === 'copy' ? 'raw 4K random copy, SharedArrayBuffer → shared memory' : 'raw 4K random pread, file → shared memory', one: median(one), two: median(two), ratio: median(two) / median(one) };
+    rows.push(row);
+    log(`${row.name.padEnd(72)} 1 thread ${Math.round(row.one).toString().padStart(7)}  2 threads ${Math.round(row.two).toString().padStart(7)} per second   2 vs 1: ${row.ratio.toFixed(2)}x (the ceiling for 2 runners; load average ${loadavg()[0].toFixed(1)})`);
   }
   return rows;
 }
