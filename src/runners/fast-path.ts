@@ -43,11 +43,16 @@ export function sharedMemoryAccess(store: SharedMemoryStore): SyncAccess {
   // A growable SharedArrayBuffer: a view without a length follows its growth.
   const data = new Uint8Array(store.buffer, SharedMemoryStore.DATA_OFFSET);
   const writable = store.writable;
+  // The size word is a BigInt64 (a BigInt made per load): reads look at it again only past the
+  // size seen last. A store that shrank meanwhile (truncate) zeroed the bytes it cut, so a read
+  // past its new end still reads the zeros a short read would have given.
+  let knownSize = store.sizeNow();
   return {
     name: store.name,
     maxBytes: Number.MAX_SAFE_INTEGER,
     read(mem, at, length, position) {
-      const n = Math.max(0, Math.min(length, store.sizeNow() - position));
+      if (position + length > knownSize) knownSize = store.sizeNow();
+      const n = Math.max(0, Math.min(length, knownSize - position));
       if (n > 0) mem.set(data.subarray(position, position + n), at);
       return n;
     },
