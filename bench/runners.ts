@@ -5,7 +5,7 @@
 // runner is what the runner design is judged by (goal ≥ 1.7× for reads on 2 cores). The same
 // through the batched API (readMany/writeMany: runnerBatchScaling). Run alone:
 // `node --import tsx bench/runners.ts` (BENCH_REPS, BENCH_COUNT, BENCH_BATCH_COUNT, BENCH_BATCH,
-// BENCH_RUNNERS_ONLY=batch); bench/run.ts section 4 runs it as a child and reads its rows.
+// BENCH_BATCH_INFLIGHT, BENCH_FAST_PATH=0, BENCH_RUNNERS_ONLY=batch); bench/run.ts section 4 runs it as a child and reads its rows.
 
 import { mkdtempSync, rmSync, writeFileSync, readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -402,7 +402,7 @@ export async function runnerCoalescing(runners: number, log: (line: string) => v
 }
 
 /** Every runner figure as table rows (bench/run.ts section 4); the prose goes to stderr. */
-export async function runnerRows(options: { reps?: number; count?: number; batchCount?: number; batch?: number; only?: string; log?: (line: string) => void } = {}): Promise<Row[]> {
+export async function runnerRows(options: { reps?: number; count?: number; batchCount?: number; batch?: number; inFlight?: number; only?: string; log?: (line: string) => void } = {}): Promise<Row[]> {
   const log = options.log ?? ((l: string) => console.log(l));
   const rows: Row[] = [];
   if (options.only !== 'batch') {
@@ -414,7 +414,7 @@ export async function runnerRows(options: { reps?: number; count?: number; batch
       rows.push({ name: `${r.name}, 2 runners`, ours: r.runners2, theirs: r.runners1, unit: 'IOPS', ratio: r.ratio, against: '1 runner' });
     }
   }
-  for (const r of await runnerBatchScaling({ reps: options.reps, count: options.batchCount, batch: options.batch, log })) {
+  for (const r of await runnerBatchScaling({ reps: options.reps, count: options.batchCount, batch: options.batch, inFlight: options.inFlight, log })) {
     rows.push({ name: `${r.name}, 2 runners`, ours: r.runners2, theirs: r.runners1, unit: 'IOPS', ratio: r.ratio, against: '1 runner' });
     rows.push({ name: `${r.name}, 2 vs 1 runner by CPU time on 2 idle cores`, ours: r.cpuBoundRatio, theirs: 1.7, unit: 'ratio', ratio: r.cpuBoundRatio / 1.7, against: 'goal 1.7' });
     rows.push({ name: `${r.name}, 1 runner`, ours: r.runners1, theirs: r.inThread, unit: 'IOPS', ratio: r.runners1 / r.inThread, against: 'in-thread' });
@@ -426,7 +426,7 @@ if (isMain(import.meta.url)) {
   const asChild = process.env.BENCH_JSON === '1';
   const rows = await runnerRows({
     reps: Number(process.env.BENCH_REPS ?? 3), count: Number(process.env.BENCH_COUNT ?? 100_000), batchCount: Number(process.env.BENCH_BATCH_COUNT ?? 200_000),
-    batch: Number(process.env.BENCH_BATCH ?? 256), only: process.env.BENCH_RUNNERS_ONLY,
+    batch: Number(process.env.BENCH_BATCH ?? 256), inFlight: Number(process.env.BENCH_BATCH_INFLIGHT ?? 2), only: process.env.BENCH_RUNNERS_ONLY,
     // As bench/run.ts's child, stdout carries only the JSON rows.
     log: asChild ? (l) => process.stderr.write(l + '\n') : undefined,
   });
