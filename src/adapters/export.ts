@@ -39,12 +39,13 @@ export async function exportMerged(image: PloopImage): Promise<Uint8Array> {
 }
 
 /**
- * The top delta's file as it is after a flush, with the in-use flag cleared in the copy: the
- * flush made every BAT entry point at written data, so the copy is a cleanly closed image.
+ * The top delta's file as it is after a flush, with the in-use flag cleared in the copy and
+ * without the unused tail (preallocation, clusters freed at the end), as close() would leave it:
+ * the flush made every BAT entry point at written data, so the copy is a cleanly closed image.
  */
 export async function exportDelta(image: PloopImage): Promise<Uint8Array> {
   if (image.writable) await image.flush();
-  const bytes = new Uint8Array(await image.store.size());
+  const bytes = new Uint8Array(Math.min(await image.store.size(), image.usedEndBytes()));
   await image.store.read(0, bytes);
   new DataView(bytes.buffer, bytes.byteOffset).setUint32(INUSE_OFFSET, 0, true);
   return bytes;

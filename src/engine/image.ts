@@ -566,8 +566,17 @@ export class PloopImage {
     if (target > this.#bat.preallocEnd) this.#bat.setPreallocEnd(target);
   }
 
+  /**
+   * Where the file's used bytes end: header, BAT and every slot up to the last one in use. What
+   * lies past it (the preallocated tail, clusters freed at the end) holds nothing the image needs;
+   * close() trims it, and a copy of the open file should stop there (exportDelta).
+   */
+  usedEndBytes(): number {
+    return Math.max(this.#bat.slotOffset(this.#bat.usedSlotsEnd()), this.#header.dataOff * SECTOR_BYTES, this.geometry.batEndByte);
+  }
+
   async #trimTail(): Promise<void> {
-    const end = Math.max(this.#bat.slotOffset(this.#bat.usedSlotsEnd()), this.#header.dataOff * SECTOR_BYTES, this.geometry.batEndByte);
+    const end = this.usedEndBytes();
     if ((await this.store.size()) > end) await this.store.truncate(end);
     this.#bat.trimSlotsEnd();
   }
