@@ -42,6 +42,14 @@ class CountingStore extends MemoryStore {
   }
 }
 
+/** A power-cut folder holding a fresh empty stack of SIZE bytes, not recording yet. */
+async function emptyStack(): Promise<PowerCutDirectory> {
+  const dir = new PowerCutDirectory();
+  dir.recording = false;
+  await initStack(dir, { size: SIZE, clusterSize: C });
+  return dir;
+}
+
 function fill(value: number, length: number): Uint8Array {
   return new Uint8Array(length).fill(value);
 }
@@ -87,9 +95,7 @@ test('a burst of fresh allocations into an empty image does no barrier: only the
 });
 
 test('the barrier stays for copy-on-write over a lower delta, for a reused slot, and with preallocation off', async () => {
-  const dir = new PowerCutDirectory();
-  dir.recording = false;
-  await initStack(dir, { size: SIZE, clusterSize: C });
+  const dir = await emptyStack();
   let image = await openStackDir(dir, { writable: true });
   for (let i = 0; i < 4; i++) await image.write(i * C, fill(0x40 + i, C));
   await image.close();
@@ -181,9 +187,7 @@ async function logged(dir: PowerCutDirectory, options: { preallocBytes?: number 
 
 test('power cut at every point: a slot freed by discard and reused keeps the barrier (rule: a reused slot is not virgin)', async () => {
   await withTempDir(async (qemuDir) => {
-    const dir = new PowerCutDirectory();
-    dir.recording = false;
-    await initStack(dir, { size: SIZE, clusterSize: C });
+    const dir = await emptyStack();
     const model = new DiskModel(SIZE);
     await logged(dir, {}, async (image) => {
       for (let i = 0; i < 3; i++) {
@@ -213,9 +217,7 @@ test('power cut at every point: a slot freed by discard and reused keeps the bar
 
 test('power cut at every point: a copy-on-write over a lower delta keeps the barrier (rule: only a cluster that read zeros)', async () => {
   await withTempDir(async (qemuDir) => {
-    const dir = new PowerCutDirectory();
-    dir.recording = false;
-    await initStack(dir, { size: SIZE, clusterSize: C });
+    const dir = await emptyStack();
     const model = new DiskModel(SIZE);
     await logged(dir, {}, async (image) => {
       for (let i = 0; i < 4; i++) {
@@ -240,9 +242,7 @@ test('power cut at every point: a copy-on-write over a lower delta keeps the bar
 
 test('power cut at every point: without durable preallocation a fresh slot keeps the barrier (rule: only inside durable preallocation)', async () => {
   await withTempDir(async (qemuDir) => {
-    const dir = new PowerCutDirectory();
-    dir.recording = false;
-    await initStack(dir, { size: SIZE, clusterSize: C });
+    const dir = await emptyStack();
     const initial = dir.state();
     dir.recording = true;
     const stats = await logged(dir, { preallocBytes: 0 }, async (image) => {
@@ -259,9 +259,7 @@ test('power cut at every point: without durable preallocation a fresh slot keeps
 
 test('power cut at every point of preallocations (also mid-extension): opens, the unused tail is leaked clusters, repair and qemu-img check are clean', async () => {
   await withTempDir(async (qemuDir) => {
-    const dir = new PowerCutDirectory();
-    dir.recording = false;
-    await initStack(dir, { size: SIZE, clusterSize: C });
+    const dir = await emptyStack();
     const initial = dir.state();
     dir.recording = true;
     const model = new DiskModel(SIZE);
