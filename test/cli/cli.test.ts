@@ -161,6 +161,9 @@ test('bench --json prints iops and bytesPerSecond', () => withTempDir(async (dir
     const out = await cliJson(['bench', img, '--pattern', pattern, '--block-size', '4K', '--depth', '4', '--count', '500', '--json']);
     assert.ok((out.iops as number) > 0 && (out.bytesPerSecond as number) > 0, pattern);
     assert.equal(out.pattern, pattern);
+    // Writes: the flush is timed apart (like qemu-img bench); reads have none.
+    if (pattern.endsWith('write')) assert.ok((out.flushSeconds as number) > 0, `${pattern} flushSeconds`);
+    else assert.equal(out.flushSeconds, 0);
   }
   assert.ok((await qemuCheck(img)).clean);
 }));
