@@ -42,6 +42,8 @@ export interface ClusterIoOptions {
    * extension already in progress (BatMap.waitPrealloc).
    */
   preallocate?: (slot: number) => Promise<boolean>;
+  /** A request started waiting for a cluster another request holds (see `lockWaiters`). */
+  lockWaited?: () => void;
 }
 
 export class ClusterIo {
@@ -54,7 +56,7 @@ export class ClusterIo {
   readonly #topUnitBytes: number;
   readonly #attach: (a: Attachment) => Promise<void>;
   readonly #preallocate: ((slot: number) => Promise<boolean>) | undefined;
-  readonly #locks = new ClusterLocks();
+  readonly #locks: ClusterLocks;
 
   constructor(o: ClusterIoOptions) {
     this.#bat = o.bat;
@@ -65,6 +67,7 @@ export class ClusterIo {
     this.#topUnitBytes = o.topUnitBytes;
     this.#attach = o.attach;
     this.#preallocate = o.preallocate;
+    this.#locks = new ClusterLocks(o.lockWaited);
   }
 
   /**

@@ -5,6 +5,12 @@
 export class ClusterLocks {
   #held = new Map<number, Promise<void>>();
   #waiters = 0;
+  readonly #onWait: (() => void) | undefined;
+
+  /** `onWait` runs each time a request starts waiting for a held cluster. */
+  constructor(onWait?: () => void) {
+    this.#onWait = onWait;
+  }
 
   /** Wait for the cluster to be free, take it, and return the function that releases it. */
   async acquire(clusterIndex: number): Promise<() => void> {
@@ -12,6 +18,7 @@ export class ClusterLocks {
       const current = this.#held.get(clusterIndex);
       if (!current) break;
       this.#waiters++;
+      this.#onWait?.();
       try {
         await current;
       } finally {

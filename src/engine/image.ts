@@ -154,6 +154,7 @@ export class PloopImage {
       bat, stores: [...lowerDeltas.map((d) => d.store), store], size: geometry.virtualSize, topUnitBytes: geometry.unitBytes,
       attach: (a) => this.#writeback.register(a),
       preallocate: (slot) => this.#preallocate(slot),
+      lockWaited: () => this.#writeback.nudge(),
     });
   }
 
@@ -588,7 +589,10 @@ export class PloopImage {
 
   #track<T>(p: Promise<T>): Promise<T> {
     this.#inflight.add(p);
-    const done = () => this.#inflight.delete(p);
+    const done = () => {
+      this.#inflight.delete(p);
+      this.#writeback.nudge();
+    };
     p.then(done, done);
     return p;
   }
