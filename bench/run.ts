@@ -4,9 +4,9 @@
 // ploop-wasm is faster (or, for memory, uses more). Prints the table as it goes and again as
 // Markdown at the end, and writes everything to bench/results.json. Needs qemu-img/qemu-io
 // (qemu-utils), Chromium for the browser part, and npm run build (dist/) first.
-//   1. 4 KiB reads, depth 1 and 32, vs qemu-img bench   (ours: --io async, the same with
-//      UV_USE_IO_URING=1, and --io sync)
-//   2. 4 KiB allocating writes vs qemu-img bench -w
+//   1. 4 KiB reads, depth 1 and 32, vs qemu-img bench   (ours: --io async = NodeFileStore's
+//      default, its I/O thread; the same with UV_USE_IO_URING=1; --io pool, libuv's pool; --io sync)
+//   2. 4 KiB allocating writes vs qemu-img bench -w (--io async, pool, sync)
 //   3. convert 1 GiB ploop → raw vs qemu-img convert and cp; raw → ploop; process start
 //   4. runners: 1 vs 2 workers, per request and batched (readMany), BAT-write coalescing (bench/runners.ts)
 //   5. WASM BAT lookup vs TypeScript (bench/lookup.ts)
@@ -95,18 +95,22 @@ try {
   };
 
   if (section('reads (1): 4 KiB, page cache warm')) {
-    // Ours: --io async (each pread through libuv's thread pool, what a library user gets) and
-    // --io sync (positioned readSync on the main thread, for a process that only does I/O).
+    // Ours: --io async (what a library user gets: NodeFileStore's I/O thread), --io pool (each
+    // pread through libuv's thread pool, the default before) and --io sync (positioned readSync
+    // on the main thread, for a process that only does I/O). The io_uring rows set
+    // UV_USE_IO_URING=1 with the default io (it changes only what still goes to libuv).
     const readCount = 100000;
     seconds('cat', [image]);
     for (const depth of [1, 32]) {
       const args = (pattern: string, io: string) => [image, '--pattern', pattern, '--block-size', '4K', '--depth', String(depth), '--count', String(readCount), '--io', io];
-      const [q, seqA, rndA, seqU, rndU, seqS, rndS] = interleaved([
+      const [q, seqA, rndA, seqU, rndU, seqP, rndP, seqS, rndS] = interleaved([
         () => readCount / qemuBench(['-c', String(readCount), '-s', '4k', '-d', String(depth), image]),
         () => ours(args('seqread', 'async')).iops,
         () => ours(args('randread', 'async')).iops,
         () => ours(args('seqread', 'async'), IO_URING).iops,
         () => ours(args('randread', 'async'), IO_URING).iops,
+        () => ours(args('seqread', 'pool')).iops,
+        () => ours(args('randread', 'pool')).iops,
         () => ours(args('seqread', 'sync')).iops,
         () => ours(args('randread', 'sync')).iops,
       ]);
@@ -114,6 +118,8 @@ try {
       record(`4K random read, depth ${depth}, io async`, rndA, q, 'IOPS', 'qemu-img bench (seq)');
       record(`4K seq read, depth ${depth}, async+io_uring`, seqU, q, 'IOPS', 'qemu-img bench (seq)');
       record(`4K random read, depth ${depth}, async+io_uring`, rndU, q, 'IOPS', 'qemu-img bench (seq)');
+      record(`4K seq read, depth ${depth}, io pool`, seqP, q, 'IOPS', 'qemu-img bench (seq)');
+      record(`4K random read, depth ${depth}, io pool`, rndP, q, 'IOPS', 'qemu-img bench (seq)');
       record(`4K seq read, depth ${depth}, io sync`, seqS, q, 'IOPS', 'qemu-img bench (seq)');
       record(`4K random read, depth ${depth}, io sync`, rndS, q, 'IOPS', 'qemu-img bench (seq)');
     }
@@ -127,15 +133,19 @@ try {
     const writeCount = 30000;
     for (const depth of [1, 32]) {
       const args = (pattern: string, io: string) => [fresh('o.hds'), '--pattern', pattern, '--block-size', '4K', '--depth', String(depth), '--count', String(writeCount), '--io', io];
-      const [q, seqA, rndA, seqS, rndS] = interleaved([
+      const [q, seqA, rndA, seqP, rndP, seqS, rndS] = interleaved([
         () => writeCount / qemuBench(['-w', '-c', String(writeCount), '-s', '4k', '-d', String(depth), fresh('q.hds')]),
         () => ours(args('seqwrite', 'async')).iops,
         () => ours(args('randwrite', 'async')).iops,
+        () => ours(args('seqwrite', 'pool')).iops,
+        () => ours(args('randwrite', 'pool')).iops,
         () => ours(args('seqwrite', 'sync')).iops,
         () => ours(args('randwrite', 'sync')).iops,
       ]);
       record(`4K seq allocating write, depth ${depth}, io async`, seqA, q, 'IOPS', 'qemu-img bench -w');
       record(`4K random alloc. write, depth ${depth}, io async`, rndA, q, 'IOPS', 'qemu-img bench -w (seq)');
+      record(`4K seq allocating write, depth ${depth}, io pool`, seqP, q, 'IOPS', 'qemu-img bench -w');
+      record(`4K random alloc. write, depth ${depth}, io pool`, rndP, q, 'IOPS', 'qemu-img bench -w (seq)');
       record(`4K seq allocating write, depth ${depth}, io sync`, seqS, q, 'IOPS', 'qemu-img bench -w');
       record(`4K random alloc. write, depth ${depth}, io sync`, rndS, q, 'IOPS', 'qemu-img bench -w (seq)');
     }

@@ -9,7 +9,8 @@
 // Layout: dist/bin/cli/ is two levels below dist/, as dist/src/core/ is, so the WASM core's
 // '../../ploop.wasm' finds dist/ploop.wasm (a folder given as argument needs ploop.wasm two
 // levels up likewise); the runner pool starts ./runner-worker.js beside its chunk, so the
-// worker is an entry here too (sharing chunks with the CLI).
+// worker is an entry here too (sharing chunks with the CLI), and so is NodeFileStore's I/O
+// thread, ./node-io-worker.js.
 
 import { build } from 'esbuild';
 import { readdirSync, rmSync, mkdirSync } from 'node:fs';
@@ -23,6 +24,7 @@ const result = await build({
   entryPoints: {
     'ploop-wasm': join(root, 'src/cli/run.ts'),
     'runner-worker': join(root, 'src/runners/runner-worker.ts'),
+    'node-io-worker': join(root, 'src/stores/node-io-worker.ts'),
   },
   outdir: out,
   bundle: true,

@@ -8,9 +8,16 @@
 // then run as positioned readSync/writeSync (the pread/pwrite the thread pool would run
 // anyway, minus the hop to it), several times faster again for page-cache hits, at the price
 // of blocking the event loop while the kernel works. flush() stays asynchronous always.
+//
+// Requests of up to 64 KiB go by default (`io: 'thread'`) to this thread's I/O thread
+// (node-io-thread.ts): the same syscalls on a dedicated worker fed through shared memory, which
+// spares each request libuv's pool round trip without blocking the event loop (it starts
+// after a warm-up of small requests; until it runs they take the pool). `io: 'pool'`
+// keeps them on libuv's pool; larger requests, flush, truncate and stat always go there.
 
 import { open, read, write, fdatasync, ftruncate, close, fstat, readSync, writeSync } from 'node:fs';
 import type { BlockStore } from './block-store.js';
+import { pread as threadRead, pwrite as threadWrite, ioThreadReady, IO_THREAD_MAX_BYTES } from './node-io-thread.js';
 import { PloopError, ioError } from '../errors.js';
 
 export interface NodeFileStoreOptions {
@@ -22,7 +29,15 @@ export interface NodeFileStoreOptions {
    * writeSync) on the calling thread. Default 0: every request goes to libuv's thread pool.
    */
   syncMaxBytes?: number;
+  /**
+   * Where requests of up to 64 KiB that `syncMaxBytes` does not take run: 'thread' (default)
+   * on this thread's dedicated I/O thread, 'pool' on libuv's thread pool.
+   */
+  io?: NodeFileIo;
 }
+
+export type NodeFileIo = 'thread' | 'pool';
+const IO_MODES: readonly NodeFileIo[] = ['thread', 'pool'];
 
 const call = <T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> =>
   new Promise((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v))));
@@ -35,16 +50,24 @@ export class NodeFileStore implements BlockStore {
   readonly writable: boolean;
   readonly path: string;
   readonly syncMaxBytes: number;
+  readonly io: NodeFileIo;
+  /** Requests up to this size go to the I/O thread (0 with io 'pool'). */
+  readonly #threadMaxBytes: number;
   #fd: number;
   #size: number;
   #closed = false;
+  /** Requests of this store still in the I/O thread; close() waits for them. */
+  #inThread = 0;
+  #idle: (() => void) | null = null;
 
-  private constructor(path: string, fd: number, size: number, writable: boolean, syncMaxBytes: number) {
+  private constructor(path: string, fd: number, size: number, writable: boolean, syncMaxBytes: number, io: NodeFileIo) {
     this.path = path;
     this.#fd = fd;
     this.#size = size;
     this.writable = writable;
     this.syncMaxBytes = syncMaxBytes;
+    this.io = io;
+    this.#threadMaxBytes = io === 'thread' ? IO_THREAD_MAX_BYTES : 0;
   }
 
   /** Open an existing file (or create it with `create: true`). */
@@ -53,6 +76,10 @@ export class NodeFileStore implements BlockStore {
     const syncMaxBytes = options.syncMaxBytes ?? 0;
     if (!Number.isSafeInteger(syncMaxBytes) || syncMaxBytes < 0) {
       throw new PloopError('EINVAL', `NodeFileStore.open: syncMaxBytes ${syncMaxBytes} is not a byte count ≥ 0`, { field: 'syncMaxBytes', value: syncMaxBytes });
+    }
+    const io = options.io ?? 'pool';
+    if (!IO_MODES.includes(io)) {
+      throw new PloopError('EINVAL', `NodeFileStore.open: io "${io}" is not one of ${IO_MODES.join(', ')}`, { field: 'io', value: io });
     }
     const flags = options.create ? 'w+' : writable ? 'r+' : 'r';
     let fd: number;
@@ -68,7 +95,7 @@ export class NodeFileStore implements BlockStore {
       await done((cb) => close(fd, cb)).catch(() => {});
       throw ioError(`stat ${path}`, e);
     }
-    return new NodeFileStore(path, fd, size, writable || !!options.create, syncMaxBytes);
+    return new NodeFileStore(path, fd, size, writable || !!options.create, syncMaxBytes, io);
   }
 
   async size(): Promise<number> {
@@ -92,7 +119,27 @@ export class NodeFileStore implements BlockStore {
         return Promise.reject(ioError(`read ${this.path} at ${offset}`, e));
       }
     }
+    if (into.length <= this.#threadMaxBytes && ioThreadReady()) return this.#readThread(offset, into);
     return this.#readAsync(offset, into);
+  }
+
+  #readThread(offset: number, into: Uint8Array): Promise<number> {
+    // One request: the I/O thread reads until full or the end of the file.
+    this.#inThread++;
+    return threadRead(this.#fd, into, offset).then(
+      (n) => {
+        this.#leftThread();
+        return n;
+      },
+      (e) => {
+        this.#leftThread();
+        throw ioError(`read ${this.path} at ${offset}`, e);
+      },
+    );
+  }
+
+  #leftThread(): void {
+    if (--this.#inThread === 0 && this.#idle) this.#idle();
   }
 
   #readSync(offset: number, into: Uint8Array): number {
@@ -140,7 +187,22 @@ export class NodeFileStore implements BlockStore {
     } catch (e) {
       return Promise.reject(e);
     }
+    if (data.length <= this.#threadMaxBytes && ioThreadReady()) return this.#writeThread(offset, data);
     return this.#writeAsync(offset, data);
+  }
+
+  #writeThread(offset: number, data: Uint8Array): Promise<void> {
+    this.#inThread++;
+    return threadWrite(this.#fd, data, offset).then(
+      () => {
+        this.#leftThread();
+        this.#size = Math.max(this.#size, offset + data.length);
+      },
+      (e) => {
+        this.#leftThread();
+        throw ioError(`write ${this.path} at ${offset}`, e);
+      },
+    );
   }
 
   async #writeAsync(offset: number, data: Uint8Array): Promise<void> {
@@ -179,6 +241,9 @@ export class NodeFileStore implements BlockStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // The fd number, once closed, may be handed to another open before a request still in
+    // the I/O thread runs: that request would read or write the other file.
+    if (this.#inThread > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
     try {
       await done((cb) => close(this.#fd, cb));
     } catch (e) {
