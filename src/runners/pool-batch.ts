@@ -185,6 +185,19 @@ function submitWave(ctx: BatchContext, op: number, requests: readonly (ReadReque
   const count = rings.length;
   const cluster = ctx.clusterBytes;
   const writing = op === OP_WRITE;
+  // Writes go to runner c mod N: one runner owns a cluster's allocation, so writes to one cluster
+  // never race across threads. Reads take no lock and may go anywhere: each piece goes to the
+  // runner with the fewest pieces not yet done, so that a runner that fell behind (preempted by
+  // another thread on a busy core) gets less of the next batch instead of making the whole
+  // batch wait for it while the other runner sleeps.
+  const loads = !writing && count > 1 ? rings.map((ring) => ring.outstanding) : null;
+  const pick = (c: number): number => {
+    if (loads === null) return c % count;
+    let best = 0;
+    for (let k = 1; k < count; k++) if (loads[k] < loads[best]) best = k;
+    loads[best]++;
+    return best;
+  };
   for (let i = from; i < to; i++) {
     const r = requests[i];
     const bytes = writing ? (r as WriteRequest).data : (r as ReadRequest).into;
@@ -197,14 +210,14 @@ function submitWave(ctx: BatchContext, op: number, requests: readonly (ReadReque
     if (count === 1 || end <= (first + 1) * cluster) {
       // The usual request: one cluster (or one runner), one piece.
       wave.remaining++;
-      rings[first % count].enqueue(op, offset, length, buffer, wave, i, counter);
+      rings[pick(first)].enqueue(op, offset, length, buffer, wave, i, counter);
       continue;
     }
     for (let pos = offset; pos < end;) {
       const c = Math.floor(pos / cluster);
       const pieceEnd = Math.min((c + 1) * cluster, end);
       wave.remaining++;
-      rings[c % count].enqueue(op, pos, pieceEnd - pos, buffer + (pos - offset), wave, i, counter);
+      rings[pick(c)].enqueue(op, pos, pieceEnd - pos, buffer + (pos - offset), wave, i, counter);
       pos = pieceEnd;
     }
   }

@@ -263,6 +263,15 @@ export class RingCaller {
   }
 
   /**
+   * Pieces the runner has not completed yet: in its slots (less those it completed that the
+   * coordinator has not collected) and in the backlog. Reads go to the ring with the fewest.
+   */
+  get outstanding(): number {
+    const completed = (Atomics.load(this.#i32, this.#h + COMP_TAIL) - this.#compHead) | 0;
+    return this.#inflight - completed + (this.#backlog.length - this.#backlogHead) / BACKLOG_FIELDS;
+  }
+
+  /**
    * Queue one piece of a batch: into a free slot if there is one (not yet visible to the
    * runner: publish() shows every queued piece at once), else into the backlog, which fills
    * slots as completions free them. No promise, closure or object per piece: the completion

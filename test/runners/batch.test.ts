@@ -287,6 +287,29 @@ test('2 runners with 4-slot rings: batches of 1500 writes and reads (far more th
   assert.equal(report.clean, true, JSON.stringify(report.findings.slice(0, 3)));
 });
 
+test('2 runners: the reads of one batch are shared by both runners even when they all lie in one cluster (writes stay with the cluster\'s runner)', { timeout: 60_000 }, async () => {
+  // Rule: reads go to the runner with the fewest pieces not yet done (pool-batch.ts), not to
+  // runner c mod N — so a batch does not wait for one runner while the other sleeps.
+  const store = SharedMemoryStore.from(await emptyImage(SIZE));
+  const image = await ParallelImage.open([store.spec()], { writable: true, runners: 2, onWarning: () => {} });
+  const rng = new Prng(0x5ba1);
+  try {
+    const cluster = rng.bytes(64 << 10);
+    await image.writeMany(Array.from({ length: 16 }, (_, i) => ({ offset: i * 4096, data: cluster.subarray(i * 4096, (i + 1) * 4096) })));
+    const before = await image.stats();
+    assert.equal(Math.min(...before.runnerRequests), 0, `the 16 writes into cluster 0 went to one runner: ${before.runnerRequests}`);
+    const reads = Array.from({ length: 400 }, (_, i) => ({ offset: (i % 16) * 4096, into: new Uint8Array(4096) }));
+    await image.readMany(reads);
+    for (const [i, r] of reads.entries()) assertBytesEqual(r.into, cluster.subarray((i % 16) * 4096, (i % 16 + 1) * 4096), `read ${i}`);
+    const after = await image.stats();
+    const served = after.runnerRequests.map((n, k) => n - before.runnerRequests[k]);
+    assert.equal(served[0] + served[1], 400);
+    assert.ok(Math.min(...served) >= 100, `both runners served reads of cluster 0: ${served}`);
+  } finally {
+    await image.close();
+  }
+});
+
 for (const runners of [0, 2]) {
   test(`${runners} runners: allocShared buffers are read into and written from in place; freeShared refuses a foreign or freed view`, { timeout: 60_000 }, async () => {
     const store = SharedMemoryStore.from(await emptyImage(SIZE));
