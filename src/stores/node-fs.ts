@@ -77,7 +77,7 @@ export class NodeFileStore implements BlockStore {
     if (!Number.isSafeInteger(syncMaxBytes) || syncMaxBytes < 0) {
       throw new PloopError('EINVAL', `NodeFileStore.open: syncMaxBytes ${syncMaxBytes} is not a byte count ≥ 0`, { field: 'syncMaxBytes', value: syncMaxBytes });
     }
-    const io = options.io ?? 'pool';
+    const io = options.io ?? 'thread';
     if (!IO_MODES.includes(io)) {
       throw new PloopError('EINVAL', `NodeFileStore.open: io "${io}" is not one of ${IO_MODES.join(', ')}`, { field: 'io', value: io });
     }

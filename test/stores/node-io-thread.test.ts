@@ -112,8 +112,8 @@ test('pread/pwrite on the I/O thread match a model at depth 1 and 32, and the fi
 test('NodeFileStore (default io) sends requests up to the slot size to the running thread, larger ones to libuv, and matches the model', () => withTempDir(async (dir) => {
   const { path, model } = randomFile(dir, 'b.bin', 2);
   await threadRunning();
-  const store = await NodeFileStore.open(path, { writable: true, io: 'thread' });
-  assert.equal(store.io, 'thread');
+  const store = await NodeFileStore.open(path, { writable: true });
+  assert.equal(store.io, 'thread', 'the default');
   try {
     let served = ioThreadStats().served;
     await mixedWorkload(store, model, new Prng(7), 1500, 32);
@@ -335,7 +335,7 @@ test('a process whose only pending work is requests on the I/O thread stays aliv
 test('an image written through the engine on NodeFileStore\'s default io passes qemu-img check and compares equal to the model', () => withTempDir(async (dir) => {
   const path = join(dir, 'w.hds');
   await threadRunning();
-  const store = await NodeFileStore.open(path, { create: true, io: 'thread' });
+  const store = await NodeFileStore.open(path, { create: true });
   await createImage(store, { size: 24 << 20, clusterSize: 64 << 10 });
   const image = await PloopImage.open(store, { writable: true, keepStoreOpen: true });
   const served = ioThreadStats().served;
