@@ -32,13 +32,14 @@ import {
 export { SLOT_BYTES as IO_THREAD_MAX_BYTES };
 
 /**
- * Atomics.load()s the caller makes, when its request is the only one in flight, before it
- * waits asynchronously (≈ 1–3 µs here; a 4 KiB page-cache read turned round by a spinning
- * worker takes ≈ 2–4 µs). Tuned in docs/performance.md.
+ * How long the caller, when its request is the only one in flight, watches the completion
+ * counter before it waits asynchronously. A 4 KiB page-cache read turned round by a spinning
+ * worker takes a few µs; a waitAsync wake-up costs 30 µs and more (docs/performance.md has the
+ * sweep). Timed, not counted: an Atomics.load takes 1–6 ns depending on the machine's load.
  */
-const CALLER_SPIN_LOADS = 2000;
-/** Atomics.load()s the worker makes after its ring ran empty before it sleeps (≈ 30 µs). */
-const WORKER_SPIN_LOADS = 20000;
+const CALLER_SPIN_MS = 0.010;
+/** How long the worker watches the submission counter after its ring ran empty before it sleeps. */
+const WORKER_SPIN_MS = 0.030;
 /** Small NodeFileStore requests in a JS thread before its I/O thread starts (see above). */
 const WARMUP_REQUESTS = 128;
 
@@ -86,7 +87,7 @@ class IoThread {
     this.#f64 = new Float64Array(buffer);
     this.#bytes = new Uint8Array(buffer);
     for (let slot = SLOT_COUNT - 1; slot >= 0; slot--) this.#free.push(slot);
-    this.#worker = spawnIoWorker({ buffer, spinLoads: WORKER_SPIN_LOADS });
+    this.#worker = spawnIoWorker({ buffer, spinMs: WORKER_SPIN_MS });
     this.#worker.unref();
     // A worker that dies (out of memory, killed) would leave its requests waiting forever.
     const fail = (why: Error) => this.#fail(why);
@@ -112,12 +113,15 @@ class IoThread {
       if (this.#inFlight === 1 && !this.#waiting) {
         // Alone in flight: the answer is likely a few µs away; a waitAsync wake-up costs more.
         const seen = this.#seen;
-        for (let i = 0; i < CALLER_SPIN_LOADS; i++) {
-          if (Atomics.load(this.#control, COMPLETED) !== seen) {
-            this.#drain();
-            break;
+        const until = performance.now() + CALLER_SPIN_MS;
+        spin: do {
+          for (let i = 0; i < 64; i++) {
+            if (Atomics.load(this.#control, COMPLETED) !== seen) {
+              this.#drain();
+              break spin;
+            }
           }
-        }
+        } while (performance.now() < until);
       }
       this.#wait();
     });
@@ -286,7 +290,7 @@ export function pwrite(fd: number, data: Uint8Array, position: number): Promise<
  * the chunk (scripts/build-cli.mjs). Run from sources (tests under tsx) it starts the .ts file
  * through tsx's loader, which workers do not inherit (as runners/pool.ts does).
  */
-function spawnIoWorker(workerData: { buffer: SharedArrayBuffer; spinLoads: number }): Worker {
+function spawnIoWorker(workerData: { buffer: SharedArrayBuffer; spinMs: number }): Worker {
   // Loaded here, not imported: a process that never starts the thread never loads it.
   const { Worker } = loadBuiltin<typeof import('node:worker_threads')>('node:worker_threads');
   const self = import.meta.url;

@@ -15,7 +15,7 @@ import {
   H_OP, H_FD, H_LENGTH, H_RESULT, H_ERROR_BYTES, H_POSITION_F64, OP_READ, OP_WRITE, headerIndex, dataOffset,
 } from './node-io-layout.js';
 
-const { buffer, spinLoads } = workerData as { buffer: SharedArrayBuffer; spinLoads: number };
+const { buffer, spinMs } = workerData as { buffer: SharedArrayBuffer; spinMs: number };
 const control = new Int32Array(buffer);
 const submitRing = new Int32Array(buffer, SUBMIT_RING_BYTES, SLOT_COUNT);
 const completeRing = new Int32Array(buffer, COMPLETE_RING_BYTES, SLOT_COUNT);
@@ -64,7 +64,10 @@ Atomics.store(control, READY, 1);
 for (;;) {
   let submitted = Atomics.load(control, SUBMITTED);
   if (submitted === taken) {
-    for (let i = 0; i < spinLoads && submitted === taken; i++) submitted = Atomics.load(control, SUBMITTED);
+    const until = performance.now() + spinMs;
+    do {
+      for (let i = 0; i < 256 && submitted === taken; i++) submitted = Atomics.load(control, SUBMITTED);
+    } while (submitted === taken && performance.now() < until);
     if (submitted === taken) {
       // Dekker with the caller: it stores SUBMITTED then loads SLEEPING; we store SLEEPING
       // then load SUBMITTED (inside wait). One of us sees the other's store.
