@@ -12,7 +12,7 @@
 // back to Atomics.waitAsync. Requests in flight together share one waitAsync on the completion
 // counter, which resolves every finished slot at each wake-up.
 //
-// Start: a thread costs a start (≈ 20–40 ms of CPU, the worker's own V8 isolate) and 4 MiB of
+// Start: a thread costs a start (≈ 90 ms of CPU and wall time here: its own V8 isolate) and 4 MiB of
 // shared memory, which pays off only for many small requests. NodeFileStore therefore asks
 // ioThreadReady() per request: the thread starts after WARMUP_REQUESTS of them in this JS
 // thread, and requests go to libuv's pool until it runs. A command that reads a header and a
@@ -208,6 +208,12 @@ class IoThread {
     if (current === this) {
       current = null;
       warmup = 0;
+      // A worker that never ran will not run on a second try either (its file is missing, or
+      // workers are not allowed here): small requests stay on libuv's pool from now on.
+      if (!this.ready()) {
+        startFailed = true;
+        process.emitWarning(`ploop-wasm: the I/O thread did not start (${why.message}); small file requests stay on libuv's thread pool`);
+      }
     }
     const pending = [...this.#inSlot.filter((r): r is Request => r !== null), ...this.#queue.slice(this.#queueHead)];
     this.#inSlot.fill(null);
@@ -235,6 +241,7 @@ function rebuildError(json: string): Error {
 let current: IoThread | null = null;
 /** Small requests counted toward WARMUP_REQUESTS. */
 let warmup = 0;
+let startFailed = false;
 
 function thread(): IoThread {
   return (current ??= new IoThread());
@@ -246,7 +253,7 @@ function thread(): IoThread {
  */
 export function ioThreadReady(): boolean {
   if (current) return current.ready();
-  if (++warmup >= WARMUP_REQUESTS) thread();
+  if (++warmup >= WARMUP_REQUESTS && !startFailed) thread();
   return false;
 }
 

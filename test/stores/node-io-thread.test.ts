@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { openSync, closeSync, readdirSync, readlinkSync, writeFileSync, readFileSync } from 'node:fs';
+import { openSync, closeSync, readdirSync, readlinkSync, writeFileSync, readFileSync, copyFileSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pread, pwrite, ioThreadStats, IO_THREAD_MAX_BYTES } from '../../src/stores/node-io-thread.ts';
@@ -21,7 +21,8 @@ import { runWorkload } from '../helpers/workload.ts';
 import { readWhole } from '../helpers/images.ts';
 import { assertQemuAgrees } from '../helpers/oracle.ts';
 
-const SRC = join(dirname(fileURLToPath(import.meta.url)), '../../src');
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
+const SRC = join(ROOT, 'src');
 const FILE_BYTES = 4 << 20;
 
 /** A file of FILE_BYTES random bytes and its model. */
@@ -346,4 +347,32 @@ test('an image written through the engine on NodeFileStore\'s default io passes 
   await image.close();
   await store.close();
   await assertQemuAgrees(path, r.model.bytes, 'engine workload on the I/O thread');
+}));
+
+test('the CLI bundle finds the I/O worker beside its chunks (bench serves its requests on the thread); without it the pool serves them after one warning', () => withTempDir(async (dir) => {
+  // Built from the sources in the tree as scripts/build-cli.mjs builds dist/bin/cli/ (the
+  // WASM core two levels up, as in dist/). Run under tsx, the tests above start the .ts worker.
+  const out = join(dir, 'bin/cli');
+  const b = spawnSync(process.execPath, [join(ROOT, 'scripts/build-cli.mjs'), out], { encoding: 'utf8' });
+  assert.equal(b.status, 0, `build-cli: ${b.stderr}`);
+  copyFileSync(join(ROOT, 'dist/ploop.wasm'), join(dir, 'ploop.wasm'));
+  const cli = (...args: string[]) => spawnSync(process.execPath, [join(out, 'ploop-wasm.js'), ...args], { encoding: 'utf8', timeout: 60000 });
+  const img = join(dir, 'b.hds');
+  assert.equal(cli('create', img, '--size', '64M').status, 0);
+  for (const [pattern, io, onThread] of [['randwrite', 'async', true], ['randread', 'async', true], ['randread', 'pool', false]] as const) {
+    const r = cli('bench', img, '--pattern', pattern, '--count', '20000', '--depth', '4', '--io', io, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '', 'no warning (the thread started)');
+    const served = JSON.parse(r.stdout).ioThreadRequests as number;
+    // Requests take libuv's pool while the thread starts (≈ 0.1 s), then the thread.
+    if (onThread) assert.ok(served > 0, `${pattern} --io ${io}: ${served} requests on the I/O thread`);
+    else assert.equal(served, 0, `${pattern} --io ${io}: nothing on the I/O thread`);
+  }
+  // Without the worker file the thread cannot start: one warning, and the requests stay on the pool.
+  rmSync(join(out, 'node-io-worker.js'));
+  const r = cli('bench', img, '--pattern', 'randread', '--count', '3000', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).ioThreadRequests, 0);
+  assert.match(r.stderr, /Warning: ploop-wasm: the I\/O thread did not start \(Cannot find module .*node-io-worker\.js'\); small file requests stay on libuv's thread pool/);
+  assert.equal(r.stderr.match(/did not start/g)?.length, 1, 'warned once');
 }));

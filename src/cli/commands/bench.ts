@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 import { openForIo, stackDirOf, type CliImage } from '../open.js';
 import { NodeFileStore, type NodeFileStoreOptions } from '../../stores/node-fs.js';
+import { ioThreadStats } from '../../stores/node-io-thread.js';
 import { PloopImage } from '../../engine/image.js';
 import { parse, parseSize, parseCount, UsageError, formatSize } from '../args.js';
 import type { Command } from '../command.js';
@@ -30,7 +31,7 @@ export const bench: Command = {
                syscalls without any thread hop, fine for a process that does nothing else.
                Flushes (fdatasync) stay on libuv's pool.
   --json  print iops, bytesPerSecond, seconds, flushSeconds, count, blockSize, depth, pattern,
-          runners, io`,
+          runners, io, ioThreadRequests (requests this process's I/O thread served)`,
   async run(argv) {
     const { values, positionals } = parse(argv, {
       pattern: { type: 'string' }, 'block-size': { type: 'string' }, depth: { type: 'string' }, count: { type: 'string' },
@@ -88,7 +89,7 @@ export const bench: Command = {
     } finally {
       await image.close();
     }
-    const out = { pattern, blockSize, depth, count, runners: runners ?? null, io, seconds, flushSeconds, iops: count / seconds, bytesPerSecond: (count * blockSize) / seconds };
+    const out = { pattern, blockSize, depth, count, runners: runners ?? null, io, seconds, flushSeconds, iops: count / seconds, bytesPerSecond: (count * blockSize) / seconds, ioThreadRequests: ioThreadStats().served };
     if (values.json) process.stdout.write(JSON.stringify(out) + '\n');
     else process.stdout.write(`${pattern} ${formatSize(blockSize)} depth ${depth}: ${count} requests in ${seconds.toFixed(3)} s, ${Math.round(out.iops)} IOPS, ${formatSize(Math.round(out.bytesPerSecond))}/s${writing ? `, then flush ${flushSeconds.toFixed(3)} s` : ''}\n`);
     return 0;
