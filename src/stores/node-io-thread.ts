@@ -68,6 +68,8 @@ class IoThread {
   #seen = 0;
   #inFlight = 0;
   #waiting = false;
+  /** A #settle microtask is queued. */
+  #settling = false;
   #referenced = false;
   #dead: Error | null = null;
   #ready = false;
@@ -95,6 +97,16 @@ class IoThread {
     this.#worker.on('exit', (code) => fail(new Error(`the I/O thread exited (code ${code})`)));
   }
 
+  /** Requests in slots or waiting for one. */
+  get pending(): number {
+    return this.#inFlight + this.waitingForSlot;
+  }
+
+  /** Requests that found every slot taken and wait in JS for one. */
+  get waitingForSlot(): number {
+    return this.#queue.length - this.#queueHead;
+  }
+
   /** True once the worker runs (it sets READY when it first looks at the ring). */
   ready(): boolean {
     return this.#ready || (this.#ready = Atomics.load(this.#control, READY) === 1);
@@ -110,22 +122,32 @@ class IoThread {
         return;
       }
       this.#start(slot, request);
-      if (this.#inFlight === 1 && !this.#waiting) {
-        // Alone in flight: the answer is likely a few µs away; a waitAsync wake-up costs more.
-        const seen = this.#seen;
-        const until = performance.now() + CALLER_SPIN_MS;
-        spin: do {
-          for (let i = 0; i < 64; i++) {
-            if (Atomics.load(this.#control, COMPLETED) !== seen) {
-              this.#drain();
-              break spin;
-            }
-          }
-        } while (performance.now() < until);
-      }
-      this.#wait();
+      if (this.#settling) return;
+      // Decided after the caller's synchronous code (and the microtasks before ours) ran: a
+      // caller that puts 32 requests in flight at once must not wait out each one in turn.
+      this.#settling = true;
+      queueMicrotask(this.#settle);
     });
   }
+
+  /** Spin when one request is alone in flight, then wait asynchronously for whatever is left. */
+  readonly #settle = () => {
+    this.#settling = false;
+    if (this.#inFlight === 1 && !this.#waiting) {
+      // Alone in flight: the answer is likely a few µs away; a waitAsync wake-up costs more.
+      const seen = this.#seen;
+      const until = performance.now() + CALLER_SPIN_MS;
+      spin: do {
+        for (let i = 0; i < 64; i++) {
+          if (Atomics.load(this.#control, COMPLETED) !== seen) {
+            this.#drain();
+            break spin;
+          }
+        }
+      } while (performance.now() < until);
+    }
+    this.#wait();
+  };
 
   #start(slot: number, request: Request): void {
     const h = headerIndex(slot);
@@ -257,9 +279,9 @@ export function ioThreadReady(): boolean {
   return false;
 }
 
-/** This JS thread's I/O thread: whether it runs and how many requests it finished. */
-export function ioThreadStats(): { running: boolean; served: number } {
-  return { running: current?.ready() ?? false, served: current?.served ?? 0 };
+/** This JS thread's I/O thread: whether it runs, requests it finished, in flight, and waiting for a slot. */
+export function ioThreadStats(): { running: boolean; served: number; pending: number; waitingForSlot: number } {
+  return { running: current?.ready() ?? false, served: current?.served ?? 0, pending: current?.pending ?? 0, waitingForSlot: current?.waitingForSlot ?? 0 };
 }
 
 function checkRequest(what: string, fd: number, bytes: Uint8Array, position: number): void {
