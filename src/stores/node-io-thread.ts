@@ -314,22 +314,21 @@ function checkRequest(what: string, fd: number, bytes: Uint8Array, position: num
  * with Node's own error (its code, errno, syscall and message).
  */
 export function pread(fd: number, into: Uint8Array, position: number): Promise<number> {
-  try {
-    checkRequest('pread', fd, into, position);
-  } catch (e) {
-    return Promise.reject(e);
-  }
-  return thread().submit(OP_READ, fd, into, position);
+  return request(OP_READ, 'pread', fd, into, position);
 }
 
 /** Write all of `data` (at most IO_THREAD_MAX_BYTES) at `position` of `fd`; resolves to its length. */
 export function pwrite(fd: number, data: Uint8Array, position: number): Promise<number> {
+  return request(OP_WRITE, 'pwrite', fd, data, position);
+}
+
+function request(op: number, what: string, fd: number, bytes: Uint8Array, position: number): Promise<number> {
   try {
-    checkRequest('pwrite', fd, data, position);
+    checkRequest(what, fd, bytes, position);
   } catch (e) {
     return Promise.reject(e);
   }
-  return thread().submit(OP_WRITE, fd, data, position);
+  return thread().submit(op, fd, bytes, position);
 }
 
 /**
