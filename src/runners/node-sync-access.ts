@@ -4,7 +4,8 @@
 // request makes no view of its payload. The runner's NodeFileStore keeps its own descriptor for
 // the generic path; both see the same page cache.
 
-import { openSync, readSync, writeSync, closeSync } from 'node:fs';
+import { openSync, closeSync } from 'node:fs';
+import { preadFully, pwriteFully } from '../stores/node-sync-io.js';
 import type { SyncAccess } from './fast-path.js';
 
 /** Positioned reads and writes on a descriptor of `path`, straight into or out of the shared memory. */
@@ -14,18 +15,9 @@ export function nodeFileAccess(path: string, writable: boolean, maxBytes: number
   return {
     name: path,
     maxBytes,
-    read(mem, at, length, position) {
-      let done = 0;
-      while (done < length) {
-        const n = readSync(fd, mem, at + done, length - done, position + done);
-        if (n === 0) break;
-        done += n;
-      }
-      return done;
-    },
+    read: (mem, at, length, position) => preadFully(fd, mem, at, length, position),
     write(mem, at, length, position) {
-      let done = 0;
-      while (done < length) done += writeSync(fd, mem, at + done, length - done, position + done);
+      pwriteFully(fd, mem, at, length, position);
       return true;
     },
     close() {

@@ -15,7 +15,8 @@
 // after a warm-up of small requests; until it runs they take the pool). `io: 'pool'`
 // keeps them on libuv's pool; larger requests, flush, truncate and stat always go there.
 
-import { open, read, write, fdatasync, ftruncate, close, fstat, readSync, writeSync } from 'node:fs';
+import { open, read, write, fdatasync, ftruncate, close, fstat } from 'node:fs';
+import { preadFully, pwriteFully } from './node-sync-io.js';
 import type { BlockStore } from './block-store.js';
 import { pread as threadRead, pwrite as threadWrite, ioThreadReady, IO_THREAD_MAX_BYTES } from './node-io-thread.js';
 import { PloopError, ioError } from '../errors.js';
@@ -114,7 +115,7 @@ export class NodeFileStore implements BlockStore {
     if (this.#closed) return Promise.reject(this.#closedError('read'));
     if (into.length <= this.syncMaxBytes) {
       try {
-        return Promise.resolve(this.#readSync(offset, into));
+        return Promise.resolve(preadFully(this.#fd, into, 0, into.length, offset));
       } catch (e) {
         return Promise.reject(ioError(`read ${this.path} at ${offset}`, e));
       }
@@ -142,16 +143,6 @@ export class NodeFileStore implements BlockStore {
     if (--this.#inThread === 0 && this.#idle) this.#idle();
   }
 
-  #readSync(offset: number, into: Uint8Array): number {
-    let done = 0;
-    while (done < into.length) {
-      const n = readSync(this.#fd, into, done, into.length - done, offset + done);
-      if (n === 0) break;
-      done += n;
-    }
-    return done;
-  }
-
   async #readAsync(offset: number, into: Uint8Array): Promise<number> {
     let done = 0;
     try {
@@ -175,9 +166,8 @@ export class NodeFileStore implements BlockStore {
       if (this.#closed) throw this.#closedError('write');
       this.#check('write');
       if (data.length <= this.syncMaxBytes) {
-        let done = 0;
         try {
-          while (done < data.length) done += writeSync(this.#fd, data, done, data.length - done, offset + done);
+          pwriteFully(this.#fd, data, 0, data.length, offset);
         } catch (e) {
           throw ioError(`write ${this.path} at ${offset}`, e);
         }

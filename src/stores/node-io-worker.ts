@@ -8,12 +8,12 @@
 // thread costs a futex wake (tens of µs) to get back. Named -worker, not .worker: the web build
 // bundles every *.worker.ts for the browser, and this one is Node only.
 
-import { readSync, writeSync } from 'node:fs';
 import { workerData } from 'node:worker_threads';
 import {
   SUBMITTED, SLEEPING, COMPLETED, READY, RING_MASK, SUBMIT_RING_BYTES, COMPLETE_RING_BYTES, SLOT_COUNT, SLOT_BYTES,
   H_OP, H_FD, H_LENGTH, H_RESULT, H_ERROR_BYTES, H_POSITION_F64, OP_READ, OP_WRITE, headerIndex, dataOffset,
 } from './node-io-layout.js';
+import { preadFully, pwriteFully } from './node-sync-io.js';
 
 const { buffer, spinMs } = workerData as { buffer: SharedArrayBuffer; spinMs: number };
 const control = new Int32Array(buffer);
@@ -29,22 +29,16 @@ function serve(slot: number): void {
   const fd = control[h + H_FD];
   const length = control[h + H_LENGTH];
   const position = f64[(h >> 1) + H_POSITION_F64];
-  const data = bytes.subarray(dataOffset(slot), dataOffset(slot) + length);
-  let done = 0;
   try {
     if (op === OP_READ) {
       // Until full or end of file: the caller gets a short count only at the end of the file.
-      while (done < length) {
-        const n = readSync(fd, data, done, length - done, position + done);
-        if (n === 0) break;
-        done += n;
-      }
+      control[h + H_RESULT] = preadFully(fd, bytes, dataOffset(slot), length, position);
     } else if (op === OP_WRITE) {
-      while (done < length) done += writeSync(fd, data, done, length - done, position + done);
+      pwriteFully(fd, bytes, dataOffset(slot), length, position);
+      control[h + H_RESULT] = length;
     } else {
       throw Object.assign(new Error(`node-io-worker: unknown op ${op} in slot ${slot}`), { code: 'EINVAL' });
     }
-    control[h + H_RESULT] = done;
   } catch (e) {
     // The caller rebuilds the error with Node's own code and message (EBADF: bad file
     // descriptor, read), so stores word it as they would a libuv error.
