@@ -150,19 +150,23 @@ export class OpfsStore implements BlockStore {
 
   #readSync(file: SyncFile, offset: number, into: Uint8Array): number {
     this.#check('read');
-    // Another store may have written past our idea of the end: the handle knows.
-    if (this.shared) return file.read(offset, into);
-    const length = this.#size - offset;
-    if (length >= into.length) return file.read(offset, into);
-    return length > 0 ? file.read(offset, into.subarray(0, length)) : 0;
+    const view = this.#readable(offset, into);
+    return view ? file.read(offset, view) : 0;
   }
 
   async #readRemote(offset: number, into: Uint8Array): Promise<number> {
     this.#check('read');
-    if (this.shared) return this.#file.read(offset, into);
-    const length = Math.max(0, Math.min(into.length, this.#size - offset));
-    if (length === 0) return 0;
-    return this.#file.read(offset, length === into.length ? into : into.subarray(0, length));
+    const view = this.#readable(offset, into);
+    return view ? this.#file.read(offset, view) : 0;
+  }
+
+  /** The part of `into` that a read at `offset` fills: up to our end of the file (null: none). */
+  #readable(offset: number, into: Uint8Array): Uint8Array | null {
+    // Another store may have written past our idea of the end: the handle knows.
+    if (this.shared) return into;
+    const length = this.#size - offset;
+    if (length >= into.length) return into;
+    return length > 0 ? into.subarray(0, length) : null;
   }
 
   write(offset: number, data: Uint8Array): Promise<void> {
