@@ -7,7 +7,7 @@
 // Why: through the pool each request costs a hop to a pool thread and a callback back through
 // the event loop (~30 µs here), which caps 4 KiB page-cache reads at depth 1 near 31 k/s. Here
 // the syscall runs on the other thread and the event loop is never blocked by the kernel; when
-// a request is the only one in flight the caller looks at the completion counter for a few µs
+// requests are in flight the caller looks at the completion counter for a few µs
 // (the worker, itself spinning between requests, usually answers in that time) before it falls
 // back to Atomics.waitAsync. Requests in flight together share one waitAsync on the completion
 // counter, which resolves every finished slot at each wake-up.
@@ -25,14 +25,14 @@
 import type { Worker, WorkerOptions } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import {
-  SUBMITTED, SLEEPING, COMPLETED, READY, RING_MASK, SUBMIT_RING_BYTES, COMPLETE_RING_BYTES, SLOT_COUNT, SLOT_BYTES,
+  SUBMITTED, SLEEPING, COMPLETED, READY, WAITING, RING_MASK, SUBMIT_RING_BYTES, COMPLETE_RING_BYTES, SLOT_COUNT, SLOT_BYTES,
   TOTAL_BYTES, H_OP, H_FD, H_LENGTH, H_RESULT, H_ERROR_BYTES, H_POSITION_F64, OP_READ, OP_WRITE, headerIndex, dataOffset,
 } from './node-io-layout.js';
 
 export { SLOT_BYTES as IO_THREAD_MAX_BYTES };
 
 /**
- * How long the caller, when its request is the only one in flight, watches the completion
+ * How long the caller, with requests in flight, watches the completion
  * counter before it waits asynchronously. A 4 KiB page-cache read turned round by a spinning
  * worker takes a few µs; a waitAsync wake-up costs 30 µs and more (docs/performance.md has the
  * sweep). Timed, not counted: an Atomics.load takes 1–6 ns depending on the machine's load.
@@ -77,6 +77,7 @@ class IoThread {
   served = 0;
   readonly #onWake = () => {
     this.#waiting = false;
+    Atomics.store(this.#control, WAITING, 0);
     this.#drain();
     this.#wait();
   };
@@ -130,11 +131,16 @@ class IoThread {
     });
   }
 
-  /** Spin when one request is alone in flight, then wait asynchronously for whatever is left. */
+  /**
+   * Watch the completion counter for a few µs, then wait asynchronously for whatever is left.
+   * Also while a waitAsync is pending: a busy worker finishes a request every few µs, and each
+   * completion caught here is one wake-up (a posted task, ~10 µs of this thread's time and more
+   * of latency) not paid. Without it, depth-32 writes ran in lockstep: the caller woke once the
+   * whole window had completed, refilled it while the worker slept, and the worker woke late.
+   */
   readonly #settle = () => {
     this.#settling = false;
-    if (this.#inFlight === 1 && !this.#waiting) {
-      // Alone in flight: the answer is likely a few µs away; a waitAsync wake-up costs more.
+    if (this.#inFlight >= 1) {
       const seen = this.#seen;
       const until = performance.now() + CALLER_SPIN_MS;
       spin: do {
@@ -206,6 +212,8 @@ class IoThread {
   #wait(): void {
     if (this.#waiting) return;
     while (this.#inFlight > 0) {
+      // Before the check inside waitAsync: see WAITING in node-io-layout.ts.
+      Atomics.store(this.#control, WAITING, 1);
       const result = Atomics.waitAsync(this.#control, COMPLETED, this.#seen);
       if (result.async) {
         this.#waiting = true;
@@ -216,6 +224,7 @@ class IoThread {
         void result.value.then(this.#onWake);
         return;
       }
+      Atomics.store(this.#control, WAITING, 0);
       this.#drain();
     }
     if (this.#referenced) {

@@ -10,7 +10,7 @@
 
 import { workerData } from 'node:worker_threads';
 import {
-  SUBMITTED, SLEEPING, COMPLETED, READY, RING_MASK, SUBMIT_RING_BYTES, COMPLETE_RING_BYTES, SLOT_COUNT, SLOT_BYTES,
+  SUBMITTED, SLEEPING, COMPLETED, READY, WAITING, RING_MASK, SUBMIT_RING_BYTES, COMPLETE_RING_BYTES, SLOT_COUNT, SLOT_BYTES,
   H_OP, H_FD, H_LENGTH, H_RESULT, H_ERROR_BYTES, H_POSITION_F64, OP_READ, OP_WRITE, headerIndex, dataOffset,
 } from './node-io-layout.js';
 import { preadFully, pwriteFully } from './node-sync-io.js';
@@ -78,6 +78,9 @@ for (;;) {
     completeRing[completed & RING_MASK] = slot;
     completed = (completed + 1) | 0;
     Atomics.store(control, COMPLETED, completed);
-    Atomics.notify(control, COMPLETED);
+    // Dekker with the caller: it stores WAITING then checks COMPLETED (inside waitAsync); we
+    // store COMPLETED then look at WAITING. Either its waitAsync sees our count, or we see its
+    // flag and wake it.
+    if (Atomics.load(control, WAITING) !== 0) Atomics.notify(control, COMPLETED);
   }
 }
