@@ -6,6 +6,11 @@
 // side sleeps on the other's tail word with Atomics.waitAsync (which leaves its event loop free)
 // and is woken by Atomics.notify only when it said it was sleeping, so a busy ring costs no
 // wake-ups at all. Each side is the only writer of its own tail, so no lock is needed.
+// A sleeping flag (RUNNER_IDLE, the bell's) is cleared only by the side that sleeps, once its
+// wait is over: a waker that cleared it (exchange to 0, then notify) could take the 1 stored
+// for the sleeper's next wait in the instant before that wait registered, and the sleeper then
+// slept through every later completion until WAIT_TIMEOUT_MS (a 20 ms stall, the lateWakeups
+// once put down to Node). So wakers only look at the flag and notify while it is 1.
 //
 // Layout (bytes from the ring's address; all words little-endian i32 unless noted):
 //   0  SUB_TAIL       submissions published by the coordinator (a counter)
@@ -51,9 +56,9 @@ const SLOT_BYTES = 32;
 const ERROR_BYTES = 1024;
 /**
  * Longest sleep on the other side's tail before looking again. A notify should always wake the
- * sleeper, but Node 20 was seen (rarely, under heavy CPU contention) to leave an
- * Atomics.waitAsync sleeping after the notify; the re-check bounds such a stall instead of
- * hanging the ring. Such late wake-ups are counted (lateWakeups).
+ * sleeper; late wake-ups were seen (rarely, under heavy CPU contention) while wakers still
+ * cleared the sleeping flag themselves (see the top of this file). The re-check stays as a
+ * bound on any stall instead of a hang. Such late wake-ups are counted (lateWakeups).
  */
 const WAIT_TIMEOUT_MS = 20;
 /** How long an idle runner blocks before it looks at its event loop (control messages). */
@@ -237,7 +242,7 @@ export class RingCaller {
   readonly #kickLater = makeDeferrer(() => {
     this.#kickScheduled = false;
     const i32 = this.#i32;
-    if (Atomics.load(i32, this.#h + RUNNER_IDLE) === 1 && Atomics.exchange(i32, this.#h + RUNNER_IDLE, 0) === 1) Atomics.notify(i32, this.#h + SUB_TAIL);
+    if (Atomics.load(i32, this.#h + RUNNER_IDLE) === 1) Atomics.notify(i32, this.#h + SUB_TAIL);
   });
 
   constructor(core: WasmCore, base: number, bell: RingBell) {
@@ -317,7 +322,7 @@ export class RingCaller {
     Atomics.store(i32, this.#h + SUB_TAIL, this.#subTail);
     if (Atomics.load(i32, this.#h + RUNNER_IDLE) === 1) {
       if (now) {
-        if (Atomics.exchange(i32, this.#h + RUNNER_IDLE, 0) === 1) Atomics.notify(i32, this.#h + SUB_TAIL);
+        Atomics.notify(i32, this.#h + SUB_TAIL);
       } else if (!this.#kickScheduled) {
         this.#kickScheduled = true;
         this.#kickLater();
@@ -608,7 +613,7 @@ export class RingServer {
     // then takes every completion (of every ring) published by the time it runs.
     const bell = this.#bell;
     Atomics.add(i32, bell, 1);
-    if (Atomics.load(i32, bell + 1) === 1 && Atomics.exchange(i32, bell + 1, 0) === 1) Atomics.notify(i32, bell);
+    if (Atomics.load(i32, bell + 1) === 1) Atomics.notify(i32, bell);
   }
 
   /** Write the error as JSON into the slot's error text; returns its length (the status). */
