@@ -57,6 +57,21 @@ export const H_POSITION_F64 = 3;
 export const OP_READ = 1;
 export const OP_WRITE = 2;
 
+/**
+ * Watch control word `index` for up to `ms` milliseconds while it still holds `value`; returns
+ * what it holds then (≠ `value`: it moved). Both sides spin this way before they sleep, as a
+ * wake-up costs more than the few µs the other side usually takes. Timed, not counted: an
+ * Atomics.load takes 1–6 ns depending on the machine's load; the clock is read every 64 loads.
+ */
+export function watchWord(control: Int32Array, index: number, value: number, ms: number): number {
+  const until = performance.now() + ms;
+  let now = value;
+  do {
+    for (let i = 0; i < 64 && now === value; i++) now = Atomics.load(control, index);
+  } while (now === value && performance.now() < until);
+  return now;
+}
+
 /** Int32 index of a slot header's first word. */
 export const headerIndex = (slot: number): number => (HEADERS_BYTES + slot * HEADER_BYTES) >> 2;
 /** Byte offset of a slot's data. */

@@ -6,14 +6,14 @@
 //
 // Why: through the pool each request costs a hop to a pool thread and a callback back through
 // the event loop (~30 µs here), which caps 4 KiB page-cache reads at depth 1 near 31 k/s. Here
-// the syscall runs on the other thread and the event loop is never blocked by the kernel; when
-// requests are in flight the caller looks at the completion counter for a few µs
-// (the worker, itself spinning between requests, usually answers in that time) before it falls
-// back to Atomics.waitAsync. Requests in flight together share one waitAsync on the completion
+// the syscall runs on the other thread and the event loop is never blocked by the kernel; while
+// requests are in flight the caller looks at the completion counter for a few µs (the worker,
+// itself spinning between requests, usually answers in that time) before it falls back to
+// Atomics.waitAsync. Requests in flight together share one waitAsync on the completion
 // counter, which resolves every finished slot at each wake-up.
 //
-// Start: a thread costs a start (≈ 90 ms of CPU and wall time here: its own V8 isolate) and 4 MiB of
-// shared memory, which pays off only for many small requests. NodeFileStore therefore asks
+// Start: a thread costs a start (≈ 90 ms of CPU and wall time here: its own V8 isolate) and
+// 4 MiB of shared memory, which pays off only for many small requests. NodeFileStore therefore asks
 // ioThreadReady() per request: the thread starts after WARMUP_REQUESTS of them in this JS
 // thread, and requests go to libuv's pool until it runs. A command that reads a header and a
 // BAT page never starts it (nor loads worker_threads). pread/pwrite here start it at once.
@@ -26,16 +26,15 @@ import type { Worker, WorkerOptions } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import {
   SUBMITTED, SLEEPING, COMPLETED, READY, WAITING, RING_MASK, SUBMIT_RING_BYTES, COMPLETE_RING_BYTES, SLOT_COUNT, SLOT_BYTES,
-  TOTAL_BYTES, H_OP, H_FD, H_LENGTH, H_RESULT, H_ERROR_BYTES, H_POSITION_F64, OP_READ, OP_WRITE, headerIndex, dataOffset,
+  TOTAL_BYTES, H_OP, H_FD, H_LENGTH, H_RESULT, H_ERROR_BYTES, H_POSITION_F64, OP_READ, OP_WRITE, headerIndex, dataOffset, watchWord,
 } from './node-io-layout.js';
 
 export { SLOT_BYTES as IO_THREAD_MAX_BYTES };
 
 /**
- * How long the caller, with requests in flight, watches the completion
- * counter before it waits asynchronously. A 4 KiB page-cache read turned round by a spinning
- * worker takes a few µs; a waitAsync wake-up costs 30 µs and more (docs/performance.md has the
- * sweep). Timed, not counted: an Atomics.load takes 1–6 ns depending on the machine's load.
+ * How long the caller, with requests in flight, watches the completion counter before it
+ * waits asynchronously. A 4 KiB page-cache read turned round by a spinning worker takes a few
+ * µs; a waitAsync wake-up costs 30 µs and more (docs/performance.md has the sweep).
  */
 const CALLER_SPIN_MS = 0.010;
 /** How long the worker watches the submission counter after its ring ran empty before it sleeps. */
@@ -140,18 +139,7 @@ class IoThread {
    */
   readonly #settle = () => {
     this.#settling = false;
-    if (this.#inFlight >= 1) {
-      const seen = this.#seen;
-      const until = performance.now() + CALLER_SPIN_MS;
-      spin: do {
-        for (let i = 0; i < 64; i++) {
-          if (Atomics.load(this.#control, COMPLETED) !== seen) {
-            this.#drain();
-            break spin;
-          }
-        }
-      } while (performance.now() < until);
-    }
+    if (this.#inFlight >= 1 && watchWord(this.#control, COMPLETED, this.#seen, CALLER_SPIN_MS) !== this.#seen) this.#drain();
     this.#wait();
   };
 

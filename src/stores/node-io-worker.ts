@@ -11,7 +11,7 @@
 import { workerData } from 'node:worker_threads';
 import {
   SUBMITTED, SLEEPING, COMPLETED, READY, WAITING, RING_MASK, SUBMIT_RING_BYTES, COMPLETE_RING_BYTES, SLOT_COUNT, SLOT_BYTES,
-  H_OP, H_FD, H_LENGTH, H_RESULT, H_ERROR_BYTES, H_POSITION_F64, OP_READ, OP_WRITE, headerIndex, dataOffset,
+  H_OP, H_FD, H_LENGTH, H_RESULT, H_ERROR_BYTES, H_POSITION_F64, OP_READ, OP_WRITE, headerIndex, dataOffset, watchWord,
 } from './node-io-layout.js';
 import { preadFully, pwriteFully } from './node-sync-io.js';
 
@@ -58,10 +58,7 @@ Atomics.store(control, READY, 1);
 for (;;) {
   let submitted = Atomics.load(control, SUBMITTED);
   if (submitted === taken) {
-    const until = performance.now() + spinMs;
-    do {
-      for (let i = 0; i < 256 && submitted === taken; i++) submitted = Atomics.load(control, SUBMITTED);
-    } while (submitted === taken && performance.now() < until);
+    submitted = watchWord(control, SUBMITTED, taken, spinMs);
     if (submitted === taken) {
       // Dekker with the caller: it stores SUBMITTED then loads SLEEPING; we store SLEEPING
       // then load SUBMITTED (inside wait). One of us sees the other's store.
