@@ -1,6 +1,7 @@
 // convert's copy paths against qemu-img: ploop → raw (the read-ahead pipeline with in-order
 // writes, gathered fragmented extents, holes left sparse) for v1 and v2 images and a 3-level
-// disk folder; raw → ploop → raw round trips; a write failure in the middle of the pipeline.
+// disk folder; raw → ploop → raw round trips; raw → ploop byte for byte as qemu-img writes it;
+// a disk folder flattened into one ploop file; write failures in the middle of both pipelines.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -96,6 +97,56 @@ test('raw → ploop (v1 and v2) → raw round trips, and qemu-img sees the same 
     await ok(['convert', hds, back]);
     assert.ok(Buffer.compare(new Uint8Array(await readFile(back)), bytes) === 0, `${format}: round trip differs`);
   }
+}));
+
+test('raw → ploop writes the very file qemu-img convert writes: non-zero clusters in order, the BAT at the end', () => withTempDir(async (dir) => {
+  const raw = join(dir, 'in.raw');
+  const rng = new Prng(8);
+  // Not a whole number of sectors; data in the first cluster, a run over several clusters (and
+  // over convert's 2 MiB buffers), a lone partial cluster, and bytes in the short last cluster.
+  const bytes = new Uint8Array((9 << 20) + 12345);
+  bytes.set(rng.bytes(1000), 0);
+  bytes.set(rng.bytes(3 << 20), (1 << 20) + 4096);
+  bytes.set(rng.bytes(70000), 6 << 20);
+  bytes.set(rng.bytes(100), bytes.length - 100);
+  await writeFile(raw, bytes);
+  for (const cluster of ['64K', '1M']) {
+    const ours = join(dir, `ours-${cluster}.hds`);
+    const theirs = join(dir, `theirs-${cluster}.hds`);
+    await ok(['convert', raw, ours, '--to', 'ploop', '--cluster-size', cluster]);
+    await runOk('qemu-img', ['convert', '-f', 'raw', '-O', 'parallels', '-o', `cluster_size=${cluster}`, raw, theirs]);
+    const [mine, qemu] = [new Uint8Array(await readFile(ours)), new Uint8Array(await readFile(theirs))];
+    assert.equal(mine.length, qemu.length, `${cluster}: file size`);
+    assert.ok(Buffer.compare(mine, qemu) === 0, `${cluster}: bytes differ from qemu-img convert's output`);
+  }
+}));
+
+test('a disk folder converts to one ploop file (other cluster size) that holds the same disk', () => withTempDir(async (dir) => {
+  const path = join(dir, 'disk');
+  await ok(['init', path, '--size', '8M', '--cluster-size', '64K']);
+  const rng = new Prng(12);
+  await ok(['write', path, '--offset', '0'], rng.bytes(3 << 20));
+  await ok(['snapshot', path]);
+  await ok(['write', path, '--offset', String(1 << 20)], rng.bytes(100000));
+  await ok(['write', path, '--offset', String(7 << 20)], rng.bytes(5000));
+  const flat = join(dir, 'flat.hds');
+  await ok(['convert', path, flat, '--to', 'ploop', '--cluster-size', '256K']);
+  const check = await qemuCheck(flat);
+  assert.ok(check.clean, describeCheck(check));
+  const theirs = await qemuConvertChain(await chainPaths(path, new NodeDirectory(path)), join(dir, 'theirs.raw'));
+  assert.deepEqual(await qemuConvertToRaw(flat, join(dir, 'flat.raw')), theirs);
+  const info = JSON.parse((await ok(['info', flat, '--json'])).stdout.toString());
+  assert.equal(info.clusterSize, 256 << 10);
+  assert.equal(info.allocatedClusters, 13, 'clusters 0-11 (3 MiB) and the one at 7 MiB');
+}));
+
+test('a write that fails in the middle of raw → ploop ends with a clear error, not a hang or a crash', () => withTempDir(async (dir) => {
+  const raw = join(dir, 'in.raw');
+  await writeFile(raw, new Prng(4).bytes(12 << 20));
+  const r = await cli(['convert', raw, '/dev/full', '--to', 'ploop']);
+  assert.equal(r.code, 1, describeCli(['convert', raw, '/dev/full'], r));
+  assert.match(r.stderr, /ploop-wasm convert: .*\/dev\/full.*(ENOSPC|no space)/i);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 }));
 
 test('a write that fails in the middle of ploop → raw ends with a clear error, not a hang or a crash', () => withTempDir(async (dir) => {

@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: MIT
 import { NodeFileStore } from '../../stores/node-fs.js';
 import type { BlockStore } from '../../stores/block-store.js';
-import { createImage } from '../../engine/create.js';
-import { PloopImage } from '../../engine/image.js';
+import { createImage, type CreateOptions } from '../../engine/create.js';
+import type { PloopImage } from '../../engine/image.js';
 import { isAllZero } from '../../engine/zero.js';
 import { LEVEL_NONE } from '../../core/bat-map.js';
+import { deriveGeometry, HEADER_BYTES, SECTOR_BYTES, type PloopFormat } from '../../format/header.js';
+import { PloopError } from '../../errors.js';
 import { openImageFile, isPloopFile } from '../open.js';
 import { parse, parseSize, UsageError } from '../args.js';
 import { Progress } from '../progress.js';
+import { OrderedWriter } from '../ordered-writer.js';
 import type { Command } from '../command.js';
-
-const CHUNK_BYTES = 8 << 20;
 
 export const convert: Command = {
   name: 'convert',
@@ -35,25 +36,19 @@ export const convert: Command = {
     const format = (values.format as string | undefined) ?? 'v2';
     if (format !== 'v1' && format !== 'v2') throw new UsageError(`--format: "${format}" is not v1 or v2`);
     const source = inputIsPloop ? await openImageFile(input) : null;
-    const rawIn = source ? null : await NodeFileStore.open(input);
+    // A raw input is only read, piece by piece, on this thread (see OrderedWriter).
+    const rawIn = source ? null : await NodeFileStore.open(input, { syncMaxBytes: SYNC_READ_BYTES });
     try {
       const size = source ? source.size : await rawIn!.size();
       const clusterSize = values['cluster-size'] ? parseSize(values['cluster-size'] as string, '--cluster-size') : source?.clusterSize;
+      const read: ReadAt = source ? (offset, into) => source.readInto(offset, into) : async (offset, into) => { into.fill(0, await rawIn!.read(offset, into)); };
       const outStore = await NodeFileStore.open(output, { create: true });
       const progress = new Progress(`converting ${input}`, size);
-      if (to === 'raw') {
-        await toRaw(source, rawIn, size, outStore, progress);
+      try {
+        if (to === 'raw') await (source ? ploopToRaw(source, outStore, progress) : rawToRaw(read, size, outStore, progress));
+        else await toPloop(read, size, outStore, { size, clusterSize, format: format as PloopFormat }, progress);
+      } finally {
         await outStore.close();
-      } else {
-        const unordered = withoutBarriers(outStore);
-        await createImage(unordered, { size, clusterSize, format });
-        const image = await PloopImage.open(unordered, { writable: true });
-        try {
-          await copyChunks(size, progress, (offset, chunk) => (source ? source.readInto(offset, chunk) : rawIn!.read(offset, chunk).then((n) => { chunk.fill(0, n); })),
-            async (offset, chunk) => { if (!isAllZero(chunk)) await image.write(offset, chunk); });
-        } finally {
-          await image.close();
-        }
       }
       progress.done();
     } finally {
@@ -65,14 +60,12 @@ export const convert: Command = {
 };
 
 /**
- * The ploop output of a convert is a new file that nothing uses until the convert has ended: a
- * crash leaves an incomplete copy whatever the order of its writes, so the engine's barriers
- * (an fdatasync before each BAT write, which forced the whole GiB to the disk as it went, 4–10 s
- * against qemu-img's 1.2 s) buy nothing here. Like qemu-img convert and the raw output, it
- * leaves write-back to the kernel: flush() does nothing. Live images keep their ordering.
- * A truncate to the size the file already has is skipped: createImage truncates to 0 first, and
- * on ext4 a truncate to 0 arms auto_da_alloc, so that close() allocates and writes out every
- * delayed block of the GiB just written (see toRaw).
+ * The store createImage writes through: a flush does nothing and a truncate to the size the file
+ * already has is skipped. The output is a new file that nothing uses until the convert has
+ * ended, so its writes need no barrier (qemu-img convert syncs nothing either), and the store was
+ * opened with O_TRUNC: the truncate to 0 that createImage starts with would, on ext4, arm
+ * auto_da_alloc ("replace via truncate"), so that close() allocated and wrote out every delayed
+ * block of the GiB just written.
  */
 function withoutBarriers(store: NodeFileStore): BlockStore {
   return {
@@ -90,22 +83,17 @@ function withoutBarriers(store: NodeFileStore): BlockStore {
 }
 
 /**
- * Chunks in flight for raw → ploop (and raw → raw): several at once let the allocations of
- * ploop output share BAT writeback cycles.
- */
-const IN_FLIGHT = 4;
-
-/**
- * ploop → raw is a two-stage pipeline: this thread reads pieces of PIECE_BYTES with positioned
- * readSync (no thread hop per read) and hands each filled buffer to libuv's thread pool to be
- * written while it reads the next ones; WRITE_BUFFERS buffers circulate. The writes go one at a
- * time, in order, like qemu-img convert's (without -W): ext4 takes the inode lock for every
- * buffered write, and concurrent writers to one file spin on it (perf: rwsem_spin_on_owner)
- * instead of copying. Reads and writes of the page cache thus run on two cores at once.
- * Measured against all-async and all-sync loops in docs/performance.md.
+ * Convert's copy loops read on this thread with positioned readSync into buffers that an
+ * OrderedWriter writes in order on libuv's pool: PIECE_BYTES per buffer, WRITE_BUFFERS of them
+ * circulating. Measured against all-async and all-sync loops in docs/performance.md.
  */
 const PIECE_BYTES = 2 << 20;
 const WRITE_BUFFERS = 3;
+/** Reads up to this size run on this thread (a ploop cluster of raw → ploop is one read). */
+const SYNC_READ_BYTES = 8 << 20;
+
+/** Fill `into` with the input's bytes at `offset` (zeros past its end). */
+type ReadAt = (offset: number, into: Uint8Array) => Promise<void>;
 
 /** One read from a delta file into the piece buffer, to be written at `offset`. */
 interface Piece { level: number; host: number; offset: number; length: number }
@@ -126,94 +114,103 @@ function copyPieces(source: PloopImage, pieceBytes = PIECE_BYTES): Piece[] {
   return pieces;
 }
 
-/** Raw output: copy only what is allocated (ploop input) or non-zero (raw input), then set the size. */
-async function toRaw(source: PloopImage | null, rawIn: NodeFileStore | null, size: number, out: NodeFileStore, progress: Progress): Promise<void> {
-  // No truncate(0) here: the store was opened with create (O_TRUNC) and is empty. On ext4 a
-  // truncate to 0 marks the file for "replace via truncate" (auto_da_alloc), and close() then
-  // forces the allocation and write-out of every delayed block (0.25 s per GiB measured).
-  if (source) {
-    // Straight from the delta files (each cluster from the level that maps it, so disk folders
-    // read lower levels from their own files), through second handles on the same files that
-    // serve pieces synchronously. Reads that follow each other in virtual offset (extents whose
-    // host bytes are not adjacent: a fragmented image) are gathered in the buffer and written
-    // with one write.
-    const deltas = [...source.lowerDeltas.map((d) => d.store), source.store];
-    const opened: NodeFileStore[] = [];
-    const writes: Array<Promise<void> | null> = new Array(WRITE_BUFFERS).fill(null);
-    try {
-      const readers: BlockStore[] = [];
-      for (const store of deltas) {
-        if (store instanceof NodeFileStore) {
-          const reader = await NodeFileStore.open(store.path, { syncMaxBytes: PIECE_BYTES });
-          opened.push(reader);
-          readers.push(reader);
-        } else {
-          readers.push(store);
-        }
+/*
+ * Raw output is never truncated to 0 after the create (the store was opened with O_TRUNC and is
+ * empty): on ext4 a truncate to 0 marks the file for "replace via truncate" (auto_da_alloc), and
+ * close() then forces the allocation and write-out of every delayed block (0.25 s per GiB
+ * measured). Like qemu-img convert and cp, no output is fsynced: write-back is the kernel's.
+ */
+
+/**
+ * ploop → raw: only what is allocated is copied, straight from the delta files (each cluster
+ * from the level that maps it, so disk folders read lower levels from their own files), through
+ * second handles on the same files that serve pieces synchronously. Pieces that follow each
+ * other in virtual offset (extents whose host bytes are not adjacent: a fragmented image) leave
+ * as one write.
+ */
+async function ploopToRaw(source: PloopImage, out: NodeFileStore, progress: Progress): Promise<void> {
+  const deltas = [...source.lowerDeltas.map((d) => d.store), source.store];
+  const opened: NodeFileStore[] = [];
+  let copied = 0;
+  const writer = new OrderedWriter(out, PIECE_BYTES, WRITE_BUFFERS, (bytes) => progress.update((copied += bytes)));
+  try {
+    const readers: BlockStore[] = [];
+    for (const store of deltas) {
+      if (store instanceof NodeFileStore) {
+        const reader = await NodeFileStore.open(store.path, { syncMaxBytes: PIECE_BYTES });
+        opened.push(reader);
+        readers.push(reader);
+      } else {
+        readers.push(store);
       }
-      const buffers = Array.from({ length: WRITE_BUFFERS }, () => new Uint8Array(PIECE_BYTES));
-      let current = 0; // the buffer being filled
-      let start = 0; // virtual offset of its first byte
-      let filled = 0;
-      let copied = 0;
-      let previous: Promise<void> = Promise.resolve();
-      const writeOut = async () => {
-        if (filled === 0) return;
-        const [at, data] = [start, buffers[current].subarray(0, filled)];
-        // After the previous write (in order, never two at once); after a failed one, none.
-        const write = previous.then(() => out.write(at, data)).then(() => {
-          copied += data.length;
-          progress.update(copied);
-        });
-        previous = write;
-        // Awaited when its buffer comes round again (or at the end); until then a failure must
-        // not count as unhandled, which would end the process without the CLI's message.
-        write.catch(() => {});
-        writes[current] = write;
-        current = (current + 1) % WRITE_BUFFERS;
-        filled = 0;
-        await writes[current]; // the next buffer is free once its previous write is done
-        writes[current] = null;
-      };
-      for (const p of copyPieces(source)) {
-        if (filled > 0 && (start + filled !== p.offset || filled + p.length > PIECE_BYTES)) await writeOut();
-        if (filled === 0) start = p.offset;
-        const chunk = buffers[current].subarray(filled, filled + p.length);
-        const got = await readers[p.level].read(p.host, chunk);
-        chunk.fill(0, got);
-        filled += p.length;
-      }
-      await writeOut();
-      await Promise.all(writes);
-    } finally {
-      await Promise.allSettled(writes);
-      for (const reader of opened) await reader.close();
     }
-  } else {
-    await copyChunks(size, progress, (offset, chunk) => rawIn!.read(offset, chunk).then((n) => { chunk.fill(0, n); }),
-      async (offset, chunk) => { if (!isAllZero(chunk)) await out.write(offset, chunk); });
+    for (const p of copyPieces(source)) {
+      const room = await writer.room(p.offset, p.length);
+      room.fill(0, await readers[p.level].read(p.host, room));
+      writer.commit(p.length);
+    }
+    await writer.finish();
+  } finally {
+    await writer.settle();
+    for (const reader of opened) await reader.close();
+  }
+  await out.truncate(source.size);
+}
+
+/** raw → raw: pieces that are all zeros are not written (sparse output). */
+async function rawToRaw(read: ReadAt, size: number, out: NodeFileStore, progress: Progress): Promise<void> {
+  const writer = new OrderedWriter(out, PIECE_BYTES, WRITE_BUFFERS);
+  try {
+    for (let offset = 0; offset < size; offset += PIECE_BYTES) {
+      const length = Math.min(PIECE_BYTES, size - offset);
+      const room = await writer.room(offset, length);
+      await read(offset, room);
+      if (!isAllZero(room)) writer.commit(length);
+      progress.update(offset + length);
+    }
+    await writer.finish();
+  } finally {
+    await writer.settle();
   }
   await out.truncate(size);
-  // Like qemu-img convert and cp, leave write-back to the kernel: no fsync of the whole output.
 }
 
 /**
- * Read [0, size) chunk by chunk and hand each chunk to `write`, IN_FLIGHT chunks at a time (for
- * ploop output their allocations then share BAT writeback cycles).
+ * ploop output, written the way qemu-img convert writes it: clusters that hold a non-zero byte
+ * in virtual order, one after the other from the first data slot, then the BAT once at the end.
+ * The engine's allocating writes (a BAT page write per writeback cycle, clusters placed in the
+ * order concurrent chunks claimed them) are not needed for a file that nothing uses until the
+ * convert has ended: a crash leaves an incomplete copy whatever the order of its writes, and one
+ * that stops before the BAT leaves an image that reads as zeros (its data clusters are leaks
+ * that check --repair trims).
  */
-async function copyChunks(size: number, progress: Progress, read: (offset: number, chunk: Uint8Array) => Promise<void>, write: (offset: number, chunk: Uint8Array) => Promise<void>): Promise<void> {
-  let next = 0;
-  let copied = 0;
-  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-    const buffer = new Uint8Array(CHUNK_BYTES);
-    while (next < size) {
-      const offset = next;
-      next = Math.min(size, next + CHUNK_BYTES);
-      const chunk = buffer.subarray(0, next - offset);
-      await read(offset, chunk);
-      await write(offset, chunk);
-      copied += chunk.length;
-      progress.update(copied);
+async function toPloop(read: ReadAt, size: number, out: NodeFileStore, options: CreateOptions, progress: Progress): Promise<void> {
+  const header = await createImage(withoutBarriers(out), options);
+  const g = deriveGeometry(header, header.dataOff * SECTOR_BYTES);
+  const clusterBytes = g.clusterBytes;
+  const bat = new DataView(new ArrayBuffer(4 * g.batEntryCount));
+  const writer = new OrderedWriter(out, Math.max(1, Math.floor(PIECE_BYTES / clusterBytes)) * clusterBytes, WRITE_BUFFERS);
+  let host = g.firstSlotByte;
+  try {
+    for (let i = 0; i < g.batEntryCount; i++) {
+      const offset = i * clusterBytes;
+      const room = await writer.room(host, clusterBytes);
+      const length = Math.min(clusterBytes, size - offset);
+      await read(offset, room.subarray(0, length));
+      room.fill(0, length);
+      progress.update(offset + length);
+      if (isAllZero(room)) continue; // the room is reused by the next cluster
+      const entry = host / g.unitBytes;
+      if (entry > 0xffffffff) {
+        throw new PloopError('ENOSPC', `convert: ${out.path}: cluster ${i} would start at byte ${host}, beyond what a ${g.format} BAT entry (32 bits of ${g.unitBytes}-byte units) can address`, { field: 'bat', value: host });
+      }
+      bat.setUint32(4 * i, entry, true);
+      writer.commit(clusterBytes);
+      host += clusterBytes;
     }
-  }));
+    await writer.finish();
+  } finally {
+    await writer.settle();
+  }
+  await out.write(HEADER_BYTES, new Uint8Array(bat.buffer));
 }
