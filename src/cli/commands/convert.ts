@@ -189,24 +189,35 @@ async function toPloop(read: ReadAt, size: number, out: NodeFileStore, options: 
   const g = deriveGeometry(header, header.dataOff * SECTOR_BYTES);
   const clusterBytes = g.clusterBytes;
   const bat = new DataView(new ArrayBuffer(4 * g.batEntryCount));
-  const writer = new OrderedWriter(out, Math.max(1, Math.floor(PIECE_BYTES / clusterBytes)) * clusterBytes, WRITE_BUFFERS);
+  // Clusters are read a piece at a time (one read for 32 clusters of 64 KiB), straight into
+  // the writer's buffer at the next free slot; all-zero ones are squeezed out in place.
+  const perPiece = Math.max(1, Math.floor(PIECE_BYTES / clusterBytes));
+  const writer = new OrderedWriter(out, perPiece * clusterBytes, WRITE_BUFFERS);
   let host = g.firstSlotByte;
   try {
-    for (let i = 0; i < g.batEntryCount; i++) {
-      const offset = i * clusterBytes;
-      const room = await writer.room(host, clusterBytes);
-      const length = Math.min(clusterBytes, size - offset);
+    for (let first = 0; first < g.batEntryCount; first += perPiece) {
+      const count = Math.min(perPiece, g.batEntryCount - first);
+      const offset = first * clusterBytes;
+      const room = await writer.room(host, count * clusterBytes);
+      const length = Math.min(count * clusterBytes, size - offset);
       await read(offset, room.subarray(0, length));
       room.fill(0, length);
       progress.update(offset + length);
-      if (isAllZero(room)) continue; // the room is reused by the next cluster
-      const entry = host / g.unitBytes;
-      if (entry > 0xffffffff) {
-        throw new PloopError('ENOSPC', `convert: ${out.path}: cluster ${i} would start at byte ${host}, beyond what a ${g.format} BAT entry (32 bits of ${g.unitBytes}-byte units) can address`, { field: 'bat', value: host });
+      let kept = 0;
+      for (let j = 0; j < count; j++) {
+        const from = j * clusterBytes;
+        if (isAllZero(room.subarray(from, from + clusterBytes))) continue;
+        if (kept !== j) room.copyWithin(kept * clusterBytes, from, from + clusterBytes);
+        const at = host + kept * clusterBytes;
+        const entry = at / g.unitBytes;
+        if (entry > 0xffffffff) {
+          throw new PloopError('ENOSPC', `convert: ${out.path}: cluster ${first + j} would start at byte ${at}, beyond what a ${g.format} BAT entry (32 bits of ${g.unitBytes}-byte units) can address`, { field: 'bat', value: at });
+        }
+        bat.setUint32(4 * (first + j), entry, true);
+        kept++;
       }
-      bat.setUint32(4 * i, entry, true);
-      writer.commit(clusterBytes);
-      host += clusterBytes;
+      writer.commit(kept * clusterBytes); // the rest of the room is the next piece's
+      host += kept * clusterBytes;
     }
     await writer.finish();
   } finally {
