@@ -29,6 +29,16 @@ export async function stackDirOf(path: string): Promise<NodeDirectory | null> {
   return null;
 }
 
+/**
+ * A disk folder's descriptor and its delta chain (base first), importing the XML parser only
+ * now (see DESCRIPTOR_FILE).
+ */
+export async function readStackDescriptor(dir: NodeDirectory) {
+  const [{ readDescriptor }, { descriptorChain }] = await Promise.all([import('../engine/stack.js'), import('../format/descriptor.js')]);
+  const descriptor = await readDescriptor(dir);
+  return { descriptor, chain: descriptorChain(descriptor) };
+}
+
 /** Open a ploop image file, or a disk folder's whole stack (its top is the writable delta). */
 export async function openImageFile(path: string, options: OpenOptions = {}): Promise<PloopImage> {
   const opts = { onWarning: warnOnStderr, ...options };

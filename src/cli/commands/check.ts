@@ -2,9 +2,7 @@
 import { NodeFileStore } from '../../stores/node-fs.js';
 import { checkImage } from '../../engine/check.js';
 import { parse } from '../args.js';
-import { stackDirOf } from '../open.js';
-import { readDescriptor } from '../../engine/stack.js';
-import { descriptorChain } from '../../format/descriptor.js';
+import { stackDirOf, readStackDescriptor } from '../open.js';
 import type { CheckReport } from '../../engine/check.js';
 import type { Command } from '../command.js';
 
@@ -32,7 +30,7 @@ export const check: Command = {
       else print(report, repair);
       return exitStatus(report);
     }
-    const chain = descriptorChain(await readDescriptor(dir)).filter((d) => d.type !== 'Plain');
+    const chain = (await readStackDescriptor(dir)).chain.filter((d) => d.type !== 'Plain');
     const reports = [];
     for (const d of chain) {
       const report = { file: d.file, ...(await checkFile(dir.path(d.file), repair)) };

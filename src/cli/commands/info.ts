@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: MIT
 import { INUSE_MAGIC } from '../../format/header.js';
 import { LEVEL_NONE } from '../../core/bat-map.js';
-import { readDescriptor } from '../../engine/stack.js';
-import { descriptorChain } from '../../format/descriptor.js';
 import { PloopImage } from '../../engine/image.js';
-import { openImageFile, stackDirOf } from '../open.js';
+import { openImageFile, stackDirOf, readStackDescriptor } from '../open.js';
 import { parse, formatSize } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -81,8 +79,7 @@ function mappedClusters(image: PloopImage): number {
 
 /** Each delta of a folder's stack, base first, with what its own file holds. */
 async function describeDeltas(dir: import('../../stores/node-dir.js').NodeDirectory) {
-  const descriptor = await readDescriptor(dir);
-  const chain = descriptorChain(descriptor);
+  const { descriptor, chain } = await readStackDescriptor(dir);
   // A raw delta maps every cluster its length covers, in the stack's cluster size (Blocksize).
   const clusterBytes = descriptor.blocksizeSectors * 512;
   const out = [];
