@@ -54,9 +54,9 @@ function ours(args: string[], env?: Record<string, string>): { iops: number; sec
 /** libuv's io_uring backend for fs requests: off by default in Node 20 (CVE-2024-22017), on when the process opts in. */
 const IO_URING = { UV_USE_IO_URING: '1' };
 /** Each function REPS times, in turn (A B C, A B C, …), so that load from elsewhere hits all alike; medians. */
-function interleaved(fns: Array<() => number>): number[] {
+function interleaved(fns: Array<() => number>, reps = REPS): number[] {
   const xs: number[][] = fns.map(() => []);
-  for (let r = 0; r < REPS; r++) fns.forEach((fn, i) => xs[i].push(fn()));
+  for (let r = 0; r < reps; r++) fns.forEach((fn, i) => xs[i].push(fn()));
   return xs.map(median);
 }
 function record(name: string, oursValue: number, theirsValue: number, unit: string, against: string) {
@@ -175,7 +175,11 @@ try {
       () => seconds('qemu-img', ['info', image]),
       () => seconds('node', ['-e', '0'], bareEnv),
       () => (caSet ? seconds('node', [cli, 'info', image]) : 0),
-    ]);
+      // At least 7 rounds: writing 1 GiB into fresh page-cache pages takes 0.3 s in most passes
+      // and 1-3 s in some, for every writer alike (docs/performance.md, "Noise on this
+      // machine"); with 3 rounds two such passes on one side decided a row (0.40x and 3.49x
+      // in one run of 2026-11-26).
+    ], Math.max(REPS, 7));
     record('convert 1 GiB ploop → raw', GiB / convertOurs / 2 ** 20, GiB / convertQemu / 2 ** 20, 'MiB/s', 'qemu-img convert');
     record('convert 1 GiB ploop → raw', GiB / convertOurs / 2 ** 20, GiB / copy / 2 ** 20, 'MiB/s', 'cp of the raw bytes');
     record('convert 1 GiB raw → ploop (1 MiB clusters)', GiB / backOurs / 2 ** 20, GiB / backQemu / 2 ** 20, 'MiB/s', 'qemu-img convert');
