@@ -9,7 +9,8 @@
 // and the cluster read zeros before (cluster-io.ts): then a lost data write leaves the cluster
 // reading zeros, its old content, and no flush is needed. Virgin slots come from preallocation:
 // the file is extended ahead of the allocator by a chunk (preallocBytes) and that extension is
-// flushed once, so the slots in it read zeros after any crash. The request resolves after its
+// made durable once (the store's writeDurably, else a flush), so the slots in it read zeros after
+// any crash. The request resolves after its
 // BAT write either way. A BAT entry never maps bytes that were not the cluster's. The
 // in-use flag is written (and flushed) before the first change reaches the image and cleared on
 // a clean close, which also trims unused clusters at the end of the file.
@@ -44,7 +45,7 @@ export interface OpenOptions {
   lenient?: boolean;
   /**
    * Grow the file ahead of the allocator by this many bytes at a time (rounded up to clusters),
-   * each growth flushed once, so that fresh clusters need no flush before their BAT write.
+   * each growth made durable once, so that fresh clusters need no flush before their BAT write.
    * 0 = off (every allocation's BAT write waits for a flush). Default: 1/8 of the virtual size,
    * at least one cluster, at most 128 MiB (QEMU's parallels driver preallocates 128 MiB). A
    * clean close trims what was not used; after a crash check reports it as leaked clusters.
@@ -63,7 +64,7 @@ export interface ImageStats {
   writebackCycles: number;
   /** Writeback cycles that flushed data before their BAT writes. */
   barriers: number;
-  /** File extensions ahead of the allocator (each flushed once). */
+  /** File extensions ahead of the allocator (each made durable once). */
   preallocations: number;
   /** Allocations into virgin slots (their BAT writes needed no flush). */
   virginAllocations: number;
@@ -507,17 +508,21 @@ export class PloopImage {
     if (allocatedSlot + this.#preallocSlots / 2 >= end) void this.#extend(end);
   }
 
-  /** One extension covering `slot` and a chunk past the allocator's end, flushed once; concurrent allocations share it. */
+  /** One extension covering `slot` and a chunk past the allocator's end, made durable once; concurrent allocations share it. */
   #extend(slot: number): Promise<boolean> {
     let extending: Promise<boolean> | null = null;
     extending = (async () => {
       try {
         const target = await this.#growTo(Math.max(slot, this.#bat.slotsEnd));
-        try {
-          await this.store.flush();
-        } catch (e) {
-          this.#flushError ??= e;
-          throw e;
+        // A store that writes the new last byte durably has made the new size durable with it;
+        // otherwise the flush does, writing back every dirty page of the file as well.
+        if (!this.store.writeDurably) {
+          try {
+            await this.store.flush();
+          } catch (e) {
+            this.#flushError ??= e;
+            throw e;
+          }
         }
         this.#preallocDone(target);
         return true;
@@ -551,7 +556,8 @@ export class PloopImage {
     bat.setPreallocTarget(last + 1);
     let written = false;
     try {
-      await this.store.write(bat.slotOffset(last + 1) - 1, new Uint8Array(1));
+      const at = bat.slotOffset(last + 1) - 1;
+      await (this.store.writeDurably ? this.store.writeDurably(at, new Uint8Array(1)) : this.store.write(at, new Uint8Array(1)));
       written = true;
     } finally {
       // Zeros only, never handed out: still pristine for whoever gets it, even after

@@ -20,6 +20,13 @@ export interface BlockStore {
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Resolves once every write that completed before the call is durable. */
   flush(): Promise<void>;
+  /**
+   * Optional: write `data` at `offset` and make those bytes, and the store's size, durable
+   * without making the store's other writes durable (a file opened with O_DSYNC). The engine
+   * grows a file ahead of its allocator with it; without it, a write and a flush() do the job,
+   * and the flush also writes back every dirty page of the file.
+   */
+  writeDurably?(offset: number, data: Uint8Array): Promise<void>;
   /** Grow (with zeros) or shrink the store to exactly `size` bytes. */
   truncate(size: number): Promise<void>;
   close(): Promise<void>;

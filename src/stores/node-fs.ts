@@ -15,7 +15,7 @@
 // after a warm-up of small requests; until it runs they take the pool). `io: 'pool'`
 // keeps them on libuv's pool; larger requests, flush, truncate and stat always go there.
 
-import { open, read, write, fdatasync, ftruncate, close, fstat } from 'node:fs';
+import { open, read, write, fdatasync, ftruncate, close, fstat, constants } from 'node:fs';
 import { preadFully, pwriteFully } from './node-sync-io.js';
 import type { BlockStore } from './block-store.js';
 import { pread as threadRead, pwrite as threadWrite, ioThreadReady, IO_THREAD_MAX_BYTES } from './node-io-thread.js';
@@ -57,6 +57,8 @@ export class NodeFileStore implements BlockStore {
   #fd: number;
   #size: number;
   #closed = false;
+  /** A second descriptor with O_DSYNC, opened by the first writeDurably(). */
+  #dsyncFd: Promise<number> | null = null;
   /** Requests of this store still in the I/O thread; close() waits for them. */
   #inThread = 0;
   #idle: (() => void) | null = null;
@@ -218,6 +220,32 @@ export class NodeFileStore implements BlockStore {
     }
   }
 
+  /**
+   * Write through a second descriptor opened with O_DSYNC: the kernel makes these bytes and the
+   * size they give the file durable (an fdatasync of their range), not the other dirty pages of
+   * the file, which an fdatasync of the whole file would write back first (0.1-0.2 s with a few
+   * hundred MiB of fresh writes). Writes through either descriptor land in the same page cache.
+   */
+  async writeDurably(offset: number, data: Uint8Array): Promise<void> {
+    if (this.#closed) throw this.#closedError('write');
+    this.#check('write');
+    // fs.write takes a negative position as "at the current file position": refuse it here.
+    if (!Number.isSafeInteger(offset) || offset < 0) {
+      throw new PloopError('EINVAL', `${this.path}: writeDurably at ${offset}: expected a byte offset >= 0`, { field: 'offset', value: offset });
+    }
+    try {
+      this.#dsyncFd ??= call<number>((cb) => open(this.path, constants.O_WRONLY | constants.O_DSYNC, cb));
+      const fd = await this.#dsyncFd;
+      let written = 0;
+      while (written < data.length) {
+        written += await call<number>((cb) => write(fd, data, written, data.length - written, offset + written, cb));
+      }
+    } catch (e) {
+      throw ioError(`write ${this.path} at ${offset} (O_DSYNC)`, e);
+    }
+    this.#size = Math.max(this.#size, offset + data.length);
+  }
+
   async truncate(size: number): Promise<void> {
     this.#check('truncate');
     try {
@@ -235,6 +263,8 @@ export class NodeFileStore implements BlockStore {
     // the I/O thread runs: that request would read or write the other file.
     if (this.#inThread > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
     try {
+      const dsyncFd = await this.#dsyncFd?.catch(() => null);
+      if (dsyncFd != null) await done((cb) => close(dsyncFd, cb));
       await done((cb) => close(this.#fd, cb));
     } catch (e) {
       throw ioError(`close ${this.path}`, e);

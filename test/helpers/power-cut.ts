@@ -78,10 +78,23 @@ class PowerCutStore implements BlockStore {
   readonly file: string;
   readonly #dir: PowerCutDirectory;
 
+  /**
+   * Present when the directory has `durableWrites` (as NodeFileStore, through O_DSYNC): the write
+   * is durable, size and all, once it completed; the file's other writes are not.
+   */
+  readonly writeDurably?: (offset: number, data: Uint8Array) => Promise<void>;
+
   constructor(inner: BlockStore, file: string, dir: PowerCutDirectory) {
     this.inner = inner;
     this.file = file;
     this.#dir = dir;
+    if (dir.durableWrites) {
+      this.writeDurably = async (offset, data) => {
+        const i = this.#dir.logOp({ kind: 'write', file: this.file, offset, data: data.slice() });
+        await this.inner.write(offset, data);
+        if (i >= 0) this.#dir.durableAlone(this.file, i);
+      };
+    }
   }
   get writable(): boolean {
     return this.inner.writable;
@@ -124,6 +137,9 @@ export class PowerCutDirectory extends CrashDirectory implements RequestRecorder
   readonly requests: PcRequest[] = [];
   readonly #completed = new Map<string, number[]>();
 
+  /** Stores opened from now on have writeDurably (see PowerCutStore). */
+  durableWrites = false;
+
   constructor(inner?: MemoryDirectory) {
     super(inner);
   }
@@ -150,6 +166,12 @@ export class PowerCutDirectory extends CrashDirectory implements RequestRecorder
     const covered = this.#completed.get(file) ?? [];
     this.#completed.set(file, []);
     return { file, covered, callSeq: this.seq++ };
+  }
+
+  /** Write op `index` of `file` completed durably on its own: durable from a marker op on (no flush of the file). */
+  durableAlone(file: string, index: number): void {
+    const at = this.logOp({ kind: 'flush', file });
+    if (at >= 0) this.durableAt.set(index, at);
   }
 
   flushDone(call: { file: string; covered: number[]; callSeq: number }): void {

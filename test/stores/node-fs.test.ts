@@ -1,0 +1,100 @@
+// NodeFileStore.writeDurably: a write through a second descriptor opened with O_DSYNC, which the
+// engine uses to grow a file ahead of its allocator without an fdatasync of the whole file.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { constants, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { NodeFileStore } from '../../src/node.ts';
+import { createImage, PloopImage, checkImage } from '../../src/index.ts';
+import { withTempDir } from '../helpers/tmp.ts';
+import { qemuCheck, describeCheck } from '../helpers/qemu.ts';
+
+/** This process's descriptors open on `path`, with their open flags (from /proc/self/fdinfo). */
+function descriptorsOn(path: string): Array<{ fd: number; flags: number }> {
+  const out: Array<{ fd: number; flags: number }> = [];
+  for (const name of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${name}`);
+    } catch {
+      continue; // closed meanwhile (the directory's own descriptor)
+    }
+    if (target !== path) continue;
+    const flags = parseInt(/^flags:\s+(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${name}`, 'utf8'))![1], 8);
+    out.push({ fd: Number(name), flags });
+  }
+  return out;
+}
+
+test('writeDurably writes through one more descriptor, opened O_DSYNC on first use and closed with the store', () => withTempDir(async (dir) => {
+  const path = join(dir, 'f.bin');
+  await writeFile(path, new Uint8Array(4096).fill(7));
+  const store = await NodeFileStore.open(path, { writable: true });
+  assert.equal(descriptorsOn(path).length, 1);
+  assert.ok(descriptorsOn(path).every((d) => (d.flags & constants.O_DSYNC) === 0), 'the main descriptor is not O_DSYNC');
+
+  await store.writeDurably(1 << 20, new Uint8Array([0xab]));
+  await store.writeDurably(8192, new Uint8Array(100).fill(0xcd));
+  const fds = descriptorsOn(path);
+  assert.equal(fds.length, 2, 'one O_DSYNC descriptor, opened once');
+  assert.equal(fds.filter((d) => (d.flags & constants.O_DSYNC) !== 0).length, 1);
+
+  // The same file through the store's own descriptor: grown, the gap zeros.
+  assert.equal(await store.size(), (1 << 20) + 1);
+  const back = new Uint8Array((1 << 20) + 1);
+  assert.equal(await store.read(0, back), back.length);
+  assert.ok(back.subarray(0, 4096).every((b) => b === 7));
+  assert.ok(back.subarray(4096, 8192).every((b) => b === 0));
+  assert.ok(back.subarray(8192, 8292).every((b) => b === 0xcd));
+  assert.ok(back.subarray(8292, 1 << 20).every((b) => b === 0));
+  assert.equal(back[1 << 20], 0xab);
+
+  await store.close();
+  assert.equal(descriptorsOn(path).length, 0, 'close() closed both descriptors');
+  await assert.rejects(store.writeDurably(0, new Uint8Array(1)), { code: 'ECLOSED' });
+}));
+
+test('writeDurably is refused on a read-only store and at a negative offset, and a failing write names the file and the offset', () => withTempDir(async (dir) => {
+  const path = join(dir, 'f.bin');
+  await writeFile(path, new Uint8Array(512));
+  const readOnly = await NodeFileStore.open(path);
+  await assert.rejects(readOnly.writeDurably(0, new Uint8Array(1)), { code: 'EREADONLY' });
+  await readOnly.close();
+  assert.equal(descriptorsOn(path).length, 0);
+  const store = await NodeFileStore.open(path, { writable: true });
+  await assert.rejects(store.writeDurably(-5, new Uint8Array(1)), { code: 'EINVAL', message: /f\.bin: writeDurably at -5: expected a byte offset >= 0/ });
+  // A write the kernel refuses (past the largest file size ext4 allows) comes back named.
+  await assert.rejects(store.writeDurably(2 ** 52, new Uint8Array(1)), (e: Error) => /write .*f\.bin at 4503599627370496 \(O_DSYNC\)/.test(e.message));
+  await store.close();
+}));
+
+test('an image on a NodeFileStore grows ahead of its allocator through writeDurably, and checks clean for us and qemu-img', () => withTempDir(async (dir) => {
+  const path = join(dir, 'disk.hds');
+  const created = await NodeFileStore.open(path, { create: true });
+  await createImage(created, { size: 64 << 20, clusterSize: 64 << 10 });
+  await created.close();
+  const store = await NodeFileStore.open(path, { writable: true });
+  let durableWrites = 0;
+  const writeDurably = store.writeDurably.bind(store);
+  store.writeDurably = (offset, data) => {
+    durableWrites++;
+    return writeDurably(offset, data);
+  };
+  const image = await PloopImage.open(store, { writable: true, preallocBytes: 1 << 20 });
+  for (let i = 0; i < 96; i += 16) {
+    await Promise.all(Array.from({ length: 16 }, (_, j) => image.write((i + j) * (64 << 10) + 512, new Uint8Array(4096).fill(1 + j))));
+  }
+  await image.flush(); // also waits for an extension started ahead of the allocator
+  const stats = image.stats;
+  assert.equal(stats.virginAllocations, 96);
+  assert.equal(stats.barriers, 0);
+  assert.ok(stats.preallocations >= 6, `${stats.preallocations} preallocations`);
+  assert.equal(durableWrites, stats.preallocations, 'each extension was one durable write');
+  await image.close();
+  const report = await checkImage(await NodeFileStore.open(path));
+  assert.ok(report.clean && report.leakedClusters === 0, JSON.stringify(report.findings));
+  const qemu = await qemuCheck(path);
+  assert.ok(qemu.clean, describeCheck(qemu));
+}));
