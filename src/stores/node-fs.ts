@@ -57,8 +57,13 @@ export class NodeFileStore implements BlockStore {
   #fd: number;
   #size: number;
   #closed = false;
-  /** A second descriptor with O_DSYNC, opened by the first writeDurably(). */
-  #dsyncFd: Promise<number> | null = null;
+  /**
+   * The O_DSYNC descriptor writeDurably() opens on first use, or null where there is none (no
+   * O_DSYNC flag, no /proc): writeDurably then writes and flushes.
+   */
+  #dsync: Promise<number | null> | null = null;
+  /** writeDurably() calls in flight; close() waits for them before closing the descriptors. */
+  readonly #durableWrites = new Set<Promise<void>>();
   /** Requests of this store still in the I/O thread; close() waits for them. */
   #inThread = 0;
   #idle: (() => void) | null = null;
@@ -226,24 +231,58 @@ export class NodeFileStore implements BlockStore {
    * the file, which an fdatasync of the whole file would write back first (0.1-0.2 s with a few
    * hundred MiB of fresh writes). Writes through either descriptor land in the same page cache.
    */
-  async writeDurably(offset: number, data: Uint8Array): Promise<void> {
-    if (this.#closed) throw this.#closedError('write');
-    this.#check('write');
-    // fs.write takes a negative position as "at the current file position": refuse it here.
-    if (!Number.isSafeInteger(offset) || offset < 0) {
-      throw new PloopError('EINVAL', `${this.path}: writeDurably at ${offset}: expected a byte offset >= 0`, { field: 'offset', value: offset });
-    }
+  writeDurably(offset: number, data: Uint8Array): Promise<void> {
     try {
-      this.#dsyncFd ??= call<number>((cb) => open(this.path, constants.O_WRONLY | constants.O_DSYNC, cb));
-      const fd = await this.#dsyncFd;
-      let written = 0;
-      while (written < data.length) {
-        written += await call<number>((cb) => write(fd, data, written, data.length - written, offset + written, cb));
+      if (this.#closed) throw this.#closedError('write');
+      this.#check('write');
+      // fs.write takes a negative position as "at the current file position": refuse it here.
+      if (!Number.isSafeInteger(offset) || offset < 0) {
+        throw new PloopError('EINVAL', `${this.path}: writeDurably at ${offset}: expected a byte offset >= 0`, { field: 'offset', value: offset });
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const pending = this.#writeDurably(offset, data);
+    this.#durableWrites.add(pending);
+    const settled = () => this.#durableWrites.delete(pending);
+    pending.then(settled, settled);
+    return pending;
+  }
+
+  async #writeDurably(offset: number, data: Uint8Array): Promise<void> {
+    let fd: number | null;
+    try {
+      fd = await (this.#dsync ??= this.#openDsync());
+      if (fd !== null) {
+        let written = 0;
+        while (written < data.length) {
+          written += await call<number>((cb) => write(fd!, data, written, data.length - written, offset + written, cb));
+        }
       }
     } catch (e) {
       throw ioError(`write ${this.path} at ${offset} (O_DSYNC)`, e);
     }
+    if (fd === null) {
+      await this.write(offset, data);
+      await this.flush();
+      return;
+    }
     this.#size = Math.max(this.#size, offset + data.length);
+  }
+
+  /**
+   * Open this very file again with O_DSYNC: through /proc/self/fd, which reaches the open inode
+   * even if its path was renamed or replaced since (a second open of the path could write into
+   * another file). Null where that is not possible.
+   */
+  async #openDsync(): Promise<number | null> {
+    const dsync = constants.O_DSYNC as number | undefined;
+    if (typeof dsync !== 'number') return null;
+    try {
+      return await call<number>((cb) => open(`/proc/self/fd/${this.#fd}`, constants.O_WRONLY | dsync, cb));
+    } catch {
+      return null;
+    }
   }
 
   async truncate(size: number): Promise<void> {
@@ -262,8 +301,9 @@ export class NodeFileStore implements BlockStore {
     // The fd number, once closed, may be handed to another open before a request still in
     // the I/O thread runs: that request would read or write the other file.
     if (this.#inThread > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+    await Promise.allSettled([...this.#durableWrites]);
     try {
-      const dsyncFd = await this.#dsyncFd?.catch(() => null);
+      const dsyncFd = await this.#dsync?.catch(() => null);
       if (dsyncFd != null) await done((cb) => close(dsyncFd, cb));
       await done((cb) => close(this.#fd, cb));
     } catch (e) {

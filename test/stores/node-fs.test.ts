@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NodeFileStore } from '../../src/node.ts';
 import { createImage, PloopImage, checkImage } from '../../src/index.ts';
@@ -68,6 +68,21 @@ test('writeDurably is refused on a read-only store and at a negative offset, and
   // A write the kernel refuses (past the largest file size ext4 allows) comes back named.
   await assert.rejects(store.writeDurably(2 ** 52, new Uint8Array(1)), (e: Error) => /write .*f\.bin at 4503599627370496 \(O_DSYNC\)/.test(e.message));
   await store.close();
+}));
+
+// Checked once by hand (2026-11-26): with the O_DSYNC descriptor opened by path instead of
+// through /proc/self/fd, this test fails (the newcomer gets the bytes).
+test('writeDurably writes the open file even after its path was renamed and taken by another file', () => withTempDir(async (dir) => {
+  const path = join(dir, 'disk.hds');
+  const moved = join(dir, 'moved.hds');
+  await writeFile(path, new Uint8Array(1024));
+  const store = await NodeFileStore.open(path, { writable: true });
+  await rename(path, moved);
+  await writeFile(path, new Uint8Array(16).fill(0xee)); // a newcomer at the old path
+  await store.writeDurably(2048, new Uint8Array([1, 2, 3]));
+  await store.close();
+  assert.deepEqual([...(await readFile(moved)).subarray(2048)], [1, 2, 3], 'the store\'s own file got the bytes');
+  assert.deepEqual(new Uint8Array(await readFile(path)), new Uint8Array(16).fill(0xee), 'the newcomer is untouched');
 }));
 
 test('an image on a NodeFileStore grows ahead of its allocator through writeDurably, and checks clean for us and qemu-img', () => withTempDir(async (dir) => {
