@@ -121,6 +121,21 @@ test('raw → ploop writes the very file qemu-img convert writes: non-zero clust
   }
 }));
 
+test('ploop → ploop of a sparse 64 GiB image writes qemu-img convert\'s very file, reading only what the BAT maps', () => withTempDir(async (dir) => {
+  const img = join(dir, 'sparse.hds');
+  await qemuCreate(img, '64G', '1M');
+  await qemuIo(img, [ioWrite(0x5a, 0, 1 << 20), ioWrite(0x33, 40 * 2 ** 30, 65536), ioWrite(0x44, 64 * 2 ** 30 - 4096, 4096)]);
+  const ours = join(dir, 'ours.hds');
+  const theirs = join(dir, 'theirs.hds');
+  await ok(['convert', img, ours, '--to', 'ploop']);
+  await runOk('qemu-img', ['convert', '-f', 'parallels', '-O', 'parallels', img, theirs]);
+  const [mine, qemu] = [new Uint8Array(await readFile(ours)), new Uint8Array(await readFile(theirs))];
+  assert.equal(mine.length, qemu.length, 'file size');
+  assert.ok(Buffer.compare(mine, qemu) === 0, 'bytes differ from qemu-img convert\'s output');
+  const info = JSON.parse((await ok(['info', ours, '--json'])).stdout.toString());
+  assert.equal(info.allocatedClusters, 3);
+}));
+
 test('a disk folder converts to one ploop file (other cluster size) that holds the same disk', () => withTempDir(async (dir) => {
   const path = join(dir, 'disk');
   await ok(['init', path, '--size', '8M', '--cluster-size', '64K']);

@@ -46,7 +46,7 @@ export const convert: Command = {
       const progress = new Progress(`converting ${input}`, size);
       try {
         if (to === 'raw') await (source ? ploopToRaw(source, outStore, progress) : rawToRaw(read, size, outStore, progress));
-        else await toPloop(read, size, outStore, { size, clusterSize, format: format as PloopFormat }, progress);
+        else await toPloop(read, size, outStore, { size, clusterSize, format: format as PloopFormat }, progress, source ? mappedRanges(source) : undefined);
       } finally {
         await outStore.close();
       }
@@ -184,7 +184,13 @@ async function rawToRaw(read: ReadAt, size: number, out: NodeFileStore, progress
  * that stops before the BAT leaves an image that reads as zeros (its data clusters are leaks
  * that check --repair trims).
  */
-async function toPloop(read: ReadAt, size: number, out: NodeFileStore, options: CreateOptions, progress: Progress): Promise<void> {
+/** The virtual ranges a ploop input maps at some level, in order (the rest reads as zeros). */
+function mappedRanges(source: PloopImage): Array<{ offset: number; length: number }> {
+  return source.map().filter((e) => e.level !== LEVEL_NONE);
+}
+
+async function toPloop(read: ReadAt, size: number, out: NodeFileStore, options: CreateOptions, progress: Progress,
+  mapped?: ReadonlyArray<{ offset: number; length: number }>): Promise<void> {
   const header = await createImage(withoutBarriers(out), options);
   const g = deriveGeometry(header, header.dataOff * SECTOR_BYTES);
   const clusterBytes = g.clusterBytes;
@@ -194,12 +200,22 @@ async function toPloop(read: ReadAt, size: number, out: NodeFileStore, options: 
   const perPiece = Math.max(1, Math.floor(PIECE_BYTES / clusterBytes));
   const writer = new OrderedWriter(out, perPiece * clusterBytes, WRITE_BUFFERS);
   let host = g.firstSlotByte;
+  let next = 0; // the first mapped range that may reach the current piece
   try {
     for (let first = 0; first < g.batEntryCount; first += perPiece) {
       const count = Math.min(perPiece, g.batEntryCount - first);
       const offset = first * clusterBytes;
-      const room = await writer.room(host, count * clusterBytes);
       const length = Math.min(count * clusterBytes, size - offset);
+      if (mapped) {
+        // A piece no range of a ploop input maps reads as zeros: nothing to read or write (a
+        // sparse 64 GiB image would otherwise be read and scanned whole, 18 s against 0.05 s).
+        while (next < mapped.length && mapped[next].offset + mapped[next].length <= offset) next++;
+        if (next === mapped.length || mapped[next].offset >= offset + length) {
+          progress.update(offset + length);
+          continue;
+        }
+      }
+      const room = await writer.room(host, count * clusterBytes);
       await read(offset, room.subarray(0, length));
       room.fill(0, length);
       progress.update(offset + length);
