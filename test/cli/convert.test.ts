@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { link, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withTempDir } from '../helpers/tmp.ts';
 import { cli, describeCli } from '../helpers/cli.ts';
@@ -162,6 +162,40 @@ test('a write that fails in the middle of raw → ploop ends with a clear error,
   assert.equal(r.code, 1, describeCli(['convert', raw, '/dev/full'], r));
   assert.match(r.stderr, /ploop-wasm convert: .*\/dev\/full.*(ENOSPC|no space)/i);
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+}));
+
+test('an OUT that is one of the input files (itself, a hard link, a delta of the folder) is refused with exit 2, and the input is untouched', () => withTempDir(async (dir) => {
+  const img = join(dir, 'in.hds');
+  await qemuCreate(img, '16M', '1M');
+  await qemuIo(img, [ioWrite(0x11, 0, 1 << 20)]);
+  const raw = join(dir, 'in.raw');
+  await writeFile(raw, new Uint8Array(8192).fill(0x22));
+  const folder = join(dir, 'disk');
+  await ok(['init', folder, '--size', '4M', '--cluster-size', '64K']);
+  await ok(['write', folder, '--offset', '0'], new Uint8Array(70000).fill(0x33));
+  await ok(['snapshot', folder]);
+  const deltas = (await readdir(folder)).filter((f) => f.startsWith('root.hds'));
+  assert.equal(deltas.length, 2);
+  await link(img, join(dir, 'hard.hds'));
+  const cases: Array<[string, string, string[]]> = [
+    [img, img, ['--to', 'ploop']],
+    [img, join(dir, 'hard.hds'), []],
+    [raw, raw, ['--to', 'raw']],
+    [folder, join(folder, deltas.sort()[0]), ['--to', 'ploop']],
+    [join(folder, 'DiskDescriptor.xml'), join(folder, deltas.sort()[1]), []],
+  ];
+  const files = [img, raw, ...deltas.map((f) => join(folder, f))];
+  const before = await Promise.all(files.map((f) => readFile(f)));
+  for (const [input, output, extra] of cases) {
+    const args = ['convert', input, output, ...extra];
+    const r = await cli(args);
+    assert.equal(r.code, 2, describeCli(args, r));
+    assert.match(r.stderr, /OUT .* is the input file .* itself \(device \d+, inode \d+\): convert creates OUT empty first, which would destroy the input/);
+  }
+  const after = await Promise.all(files.map((f) => readFile(f)));
+  for (let i = 0; i < files.length; i++) assert.ok(Buffer.compare(before[i], after[i]) === 0, `${files[i]} changed`);
+  const check = await qemuCheck(img);
+  assert.ok(check.clean, describeCheck(check));
 }));
 
 test('a write that fails in the middle of ploop → raw ends with a clear error, not a hang or a crash', () => withTempDir(async (dir) => {

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+import { stat } from 'node:fs/promises';
 import { NodeFileStore } from '../../stores/node-fs.js';
 import type { BlockStore } from '../../stores/block-store.js';
 import { createImage, type CreateOptions } from '../../engine/create.js';
@@ -42,6 +43,8 @@ export const convert: Command = {
       const size = source ? source.size : await rawIn!.size();
       const clusterSize = values['cluster-size'] ? parseSize(values['cluster-size'] as string, '--cluster-size') : source?.clusterSize;
       const read: ReadAt = source ? (offset, into) => source.readInto(offset, into) : async (offset, into) => { into.fill(0, await rawIn!.read(offset, into)); };
+      // The output is created empty: were it one of the input's files, the input would be gone.
+      await refuseInputAsOutput(output, source ? inputFiles(source) : [input]);
       const outStore = await NodeFileStore.open(output, { create: true });
       const progress = new Progress(`converting ${input}`, size);
       try {
@@ -58,6 +61,27 @@ export const convert: Command = {
     return 0;
   },
 };
+
+/** The files a ploop input reads: every delta of its stack that is a file. */
+function inputFiles(source: PloopImage): string[] {
+  return [...source.lowerDeltas.map((d) => d.store), source.store].flatMap((s) => (s instanceof NodeFileStore ? [s.path] : []));
+}
+
+/** Refuse an output path that names one of the input files (the same inode: a hard link or symlink too). */
+async function refuseInputAsOutput(output: string, inputs: readonly string[]): Promise<void> {
+  let out;
+  try {
+    out = await stat(output);
+  } catch {
+    return; // a new file (or one the open will report)
+  }
+  for (const path of inputs) {
+    const s = await stat(path);
+    if (s.dev === out.dev && s.ino === out.ino) {
+      throw new UsageError(`OUT ${output} is the input file ${path} itself (device ${s.dev}, inode ${s.ino}): convert creates OUT empty first, which would destroy the input; choose another name`);
+    }
+  }
+}
 
 /**
  * The store createImage writes through: a flush does nothing and a truncate to the size the file
