@@ -1,13 +1,13 @@
 // Power cuts for I/O this thread cannot see: the runner pool's workers write data through their
 // own file handles. What every thread's writes share is the coordinator's store flush (the
 // writeback barrier, explicit flushes, the in-use flag), so the recorder wraps that one
-// NodeFileStore's flush: it copies the whole file when a flush is called, before passing the
-// call on. Copy i is what flush i makes durable (a superset: a write still in flight may be in
+// NodeFileStore's flush: it copies the whole file when a flush is called (settled: no sector
+// caught halfway through a write, see settledCopy), before passing the call on. Copy i is what flush i makes durable (a superset: a write still in flight may be in
 // it). Between two copies the file changed in some set of sectors, written in an order nobody
 // logged; a power cut in that interval leaves copy i plus ANY subset of those sectors — every
 // ordering, loss and sector-granular tear of the interval's writes, and more.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { NodeFileStore } from '../../src/node.ts';
 import { MemoryDirectory, MemoryStore } from '../../src/index.ts';
@@ -49,7 +49,7 @@ export class FlushSnapshots implements RequestRecorder {
       // Read synchronously: flushes may be called while another is in flight (the writeback's
       // barrier, a preallocation, an explicit flush), and copy i must be the file at call i —
       // an asynchronous read could finish after a later call's and land out of order.
-      this.copies.push({ bytes: new Uint8Array(readFileSync(this.path)), callSeq });
+      this.copies.push({ bytes: settledCopy(this.path), callSeq });
       await flush();
     };
   }
@@ -124,6 +124,53 @@ export class FlushSnapshots implements RequestRecorder {
     for (const [lo, hi] of kept) if (lo < size) out.set(next.subarray(lo, Math.min(hi, size)), lo);
     return out;
   }
+}
+
+/** Block this thread for `ms` milliseconds (the copy below must not yield to the event loop). */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * The file with no sector caught in the middle of a write. A read of the page cache does not wait
+ * for a write another thread is copying into the same page (the runners write through their own
+ * descriptors meanwhile), so one read can hold a sector that is part old, part new at any byte —
+ * a state no disk shows after a power cut. The 3-runner test failed so about once in 20 runs:
+ * "content no request could have left", a sector whose first 320 bytes were the last durable
+ * write's and the other 192 a write then in flight. The file is read twice, SETTLE_MS apart,
+ * and every sector that differs is read again until two reads SETTLE_MS apart agree: a tear
+ * would need a write to stall mid-copy for that long.
+ */
+const SETTLE_MS = 2;
+function settledCopy(path: string): Uint8Array {
+  const first = new Uint8Array(readFileSync(path));
+  pause(SETTLE_MS);
+  const bytes = new Uint8Array(readFileSync(path));
+  let unsettled: number[] = [];
+  for (let at = 0; at < bytes.length; at += SECTOR) {
+    if (at >= first.length || Buffer.compare(first.subarray(at, at + SECTOR), bytes.subarray(at, at + SECTOR)) !== 0) unsettled.push(at);
+  }
+  const fd = openSync(path, 'r');
+  try {
+    const sector = new Uint8Array(SECTOR);
+    for (let round = 0; unsettled.length > 0; round++) {
+      if (round === 100) throw new Error(`power-cut-files: ${unsettled.length} sectors of ${path} kept changing for ${100 * SETTLE_MS} ms`);
+      pause(SETTLE_MS);
+      const still: number[] = [];
+      for (const at of unsettled) {
+        const n = readSync(fd, sector, 0, Math.min(SECTOR, bytes.length - at), at);
+        const now = sector.subarray(0, n);
+        if (Buffer.compare(now, bytes.subarray(at, at + n)) !== 0) {
+          bytes.set(now, at);
+          still.push(at);
+        }
+      }
+      unsettled = still;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
 }
 
 /** A random subset of the interval's pieces: each kept with probability 1/2. */
