@@ -11,7 +11,11 @@ export type PloopErrorCode =
   | 'EINVAL'    // a bad argument
   | 'ENOTSUP'   // the store or image cannot do this
   | 'EIO'       // the store failed
-  | 'ECLOSED';  // the image was closed
+  | 'ECLOSED'   // the image was closed
+  | 'ENOENT'    // a path inside a filesystem names nothing
+  | 'ENOTDIR'   // a path component inside a filesystem is not a directory
+  | 'EISDIR'    // a file operation on a directory
+  | 'ELOOP';    // too many symlinks in one path walk
 
 export class PloopError extends Error {
   readonly code: PloopErrorCode;
