@@ -95,7 +95,10 @@ export interface FsDriver<N extends FsNode = FsNode> {
   read(node: N, offset: number, length: number): Promise<Uint8Array>;
 }
 
-/** A filesystem opened for reading: paths are absolute from its root ('/etc/hostname'). */
+/**
+ * A filesystem opened for reading: paths are absolute from its root ('/etc/hostname'). Each
+ * method also takes an entry it handed out (from readdir or stat), which skips the path walk.
+ */
 export interface Filesystem {
   readonly kind: FsKind;
   readonly label: string | null;
@@ -105,16 +108,16 @@ export interface Filesystem {
   /** Things noticed so far that do not stop reading; grows as more is read. */
   readonly warnings: readonly string[];
   /** The entry at `path` itself (a final symlink is not followed). */
-  lstat(path: string): Promise<FsEntry>;
+  lstat(path: string | FsEntry): Promise<FsEntry>;
   /** The entry at `path`, following symlinks. */
-  stat(path: string): Promise<FsEntry>;
+  stat(path: string | FsEntry): Promise<FsEntry>;
   /** The entries of the directory at `path` (symlinks to directories are followed). */
-  readdir(path: string): Promise<FsEntry[]>;
-  readlink(path: string): Promise<string>;
+  readdir(path: string | FsEntry): Promise<FsEntry[]>;
+  readlink(path: string | FsEntry): Promise<string>;
   /** Up to `length` bytes at `offset` of the file at `path` (short at its end). */
-  read(path: string, offset: number, length: number): Promise<Uint8Array>;
+  read(path: string | FsEntry, offset: number, length: number): Promise<Uint8Array>;
   /** The file's bytes in chunks of `chunkBytes` (default 1 MiB): one chunk in memory at a time. */
-  stream(path: string, options?: StreamOptions): AsyncIterable<Uint8Array>;
+  stream(path: string | FsEntry, options?: StreamOptions): AsyncIterable<Uint8Array>;
 }
 
 export interface StreamOptions {

@@ -3,6 +3,8 @@ import { INUSE_MAGIC } from '../../format/header.js';
 import { LEVEL_NONE } from '../../core/bat-map.js';
 import { PloopImage } from '../../engine/image.js';
 import { openImageFile, stackDirOf, readStackDescriptor } from '../open.js';
+import { inspectDisk, type DiskReport } from '../../inspect/index.js';
+import { isBrowsable } from '../../fs/open.js';
 import { parse, formatSize } from '../args.js';
 import type { Command } from '../command.js';
 
@@ -15,7 +17,10 @@ export const info: Command = {
            inUse, allocatedClusters, fileSize, flags, extOffset, heads, cylinders, tracks.
   For a disk folder (DiskDescriptor.xml) the fields describe the top delta, allocatedClusters
   counts clusters any delta maps, and "deltas" lists the stack base first: level, file, guid,
-  type, fileSize, allocatedClusters (mapped in that delta's own BAT).`,
+  type, fileSize, allocatedClusters (mapped in that delta's own BAT).
+  "partitionTable" is mbr, gpt or none; "partitions" lists number (as Linux numbers them),
+  start, size, type, filesystem (ext4, fat32, … or null), label and browsable (ls, cat and
+  extract can read it); "filesystem" is the whole disk's when there is no partition table.`,
   async run(argv) {
     const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, { min: 1, max: 1, names: 'IMG' });
     if (values.help) return -1;
@@ -23,6 +28,7 @@ export const info: Command = {
     const image = await openImageFile(positionals[0], { lenient: true, onWarning: () => {} });
     try {
       const deltas = dir ? await describeDeltas(dir) : undefined;
+      const disk = await describeDisk(image);
       const h = image.header;
       const g = image.geometry;
       const fileSize = await image.store.size();
@@ -42,6 +48,7 @@ export const info: Command = {
         cylinders: h.cylinders,
         tracks: h.tracks,
         ...(deltas ? { deltas } : {}),
+        ...disk.json,
       };
       if (values.json) process.stdout.write(JSON.stringify(out) + '\n');
       else {
@@ -61,6 +68,7 @@ export const info: Command = {
           `geometry (CHS): ${out.cylinders}/${out.heads}/${out.tracks}`,
           ...(deltas ? ['delta stack (base first):', ...deltas.map((d) =>
             `  level ${d.level}: ${d.file} ${d.type === 'Plain' ? 'raw' : d.format} ${formatSize(d.fileSize)}, ${d.allocatedClusters} clusters ${d.guid}`)] : []),
+          ...disk.lines,
         ].join('\n') + '\n');
       }
     } finally {
@@ -100,4 +108,34 @@ async function describeDeltas(dir: import('../../stores/node-dir.js').NodeDirect
     out.push({ level, file, guid, type, format, fileSize, allocatedClusters });
   }
   return out;
+}
+
+/** The partitions and filesystems on the virtual disk, as JSON fields and as text lines. */
+async function describeDisk(image: PloopImage): Promise<{ json: Record<string, unknown>; lines: string[] }> {
+  let report: DiskReport;
+  try {
+    report = await inspectDisk((offset, length) => image.read(offset, length), image.size);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    return { json: { partitionTable: null, partitionError: why }, lines: [`partitions: could not be read (${why})`] };
+  }
+  const fsName = (f: DiskReport['filesystem']) => (f ? `${f.name}${f.label ? ` "${f.label}"` : ''}` : 'no filesystem recognized');
+  if (report.scheme === 'none') {
+    const f = report.filesystem;
+    return {
+      json: { partitionTable: 'none', partitions: [], filesystem: f ? { type: f.type, label: f.label, uuid: f.uuid, browsable: isBrowsable(f) } : null },
+      lines: [`partitions: none; the whole disk holds ${fsName(f)}`],
+    };
+  }
+  const partitions = report.partitions.map((p) => ({
+    number: p.number, start: p.startBytes, size: p.sizeBytes, type: p.typeName, name: p.name || null,
+    filesystem: p.filesystem?.type ?? null, label: p.filesystem?.label ?? null, uuid: p.filesystem?.uuid ?? null, browsable: isBrowsable(p.filesystem),
+  }));
+  return {
+    json: { partitionTable: report.scheme, partitions, filesystem: null },
+    lines: [
+      `partitions (${report.scheme.toUpperCase()}, disk id ${report.diskId}):`,
+      ...report.partitions.map((p) => `  ${p.number}: ${formatSize(p.sizeBytes)} at byte ${p.startBytes}, ${p.typeName}${p.name ? ` "${p.name}"` : ''}: ${fsName(p.filesystem)}`),
+    ],
+  };
 }
