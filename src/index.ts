@@ -37,6 +37,13 @@ export {
   type DiskReport, type PartitionReport, type Partition, type PartitionTable, type FilesystemInfo, type FilesystemType, type ReadAt,
 } from './inspect/index.js';
 
+// The file browser (docs/filesystems.md): ext2/3/4, FAT12/16/32 and ISO 9660, read by path.
+export {
+  openFilesystem, listVolumes, describeVolumes, diskOfStore, isBrowsable, typeOfMode, walkTree, byName, treeBytes, modeString, timeString,
+  type OpenFilesystemOptions, type OpenedFilesystem, type VolumeChoice, type DiskReader, type Filesystem, type FsEntry, type FsStat, type FsKind,
+  type EntryType, type StreamOptions, type WalkOptions,
+} from './fs/index.js';
+
 // Emulator adapters (docs/emulators.md): the block-device facade, v86, persistence and export.
 export { imageBlockDevice, checkDeviceRange, type BlockDevice } from './adapters/block-device.js';
 export { V86Disk, type V86DiskOptions } from './adapters/v86/disk.js';

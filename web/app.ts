@@ -17,6 +17,7 @@ import { hexDump, parseOffset, formatBytes, hex0x, HEX_PAGE_BYTES } from './demo
 import { mergedParts, storeParts, rawParts, download, checkpoint } from './demo/export.js';
 import { renderPartitions, renderChecks, type DeltaCheck } from './demo/panels.js';
 import { describeMode, openRunnerPool } from './demo/runners.js';
+import { FileBrowser } from './files/panel.js';
 
 const SAMPLE_URL = 'samples/sample/DiskDescriptor.xml';
 const COPY_CHUNK_BYTES = 1 << 20;
@@ -388,10 +389,22 @@ async function inspect(): Promise<void> {
   } catch (e) {
     c.disk = null;
     table.textContent = `Could not read the partition table: ${(e as Error).message}`;
+    fileBrowser.hide();
     return;
   }
   renderPartitions(table, c.disk, c.image.size);
+  await fileBrowser.show({ disk: c.image, report: c.disk, fetched: await httpFetched(c.ws) });
 }
+
+/** For an image read over HTTP: how much of it the page fetched so far. */
+async function httpFetched(ws: Workspace): Promise<(() => { bytes: number; ofBytes: number }) | undefined> {
+  const http = [...ws.files.values()].filter((s): s is HttpRangeStore => s instanceof HttpRangeStore);
+  if (http.length === 0) return undefined;
+  const ofBytes = (await Promise.all(http.map((s) => s.size()))).reduce((a, b) => a + b, 0);
+  return () => ({ bytes: http.reduce((n, s) => n + s.stats.bytesFetched, 0), ofBytes });
+}
+
+const fileBrowser = new FileBrowser($('files'), { task });
 
 // ---- check ----------------------------------------------------------------------------------
 
@@ -607,6 +620,7 @@ const demo = {
       allocatedByLevel: files.map((_, level) => current!.levels.filter((l) => l === level).length),
       partitions: disk?.partitions.map((p) => ({ number: p.number, filesystem: p.filesystem?.name ?? null, label: p.filesystem?.label ?? null })) ?? [],
       clean: checks.every((c) => c.report?.clean),
+      browser: fileBrowser.state(),
       lastExportReadBy: lastReaders,
       warnings: [...warnings],
     };

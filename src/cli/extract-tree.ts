@@ -38,17 +38,6 @@ export interface ExtractResult {
 
 const CHUNK_BYTES = 1 << 20;
 
-/** The bytes of file data under `top` (for a progress bar). */
-export async function countBytes(fs: Filesystem, top: FsEntry): Promise<number> {
-  if (top.type === 'file') return top.size;
-  if (top.type !== 'dir') return 0;
-  let total = 0;
-  for await (const { entries } of walkTree(fs, top, { onError: () => {} })) {
-    for (const e of entries) if (e.type === 'file') total += e.size;
-  }
-  return total;
-}
-
 export async function extractTree(fs: Filesystem, top: FsEntry, outDir: string, options: ExtractOptions = {}): Promise<ExtractResult> {
   const out = await stat(outDir).catch(() => null);
   if (!out?.isDirectory()) throw new PloopError('ENOENT', `extract: OUTDIR ${outDir} is not an existing directory`, { outDir });

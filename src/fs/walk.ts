@@ -59,3 +59,14 @@ function fail(error: PloopError, entry: FsEntry, options: WalkOptions): void {
   if (!options.onError) throw error;
   options.onError(error, entry);
 }
+
+/** The bytes of file data at and below `top` (for a progress bar); unreadable directories count 0. */
+export async function treeBytes(fs: Filesystem, top: FsEntry, signal?: AbortSignal): Promise<number> {
+  if (top.type === 'file') return top.size;
+  if (top.type !== 'dir') return 0;
+  let total = 0;
+  for await (const { entries } of walkTree(fs, top, { onError: () => {}, signal })) {
+    for (const e of entries) if (e.type === 'file') total += e.size;
+  }
+  return total;
+}

@@ -2,14 +2,14 @@
 // Browsing the filesystem inside a disk image: ls, cat and extract.
 
 import type { FsEntry, OpenedFilesystem } from '../../fs/index.js';
-import { walkTree, byName } from '../../fs/walk.js';
+import { walkTree, byName, treeBytes } from '../../fs/walk.js';
 import { modeString, timeString } from '../../fs/mode.js';
 import { PloopError } from '../../errors.js';
 import { openDiskFilesystem } from '../open-disk.js';
 import { parse } from '../args.js';
 import { writeOut } from '../output.js';
 import { Progress } from '../progress.js';
-import { extractTree, countBytes } from '../extract-tree.js';
+import { extractTree } from '../extract-tree.js';
 import type { Command } from '../command.js';
 
 const PARTITION_HELP = `  --partition N  the partition, numbered as Linux numbers them (/dev/sdaN: MBR 1-4 primary,
@@ -140,7 +140,7 @@ ${PARTITION_HELP}
     const { fs, close } = await openDiskFilesystem(image, values.partition as string | undefined);
     try {
       const top = path.endsWith('/') ? await fs.stat(path) : await fs.lstat(path);
-      const progress = process.stderr.isTTY ? new Progress(`extracting ${top.path}`, await countBytes(fs, top)) : null;
+      const progress = process.stderr.isTTY ? new Progress(`extracting ${top.path}`, await treeBytes(fs, top)) : null;
       const result = await extractTree(fs, top, outDir, {
         force: !!values.force,
         owners: values['no-owners'] ? false : undefined,
