@@ -7,7 +7,7 @@
 // overwritten without `force`, and a new file is created exclusively, so a symlink made
 // earlier in the same extraction can never redirect a write outside OUTDIR.
 
-import { chmod, chown, lchown, link, lstat, lutimes, mkdir, open, rm, stat, symlink, utimes } from 'node:fs/promises';
+import { chmod, chown, lchown, link, lstat, lutimes, mkdir, open, rm, stat, symlink, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PloopError } from '../errors.js';
 import type { Filesystem, FsEntry } from '../fs/index.js';
@@ -37,6 +37,22 @@ export interface ExtractResult {
 }
 
 const CHUNK_BYTES = 1 << 20;
+/** Runs of zeros this long (and aligned) are left as holes in the extracted file. */
+const HOLE_BYTES = 64 << 10;
+
+/** Write `chunk` at `pos`, skipping its all-zero aligned pieces (the file's length is set at the end). */
+async function writeSparse(fh: FileHandle, chunk: Uint8Array, pos: number): Promise<void> {
+  let start = -1;
+  for (let at = 0; at <= chunk.length; at += HOLE_BYTES) {
+    const piece = chunk.subarray(at, at + HOLE_BYTES);
+    const data = at < chunk.length && !isAllZero(piece);
+    if (data && start < 0) start = at;
+    if (!data && start >= 0) {
+      await fh.write(chunk, start, Math.min(at, chunk.length) - start, pos + start);
+      start = -1;
+    }
+  }
+}
 
 export async function extractTree(fs: Filesystem, top: FsEntry, outDir: string, options: ExtractOptions = {}): Promise<ExtractResult> {
   const out = await stat(outDir).catch(() => null);
@@ -142,7 +158,7 @@ class Copier {
     try {
       let pos = 0;
       for await (const chunk of this.#fs.stream(entry, { chunkBytes: CHUNK_BYTES })) {
-        if (!isAllZero(chunk)) await fh.write(chunk, 0, chunk.length, pos);
+        await writeSparse(fh, chunk, pos);
         pos += chunk.length;
         this.result.bytes += chunk.length;
         this.#options.onProgress?.(this.result.bytes);
