@@ -43,14 +43,16 @@ const HOLE_BYTES = 64 << 10;
 /** Write `chunk` at `pos`, skipping its all-zero aligned pieces (the file's length is set at the end). */
 async function writeSparse(fh: FileHandle, chunk: Uint8Array, pos: number): Promise<void> {
   let start = -1;
-  for (let at = 0; at <= chunk.length; at += HOLE_BYTES) {
-    const piece = chunk.subarray(at, at + HOLE_BYTES);
-    const data = at < chunk.length && !isAllZero(piece);
+  for (let at = 0; ; at += HOLE_BYTES) {
+    const data = at < chunk.length && !isAllZero(chunk.subarray(at, at + HOLE_BYTES));
     if (data && start < 0) start = at;
     if (!data && start >= 0) {
       await fh.write(chunk, start, Math.min(at, chunk.length) - start, pos + start);
       start = -1;
     }
+    if (at >= chunk.length) return;
+  }
+}
   }
 }
 
