@@ -2,7 +2,7 @@
 // FAT32 (mkfs.fat + mcopy) partition, converted to ploop, opened by URL (HTTP ranges), by the
 // file picker and from OPFS: partition choice, folders, sort, filter, text and hex preview, a
 // file's download and a folder's zip compared with the source tree, and the keyboard.
-import { test, before } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,7 +16,11 @@ const fixture = usePageSession((tmpDir) => ({ mounts: { '/t/': tmpDir } }));
 let src: string;
 let image: string;
 
-before(async () => {
+// Made once, by the first test (the session's temporary folder exists only once its hook ran).
+let made: Promise<void> | null = null;
+const prepare = () => (made ??= makeDisk());
+
+async function makeDisk(): Promise<void> {
   const dir = fixture.tmpDir;
   src = join(dir, 'src');
   makeAwkwardTree(src, { bigDirEntries: 400, depth: 8 });
@@ -27,7 +31,7 @@ before(async () => {
   image = join(dir, 'disk.hds');
   const r = await cli(['convert', disk, image, '--to', 'ploop']);
   assert.equal(r.code, 0, describeCli(['convert'], r));
-});
+}
 
 interface BrowserState { partition: number | null; path: string | null; names: string[]; previewing: string | null }
 const state = (page: Page) => page.evaluate(() => (globalThis as unknown as { ploopDemo: { info(): { browser: BrowserState } } }).ploopDemo.info().browser);
@@ -38,6 +42,7 @@ async function openEntry(page: Page, name: string): Promise<void> {
 }
 
 test('by URL: the ext4 partition is listed, folders open, filter and sort work, and the page says what HTTP fetched', async () => {
+  await prepare();
   const page = await fixture.session.open('index.html?open=/t/disk.hds');
   await waitIdle(page, 1);
   assert.equal(await page.isVisible('[data-testid=files]'), true);
@@ -75,6 +80,7 @@ test('by URL: the ext4 partition is listed, folders open, filter and sort work, 
 });
 
 test('preview as text and hex, a symlink followed, a file downloaded byte for byte', async () => {
+  await prepare();
   const page = await fixture.session.open('index.html?open=/t/disk.hds');
   await waitIdle(page, 1);
   await openEntry(page, 'etc-link');
@@ -98,6 +104,7 @@ test('preview as text and hex, a symlink followed, a file downloaded byte for by
 });
 
 test('a folder downloads as a zip that unzips to the source tree: bytes, modes, symlinks', async () => {
+  await prepare();
   const page = await fixture.session.open('index.html?open=/t/disk.hds');
   await waitIdle(page, 1);
   await openEntry(page, 'etc');
@@ -138,6 +145,7 @@ test('a folder downloads as a zip that unzips to the source tree: bytes, modes, 
 });
 
 test('the keyboard alone: partition choice, opening a folder and a file, and the FAT partition\'s long names', async () => {
+  await prepare();
   const page = await fixture.session.open('index.html?open=/t/disk.hds');
   await waitIdle(page, 1);
   await page.focus('[data-testid=files-partition]');
@@ -159,6 +167,7 @@ test('the keyboard alone: partition choice, opening a folder and a file, and the
 });
 
 test('a dropped file and a copy kept in OPFS browse the same files', async () => {
+  await prepare();
   const page = await fixture.session.open('index.html?empty');
   await waitIdle(page);
   await page.setInputFiles('[data-testid=file-input]', image);
