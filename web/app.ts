@@ -545,6 +545,8 @@ $('save-form').addEventListener('submit', (ev) => {
   const name = $<HTMLInputElement>('save-name').value.trim();
   void task(`Save to ${backendLabel(backend)}`, async (signal, progress) => {
     checkName(name);
+    // A single image file is kept as a disk folder of one delta (as a snapshot makes it).
+    await c.ws.describeSingle();
     // Saved closed: the copy then has a clear in-use flag and a trimmed tail.
     await closeCurrent();
     try {
