@@ -53,8 +53,6 @@ async function writeSparse(fh: FileHandle, chunk: Uint8Array, pos: number): Prom
     if (at >= chunk.length) return;
   }
 }
-  }
-}
 
 export async function extractTree(fs: Filesystem, top: FsEntry, outDir: string, options: ExtractOptions = {}): Promise<ExtractResult> {
   const out = await stat(outDir).catch(() => null);
