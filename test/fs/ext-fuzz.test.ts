@@ -19,7 +19,7 @@ import { FileTree } from '../../src/fs/tree.ts';
 import { PloopError } from '../../src/errors.ts';
 import type { FsEntry } from '../../src/fs/types.ts';
 
-const CASES = Number(process.env.FUZZ_CASES ?? 600);
+const CASES = Number(process.env.FUZZ_CASES ?? 300);
 const SEED = Number(process.env.FUZZ_SEED ?? 0xe47f);
 /** A case that takes longer than this fails (an async hang, or a hostile structure walked too long). */
 const CASE_MS = 5000;
