@@ -12,6 +12,7 @@
 //   5. WASM BAT lookup vs TypeScript (bench/lookup.ts)
 //   6. memory store vs Uint8Array.set (bench/memory.ts); peak RSS of a 1 TiB sparse open (bench/rss.ts)
 //   7. Chromium OPFS and IndexedDB stores vs the raw APIs (bench/browser.ts)
+//   8. the ext reader vs debugfs: list and extract a tree, one large file (bench/fs.ts)
 // BENCH_REPS (default 3) sets the repetitions; BENCH_SKIP=browser,runners,… skips sections.
 
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -199,6 +200,7 @@ try {
   if (section('memory (6): memory store, 256 MiB image')) child('memory.ts');
   if (section('rss (6b): opening a 1 TiB sparse image')) child('rss.ts');
   if (section('browser (7): Chromium OPFS and IndexedDB stores')) child('browser.ts');
+  if (section('fs (8): ext reader vs debugfs, 1 GiB ext4')) child('fs.ts', { BENCH_REPS: String(REPS) });
 
   const totalSeconds = (performance.now() - started) / 1000;
   writeFileSync(join(root, 'bench/results.json'), JSON.stringify({ date: new Date().toISOString(), machine, cores: cpus().length, node: process.version, reps: REPS, totalSeconds, rows }, null, 2) + '\n');
