@@ -10,7 +10,7 @@ import { makeTempDir } from '../helpers/tmp.ts';
 import { sh, sha256, fileSha256 } from '../helpers/fs-trees.ts';
 import { startNginx, type Nginx } from '../stores/http-servers.ts';
 
-const DISK_BYTES = 4 << 30;
+const DISK_BYTES = 4 * 2 ** 30;
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let nginx: Nginx;
 let src: string;
@@ -28,7 +28,7 @@ before(async () => {
   for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
   writeFileSync(join(src, 'var/log/big.log'), big);
   const part = join(tmp.dir, 'part.img');
-  sh('mkfs.ext4', ['-q', '-F', '-d', src, '-E', 'lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0', part, `${(DISK_BYTES >> 20) - 2}M`]);
+  sh('mkfs.ext4', ['-q', '-F', '-d', src, '-E', 'lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0', part, `${DISK_BYTES / 2 ** 20 - 2}M`]);
   const disk = join(tmp.dir, 'disk.raw');
   sh('truncate', ['-s', String(DISK_BYTES), disk]);
   sh('sh', ['-c', `printf 'label: gpt\\nstart=2048, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\\n' | sfdisk --quiet ${disk}`]);
