@@ -135,6 +135,11 @@ class Copier {
   }
 
   async entry(entry: FsEntry, dest: string): Promise<void> {
+    if (entry.error !== undefined) {
+      this.result.skipped++;
+      this.warn(`extract: ${entry.path}: cannot be read, skipped: ${entry.error}`);
+      return;
+    }
     switch (entry.type) {
       case 'file': return this.#file(entry, dest);
       case 'symlink': return this.#symlink(entry, dest);

@@ -63,8 +63,9 @@ export class FileTree<N extends FsNode = FsNode> implements Filesystem {
     if (dir.stat.type !== 'dir') throw notDir('readdir', dirPath);
     const prefix = dirPath === '/' ? '/' : dirPath + '/';
     const entries: FsEntry[] = [];
-    for (const { name, node } of await this.#driver.list(dir)) {
-      entries.push(await this.#entryOf(prefix + name, name, node));
+    for (const listed of await this.#driver.list(dir)) {
+      if ('error' in listed) entries.push(unreadable(prefix + listed.name, listed.name, listed.inode, listed.error));
+      else entries.push(await this.#entryOf(prefix + listed.name, listed.name, listed.node));
     }
     return entries;
   }
@@ -116,7 +117,14 @@ export class FileTree<N extends FsNode = FsNode> implements Filesystem {
 
   async #entryOf(path: string, name: string, node: N): Promise<FsEntry> {
     const entry: FsEntry = { ...node.stat, name, path };
-    if (node.stat.type === 'symlink') entry.target = await this.#driver.readlink(node);
+    if (node.stat.type === 'symlink') {
+      try {
+        entry.target = await this.#driver.readlink(node);
+      } catch (e) {
+        if (!(e instanceof PloopError)) throw e;
+        entry.error = e.message;
+      }
+    }
     this.#nodes.set(entry, node);
     return entry;
   }
@@ -156,6 +164,11 @@ export class FileTree<N extends FsNode = FsNode> implements Filesystem {
     }
     return steps;
   }
+}
+
+/** A listed name whose entry could not be read. */
+function unreadable(path: string, name: string, inode: number, error: Error): FsEntry {
+  return { type: 'other', mode: 0, size: 0, uid: 0, gid: 0, nlink: 0, inode, mtime: 0, atime: 0, ctime: 0, birthtime: null, rdev: 0, name, path, error: error.message };
 }
 
 function components(path: string): string[] {

@@ -57,6 +57,11 @@ export interface FsEntry extends FsStat {
   path: string;
   /** A symlink's target (symlinks only). */
   target?: string;
+  /**
+   * Why this entry could not be read (its inode is corrupt, say): the directory still lists its
+   * name, as `ls` does, with type 'other' and zeros for the rest.
+   */
+  error?: string;
 }
 
 /** The bytes of one volume (a partition, or the whole disk); offsets are relative to its start. */
@@ -70,6 +75,9 @@ export interface VolumeReader {
 export interface FsNode {
   readonly stat: FsStat;
 }
+
+/** One entry of a directory listing: its node, or why it could not be read (and its inode number when known). */
+export type ListedEntry<N> = { name: string; node: N } | { name: string; node: null; error: Error; inode: number };
 
 /**
  * One on-disk format. Drivers validate what they read and throw PloopError('ECORRUPT', …) naming
@@ -87,8 +95,8 @@ export interface FsDriver<N extends FsNode = FsNode> {
   root(): Promise<N>;
   /** The entry `name` of directory `dir`, or null when there is none. */
   lookup(dir: N, name: string): Promise<N | null>;
-  /** Every entry of `dir` but `.` and `..`, in on-disk order. */
-  list(dir: N): Promise<Array<{ name: string; node: N }>>;
+  /** Every entry of `dir` but `.` and `..`, in on-disk order; an entry that cannot be read has an error instead of a node. */
+  list(dir: N): Promise<Array<ListedEntry<N>>>;
   /** A symlink's target. */
   readlink(node: N): Promise<string>;
   /** Bytes [offset, offset + length) of a regular file, clipped to its size (holes read as zeros). */

@@ -202,3 +202,24 @@ async function ok2(args: string[], stdin: Uint8Array): Promise<void> {
   const r = await cli(args, stdin);
   assert.equal(r.code, 0, describeCli(args, r));
 }
+
+test('an entry whose inode is corrupt is listed as unreadable; ls, cat and extract go on with the rest and exit 1', async () => {
+  const part = join(tmp.dir, 'bad-part.img');
+  sh('mkfs.ext4', ['-q', '-F', '-d', join(src, 'etc'), part, '8M']);
+  // File type bits 0o17 name no type at all.
+  sh('debugfs', ['-w', '-R', 'sif /hostname mode 0170644', part]);
+  const listing = await cli(['ls', part, '/']);
+  assert.equal(listing.code, 1, describeCli(['ls'], listing));
+  assert.match(listing.stdout.toString(), /^\?{10} +\? +\? +\? +\? \? +hostname$/m);
+  assert.match(listing.stdout.toString(), / nginx$/m);
+  assert.match(listing.stderr, /cannot access \/hostname: .*inode \d+/);
+  const json = JSON.parse((await cli(['ls', part, '/', '--json'])).stdout.toString()) as Array<JsonEntry & { error?: string }>;
+  assert.equal(json.find((e) => e.name === 'hostname')?.type, 'other');
+  assert.match(json.find((e) => e.name === 'hostname')?.error ?? '', /mode/);
+  const out = join(tmp.dir, 'out-bad');
+  mkdirSync(out);
+  const r = await cli(['extract', part, '/', out]);
+  assert.equal(r.code, 1, describeCli(['extract'], r));
+  assert.match(r.stderr, /\/hostname: cannot be read, skipped/);
+  assert.equal(readFileSync(join(out, 'nginx/nginx.conf'), 'utf8'), readFileSync(join(src, 'etc/nginx/nginx.conf'), 'utf8'));
+});

@@ -65,6 +65,18 @@ export function entryRow(e: FsEntry, onOpen: (e: FsEntry) => void): HTMLTableRow
   button.addEventListener('click', () => onOpen(e));
   name.append(button);
   if (e.type === 'symlink') name.append(` → ${e.target ?? ''}`);
+  if (e.error !== undefined) {
+    // Listed by name, but not readable: say why instead of showing zeros as facts.
+    button.disabled = true;
+    const why = document.createElement('span');
+    why.className = 'dirty';
+    why.dataset.testid = 'files-entry-error';
+    why.textContent = ` ⚠ ${e.error}`;
+    name.append(why);
+    tr.dataset.error = 'true';
+    tr.append(name);
+    return tr;
+  }
   const cells: Array<[string, string]> = [['size', e.type === 'dir' ? '' : formatBytes(e.size)], ['mode', modeString(e.mode)], ['mtime', timeString(e.mtime)]];
   tr.append(name);
   for (const [field, text] of cells) {

@@ -28,7 +28,8 @@ export const ls: Command = {
   --recursive, -R  also every directory below, like \`ls -lR\` (symlinks are not followed)
   --json           one JSON array of entries (in --recursive's order), each
                    {"path","name","type":"file"|"dir"|"symlink"|"other","size","mode","mtime"}
-                   plus "target" for symlinks; path is absolute from the filesystem's root,
+                   plus "target" for symlinks ("error" for an entry that cannot be
+                   read); path is absolute from the filesystem's root,
                    mode is st_mode, mtime is seconds since the epoch.
 ${PARTITION_HELP}
   Exit status 1 when a directory could not be listed (the others still are).`,
@@ -51,10 +52,14 @@ async function list(fs: OpenedFilesystem, path: string, recursive: boolean, json
   let status = 0;
   const top = path.endsWith('/') ? await fs.stat(path) : await fs.lstat(path);
   const out = json ? new JsonArrayWriter() : new LineWriter();
+  const entry = async (e: FsEntry) => {
+    if (reportUnreadable(e)) status = 1;
+    await out.entry(e);
+  };
   if (top.type !== 'dir') {
-    await out.entry(top);
+    await entry(top);
   } else if (!recursive) {
-    for (const entry of (await fs.readdir(top)).sort(byName)) await out.entry(entry);
+    for (const e of (await fs.readdir(top)).sort(byName)) await entry(e);
   } else {
     const onError = (e: PloopError) => {
       process.stderr.write(`ploop-wasm ls: ${e.message}\n`);
@@ -64,11 +69,18 @@ async function list(fs: OpenedFilesystem, path: string, recursive: boolean, json
     for await (const { dir, entries } of walkTree(fs, top, { onError })) {
       await out.heading(dir.path, first);
       first = false;
-      for (const entry of entries) await out.entry(entry);
+      for (const e of entries) await entry(e);
     }
   }
   await out.end();
   return status;
+}
+
+/** An entry ls cannot describe: said on stderr, and the listing's exit status becomes 1. */
+function reportUnreadable(e: FsEntry): boolean {
+  if (e.error === undefined) return false;
+  process.stderr.write(`ploop-wasm ls: cannot access ${e.path}: ${e.error}\n`);
+  return true;
 }
 
 class LineWriter {
@@ -76,6 +88,11 @@ class LineWriter {
     await writeOut(`${first ? '' : '\n'}${path}:\n`);
   }
   async entry(e: FsEntry): Promise<void> {
+    if (e.error !== undefined && e.mode === 0) {
+      // As ls -l shows an entry it cannot stat.
+      await writeOut(`?????????? ${'?'.padStart(3)} ${'?'.padStart(5)} ${'?'.padStart(5)} ${'?'.padStart(10)} ${'?'.padEnd(16)} ${e.name}\n`);
+      return;
+    }
     const size = e.type === 'other' && e.rdev ? `${e.rdev >> 8}, ${e.rdev & 0xff}` : String(e.size);
     const name = e.type === 'symlink' ? `${e.name} -> ${e.target ?? ''}` : e.name;
     await writeOut(`${modeString(e.mode)} ${String(e.nlink).padStart(3)} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${size.padStart(10)} ${timeString(e.mtime)} ${name}\n`);
@@ -90,6 +107,7 @@ class JsonArrayWriter {
   async entry(e: FsEntry): Promise<void> {
     const json: Record<string, unknown> = { path: e.path, name: e.name, type: e.type, size: e.size, mode: e.mode, mtime: Math.floor(e.mtime) };
     if (e.type === 'symlink') json.target = e.target ?? '';
+    if (e.error !== undefined) json.error = e.error;
     await writeOut((this.#count++ === 0 ? '[' : ',\n') + JSON.stringify(json));
   }
   async end(): Promise<void> {

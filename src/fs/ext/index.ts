@@ -8,7 +8,7 @@
 import { PloopError } from '../../errors.js';
 import { detectFilesystem } from '../../inspect/filesystems.js';
 import { MAX_TARGET_BYTES } from '../tree.js';
-import type { FsDriver, FsKind, FsNode, FsStat, VolumeReader } from '../types.js';
+import type { FsDriver, FsKind, FsNode, FsStat, ListedEntry, VolumeReader } from '../types.js';
 import { ExtContext } from './context.js';
 import { findEntry, readEntries, type RawEntry } from './dir.js';
 import { readData } from './file.js';
@@ -76,17 +76,23 @@ class ExtDriver implements FsDriver<ExtNode> {
     return null;
   }
 
-  async list(dir: ExtNode): Promise<Array<{ name: string; node: ExtNode }>> {
+  async list(dir: ExtNode): Promise<Array<ListedEntry<ExtNode>>> {
     this.#checkDir(dir, 'list');
     const raw: RawEntry[] = [];
     await readEntries(this.#ctx, dir.inode, (e) => {
       if (!isDot(e.name)) raw.push({ name: e.name.slice(), ino: e.ino });
     });
-    const out: Array<{ name: string; node: ExtNode }> = new Array(raw.length);
+    const out: Array<ListedEntry<ExtNode>> = new Array(raw.length);
     for (let i = 0; i < raw.length; i += PARALLEL_INODES) {
       await Promise.all(raw.slice(i, i + PARALLEL_INODES).map(async (e, j) => {
         const name = this.#decode(e.name);
-        out[i + j] = { name, node: this.#node(await readInode(this.#ctx, e.ino, `entry "${name}" of directory inode ${dir.inode.ino}`)) };
+        try {
+          out[i + j] = { name, node: this.#node(await readInode(this.#ctx, e.ino, `entry "${name}" of directory inode ${dir.inode.ino}`)) };
+        } catch (error) {
+          // One bad inode leaves its name listed, with the reason, and the rest of the directory readable.
+          if (!(error instanceof PloopError)) throw error;
+          out[i + j] = { name, node: null, error, inode: e.ino };
+        }
       }));
     }
     return out;
