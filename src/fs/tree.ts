@@ -65,7 +65,7 @@ export class FileTree<N extends FsNode = FsNode> implements Filesystem {
     const entries: FsEntry[] = [];
     for (const listed of await this.#driver.list(dir)) {
       if ('error' in listed) entries.push(unreadable(prefix + listed.name, listed.name, listed.inode, listed.error));
-      else entries.push(await this.#entryOf(prefix + listed.name, listed.name, listed.node));
+      else entries.push(await this.#entryOf(prefix + listed.name, listed.name, listed.node, true));
     }
     return entries;
   }
@@ -115,13 +115,14 @@ export class FileTree<N extends FsNode = FsNode> implements Filesystem {
     return this.#entryOf(pathOf(steps), steps.length === 1 ? '/' : last.name, last.node);
   }
 
-  async #entryOf(path: string, name: string, node: N): Promise<FsEntry> {
+  /** The entry for `node`; in a listing (`listed`), a symlink whose target cannot be read keeps the error instead of failing the listing. */
+  async #entryOf(path: string, name: string, node: N, listed = false): Promise<FsEntry> {
     const entry: FsEntry = { ...node.stat, name, path };
     if (node.stat.type === 'symlink') {
       try {
         entry.target = await this.#driver.readlink(node);
       } catch (e) {
-        if (!(e instanceof PloopError)) throw e;
+        if (!listed || !(e instanceof PloopError)) throw e;
         entry.error = e.message;
       }
     }

@@ -178,6 +178,14 @@ async function corrupt(name: string, setup: (image: string) => void, operation: 
 test('hostile fields: each an ECORRUPT naming the structure, the field and the value', async () => {
   const list = (p: string) => (t: Awaited<ReturnType<typeof openImage>>['tree']) => t.readdir(p);
   const read = (p: string) => (t: Awaited<ReturnType<typeof openImage>>['tree']) => t.read(p, 0, 1 << 20);
+  // A bad inode does not fail its directory's listing: the entry carries the error (thrown here
+  // to check its words), and a lookup of its path fails with it.
+  const listedError = (p: string) => async (t: Awaited<ReturnType<typeof openImage>>['tree']) => {
+    const bad = (await t.readdir(p)).filter((e) => e.error !== undefined);
+    assert.equal(bad.length, 1, `one unreadable entry in ${p}`);
+    await assert.rejects(t.lstat(bad[0].path), (e: unknown) => e instanceof PloopError && e.message === bad[0].error);
+    throw new PloopError('ECORRUPT', bad[0].error as string);
+  };
   await corrupt('bad magic', (i) => patch(i, 1024 + 0x38, [0, 0]), list('/'), /superblock magic 0x0/);
   await corrupt('block size', (i) => patch(i, 1024 + 0x18, [9]), list('/'), /s_log_block_size 9/);
   await corrupt('inodes per group', (i) => patch(i, 1024 + 0x28, [0, 0, 0, 0]), list('/'), /s_inodes_per_group 0/);
@@ -189,11 +197,11 @@ test('hostile fields: each an ECORRUPT naming the structure, the field and the v
   await corrupt('rec_len 0', (i) => patch(i, firstBlock(i, '/d') * 4096 + 4, [0, 0]), list('/d'), /rec_len 0 /);
   await corrupt('rec_len past the block', (i) => patch(i, firstBlock(i, '/d') * 4096 + 12 + 4, [0xf0, 0x1f]), list('/d'), /rec_len 8176 /);
   await corrupt('name_len past rec_len', (i) => patch(i, firstBlock(i, '/d') * 4096 + 6, [200]), list('/d'), /name_len 200 does not fit in rec_len 12/);
-  await corrupt('entry inode out of range', (i) => patch(i, firstBlock(i, '/d') * 4096 + 24, [0xff, 0xff, 0xff, 0x0f]), list('/d'), /inode 268435455 \(expected 1\.\./);
-  await corrupt('bad mode', (i) => debugfs(i, 'sif /d/small mode 0170644'), list('/d'), /i_mode 0o170644 has no valid file type/);
-  await corrupt('size that lies', (i) => debugfs(i, 'sif /d/small size_hi 0xffffffff'), list('/d'), /i_size \d+ is more than any 4096-byte-block file can hold/);
-  await corrupt('deleted inode', (i) => debugfs(i, 'sif /d/small links_count 0'), list('/d'), /is deleted \(i_links_count 0\)/);
-  await corrupt('symlink target too long', (i) => debugfs(i, 'sif /slow-link size 5000'), list('/'), /symlink target of 5000 bytes \(expected at most 4096\)/);
+  await corrupt('entry inode out of range', (i) => patch(i, firstBlock(i, '/d') * 4096 + 24, [0xff, 0xff, 0xff, 0x0f]), listedError('/d'), /inode 268435455 \(expected 1\.\./);
+  await corrupt('bad mode', (i) => debugfs(i, 'sif /d/small mode 0170644'), listedError('/d'), /i_mode 0o170644 has no valid file type/);
+  await corrupt('size that lies', (i) => debugfs(i, 'sif /d/small size_hi 0xffffffff'), listedError('/d'), /i_size \d+ is more than any 4096-byte-block file can hold/);
+  await corrupt('deleted inode', (i) => debugfs(i, 'sif /d/small links_count 0'), listedError('/d'), /is deleted \(i_links_count 0\)/);
+  await corrupt('symlink target too long', (i) => debugfs(i, 'sif /slow-link size 5000'), listedError('/'), /symlink target of 5000 bytes \(expected at most 4096\)/);
   const ext2 = makeImage(join(dir, 'ext2.img'), src, ['-t', 'ext2', '-b', '4096'], 32);
   await corrupt('indirect pointer', (i) => debugfs(i, 'sif /d/block block[1] 99999999'), read('/d/block'), /block pointer for logical block 1: block 99999999 lies outside/, ext2);
 });
