@@ -11,7 +11,7 @@ import { LEVEL_NONE } from '../core/bat-map.js';
 import { isAllZero } from '../engine/zero.js';
 
 const CHUNK_BYTES = 1 << 20;
-/** Byte offset of the in-use field of the ploop header (format.md 1.2). */
+/** Byte offset of the in-use field of the ploop header (docs/format.md, 'In-use flag'). */
 const INUSE_OFFSET = 0x2c;
 
 export type ExportKind = 'merged' | 'delta' | 'raw';

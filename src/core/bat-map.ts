@@ -341,7 +341,7 @@ export class BatMap {
     return this.core.exports.trimSlotsEnd(this.ctx);
   }
 
-  // md page state (engine.md). Page of entry c: ((c + 16) * 4) >> 12.
+  // md page state (docs/engine.md, 'The state word'). Page of entry c: ((c + 16) * 4) >> 12.
   static pageOf(clusterIndex: number): number {
     return ((clusterIndex + MAP_OFFSET) * 4) >>> 12;
   }
@@ -431,10 +431,10 @@ export class BatMap {
   }
 
   /**
-   * Preallocation (engine.md, "virgin slots"): the file's size is durable up to slot
-   * `preallocEnd` (exclusive) and the slots past the data it had at open read zeros, so a
-   * fresh slot below it needs no flush before the BAT page that maps it. Written by the
-   * coordinator only after the extension's flush completed; read by every runner.
+   * Preallocation (docs/engine.md, 'Virgin slots and preallocation'): the file's size is durable up
+   * to slot `preallocEnd` (exclusive) and the slots past the data it had at open read zeros, so a
+   * fresh slot below it needs no flush before the BAT page that maps it. Written by the coordinator
+   * only after the extension's flush completed; read by every runner.
    */
   get preallocEnd(): number {
     return Atomics.load(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2);

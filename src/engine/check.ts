@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Consistency check and repair, pass by pass like QEMU's parallels_co_check (format.md 2.4),
-// plus what QEMU 7.2 misses: entries pointing into the header/BAT area, misaligned entries and
-// clusters used twice. Repairs copy data before they change the BAT, and flush in between.
+// Consistency check and repair, pass by pass like QEMU's parallels_co_check (docs/format.md, 'Check
+// and repair'), plus what QEMU 7.2 misses: entries pointing into the header/BAT area, misaligned
+// entries and clusters used twice. Repairs copy data before they change the BAT, and flush in
+// between.
 
 import { serializeHeader, INUSE_MAGIC, CLOSED_V21_MAGIC, SECTOR_BYTES, type PloopHeader, type PloopFormat } from '../format/header.js';
 import { LEVEL_NONE, MD_PAGE_BYTES, BatMap, type BatProblem } from '../core/bat-map.js';

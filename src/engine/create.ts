@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// Creating an empty image the way `qemu-img create -f parallels` does (format.md 1.4): the
-// header, then zeros up to data_off. The result is byte-identical to qemu-img's.
+// Creating an empty image the way `qemu-img create -f parallels` does (docs/format.md, 'What create
+// writes'): the header, then zeros up to data_off. The result is byte-identical to qemu-img's.
 
 import { newHeader, serializeHeader, SECTOR_BYTES, type PloopFormat, type PloopHeader } from '../format/header.js';
 import type { BlockStore } from '../stores/block-store.js';

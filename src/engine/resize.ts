@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Resizing one ploop image offline (format.md 5.5). Growing may need more BAT than data_off
-// leaves room for: the data clusters that sit where the new BAT goes are copied to the end of
-// the file first, their entries repointed, and only then is that area zeroed and the header
-// switched. Every step is flushed before the next, so a crash at any point leaves an image
-// that reads the same under the old header or the new one.
+// Resizing one ploop image offline (docs/format.md, 'Resize'). Growing may need more BAT than
+// data_off leaves room for: the data clusters that sit where the new BAT goes are copied to the end
+// of the file first, their entries repointed, and only then is that area zeroed and the header
+// switched. Every step is flushed before the next, so a crash at any point leaves an image that
+// reads the same under the old header or the new one.
 
 import {
   serializeHeader, minDataOffSectors, newHeader, deriveGeometry, HEADER_BYTES, SECTOR_BYTES, MAX_BAT_ENTRIES, CLOSED_V21_MAGIC, type PloopHeader,

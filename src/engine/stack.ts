@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-// Delta stacks laid out as the ploop tools do (format.md 4, ploop-tools.md 3): a folder with
-// DiskDescriptor.xml and one file per delta. init, open, snapshot, merge and resize, each
-// crash-safe: a new delta file is complete before the descriptor names it, the descriptor is
-// replaced atomically, and a merge copies data into the lower delta before the descriptor
-// forgets the upper one, so every crash point leaves a stack that reads the same data.
+// Delta stacks laid out as the ploop tools do (docs/format.md, 'Deltas and stacks' and
+// 'DiskDescriptor.xml'): a folder with DiskDescriptor.xml and one file per delta. init, open,
+// snapshot, merge and resize, each crash-safe: a new delta file is complete before the descriptor
+// names it, the descriptor is replaced atomically, and a merge copies data into the lower delta
+// before the descriptor forgets the upper one, so every crash point leaves a stack that reads the
+// same data.
 
 import {
   parseDescriptor, serializeDescriptor, descriptorChain, newDescriptor, addSnapshot, randomGuid, mergeIntoParent,

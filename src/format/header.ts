@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The 64-byte ploop header (format.md 1.2): parse, validate against the file, serialize, and
-// the geometry derived from it. Field names follow QEMU's spec; derived values carry units.
+// The 64-byte ploop header (docs/format.md, 'The header'): parse, validate against the file,
+// serialize, and the geometry derived from it. Field names follow QEMU's spec; derived values carry
+// units.
 //
 //   off  size  field        meaning
 //   0    16    signature    "WithoutFreeSpace" (v1) | "WithouFreSpacExt" (v2)

@@ -1,4 +1,4 @@
-// format.md section 6, scenarios 1 and 2: images made by qemu-img create and written by
+// docs/format.md, 'What create writes' and 'The BAT': images made by qemu-img create and written by
 // qemu-io read back through our engine exactly as `qemu-img convert -O raw` exports them, and
 // our createImage writes the very bytes qemu-img create writes.
 
@@ -30,7 +30,7 @@ const CASES: Case[] = [
   { label: '4 KiB clusters and a 1000000 byte disk (rounded up to whole sectors)', cluster: 4096, clusterArg: '4k', size: 1000000 },
 ];
 
-/** Header values computed from format.md 1.4, independently of the library. */
+/** Header values by docs/format.md, 'What create writes' (independent of the library). */
 function expectedHeader(size: number, cluster: number) {
   const nbSectors = Math.ceil(size / 512);
   const tracks = cluster / 512;
@@ -58,7 +58,7 @@ function patternWrites(c: number, virtualSize: number): Array<[number, number, n
 }
 
 for (const k of CASES) {
-  test(`qemu-img create with ${k.label} writes the header of format.md 1.4 and createImage writes identical bytes`, async () => {
+  test(`qemu-img create with ${k.label} writes the header docs/format.md describes and createImage writes identical bytes`, async () => {
     await withTempDir(async (dir) => {
       const qemuPath = join(dir, 'qemu.hds');
       const ourPath = join(dir, 'ours.hds');

@@ -1,4 +1,4 @@
-// format.md section 6, scenario 3: our own random workloads (writes and discards, aligned and
+// docs/format.md, 'The oracles': our own random workloads (writes and discards, aligned and
 // not, in concurrent groups) against an in-memory model; after close qemu-img check is clean,
 // qemu-img convert equals the model, the in-use flag is cleared and the file ends at the last
 // used cluster. v2 and v1, on MemoryStore and on NodeFileStore.

@@ -1,5 +1,5 @@
 // Header parsing, serialization, qemu-img-compatible creation values, and the exact error for
-// every malformed header or BAT (format.md 1.2-1.6, 2.1, 2.2; scenario 9 of section 6).
+// every malformed header or BAT (docs/format.md, 'The header', 'The BAT', 'Open: what is refused').
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';

@@ -5,7 +5,7 @@
 const ORIGIN = 0x7c00;
 export const SECTOR_BYTES = 512;
 
-/** Boot sector 1 (tooling.md 6): prints PLOOP-BOOT-OK\r\n on COM1 and halts. */
+/** Boot sector 1 (docs/emulators.md): prints PLOOP-BOOT-OK\r\n on COM1 and halts. */
 export const PRINT_SECTOR_TEXT = 'PLOOP-BOOT-OK\r\n';
 
 export function printBootSector(): Uint8Array {

@@ -1,4 +1,4 @@
-// Copy-on-write through a stack opened from its files (format.md 4.2, 4.3, scenario 17), with
+// Copy-on-write through a stack opened from its files (docs/format.md, 'Deltas and stacks'), with
 // 4 KiB clusters (below what a DiskDescriptor.xml allows): reads fall through to the newest
 // level, a partial write copies the whole lower cluster up, lower files never change, zeros
 // over a hole allocate nothing, zeros over lower data are copied up, discard never exposes

@@ -1,4 +1,4 @@
-// Resize (format.md 5.5, scenario 18; ploop-tools.md 7 "Grow relocation"): growing so that the
+// Resize (docs/format.md, 'Resize'; ploop's grow relocates the same way): growing so that the
 // BAT needs more clusters relocates the data clusters in the way, then switches the header;
 // v1 grows too; shrinking refuses to drop data unless forced; a disk folder's resize updates
 // DiskDescriptor.xml and the grown stack still merges; and the CLI's resize command.
