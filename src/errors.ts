@@ -11,6 +11,7 @@ export type PloopErrorCode =
   | 'EINVAL'    // a bad argument
   | 'ENOTSUP'   // the store or image cannot do this
   | 'EIO'       // the store failed
+  | 'EBUSY'     // another writer has the image or disk folder open (it holds the lock)
   | 'ECLOSED';  // the image was closed
 
 export class PloopError extends Error {

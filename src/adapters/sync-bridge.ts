@@ -34,7 +34,7 @@ const OP_WRITE = 2;
 const OP_FLUSH = 3;
 
 const OK = 0;
-const ERROR_CODES: PloopErrorCode[] = ['EIO', 'EFORMAT', 'ECORRUPT', 'ERANGE', 'EREADONLY', 'ENOSPC', 'EINVAL', 'ENOTSUP', 'ECLOSED'];
+const ERROR_CODES: PloopErrorCode[] = ['EIO', 'EFORMAT', 'ECORRUPT', 'ERANGE', 'EREADONLY', 'ENOSPC', 'EINVAL', 'ENOTSUP', 'ECLOSED', 'EBUSY'];
 
 /** What the emulator's thread needs to talk to the server: post it to the worker. */
 export interface SyncChannel {

@@ -52,6 +52,8 @@ export interface OpenOptions {
    * The default is 0 on a volatile store (memory), whose flush costs nothing.
    */
   preallocBytes?: number;
+  /** Called once close() is done with the stores (openStackDir releases the disk folder's lock here). */
+  onClose?: () => void | Promise<void>;
 }
 
 export interface ImageStats {
@@ -185,10 +187,12 @@ export class PloopImage {
     if (options.writable && !store.writable) {
       throw new PloopError('EREADONLY', `open: read-write requested but store ${store.name} is read-only`);
     }
+    const warn = options.onWarning ?? ((m: string) => console.warn(`ploop-wasm: ${m}`));
+    // A writer active while this opens read-only, a lock that could not be taken (the stores saw it).
+    for (const d of deltas) for (const w of d.store.openWarnings ?? []) warn(w);
     const fileBytes = await store.size();
     const header = parseHeader(await readFully(store, 0, Math.min(HEADER_BYTES, Math.max(fileBytes, 0))));
     const geometry = deriveGeometry(header, fileBytes, options.lenient);
-    const warn = options.onWarning ?? ((m: string) => console.warn(`ploop-wasm: ${m}`));
     const core = await getCore();
     const fileSlots = Math.max(0, Math.ceil((fileBytes - geometry.firstSlotByte) / geometry.clusterBytes));
     core.assertRoom(geometry.batEndByte);
@@ -425,9 +429,13 @@ export class PloopImage {
     } finally {
       this.#closed = true;
       this.#bat.dispose();
-      if (!this.#options.keepStoreOpen) {
-        await this.store.close();
-        for (const d of this.lowerDeltas) await d.store.close();
+      try {
+        if (!this.#options.keepStoreOpen) {
+          await this.store.close();
+          for (const d of this.lowerDeltas) await d.store.close();
+        }
+      } finally {
+        await this.#options.onClose?.();
       }
     }
   }

@@ -12,6 +12,12 @@ export interface BlockStore {
    * (preallocation ahead of the allocator).
    */
   readonly volatile?: boolean;
+  /**
+   * What opening the store found out about other users of its file, for the image to pass on
+   * (PloopImage's onWarning): a writer active while this store reads, a writer lock that could
+   * not be taken.
+   */
+  readonly openWarnings?: readonly string[];
   /** Current size in bytes. */
   size(): Promise<number>;
   /** Read up to `into.length` bytes at `offset`; returns the bytes read (short at the end). */
@@ -45,6 +51,7 @@ export function keptOpen(store: BlockStore): BlockStore {
     name: store.name,
     writable: store.writable,
     volatile: store.volatile,
+    openWarnings: store.openWarnings,
     size: () => store.size(),
     read: (offset, into) => store.read(offset, into),
     write: (offset, data) => store.write(offset, data),

@@ -20,6 +20,8 @@ import { preadFully, pwriteFully } from './node-sync-io.js';
 import type { BlockStore } from './block-store.js';
 import { pread as threadRead, pwrite as threadWrite, ioThreadReady, IO_THREAD_MAX_BYTES } from './node-io-thread.js';
 import { PloopError, ioError } from '../errors.js';
+import { lockForWriting, writerOf } from './node-lock.js';
+import { writerActive } from './in-use.js';
 
 export interface NodeFileStoreOptions {
   writable?: boolean;
@@ -35,6 +37,13 @@ export interface NodeFileStoreOptions {
    * on this thread's dedicated I/O thread, 'pool' on libuv's thread pool.
    */
   io?: NodeFileIo;
+  /**
+   * With `writable` or `create`: hold the image's writer lock while the store is open, and refuse
+   * to open (EBUSY, naming the holder) while another writer holds it: another store, process,
+   * ploop or QEMU (node-lock.ts). Default true. Runners opened under their coordinator's lock
+   * pass false. A read-only store takes no lock; its `openWarnings` say when a writer is active.
+   */
+  lock?: boolean;
 }
 
 export type NodeFileIo = 'thread' | 'pool';
@@ -52,6 +61,8 @@ export class NodeFileStore implements BlockStore {
   readonly path: string;
   readonly syncMaxBytes: number;
   readonly io: NodeFileIo;
+  /** What opening found out about other users of the file (a writer active while this store reads). */
+  readonly openWarnings: readonly string[];
   /** Requests up to this size go to the I/O thread (0 with io 'pool'). */
   readonly #threadMaxBytes: number;
   #fd: number;
@@ -68,8 +79,9 @@ export class NodeFileStore implements BlockStore {
   #inThread = 0;
   #idle: (() => void) | null = null;
 
-  private constructor(path: string, fd: number, size: number, writable: boolean, syncMaxBytes: number, io: NodeFileIo) {
+  private constructor(path: string, fd: number, size: number, writable: boolean, syncMaxBytes: number, io: NodeFileIo, openWarnings: string[]) {
     this.path = path;
+    this.openWarnings = openWarnings;
     this.#fd = fd;
     this.#size = size;
     this.writable = writable;
@@ -89,21 +101,37 @@ export class NodeFileStore implements BlockStore {
     if (!IO_MODES.includes(io)) {
       throw new PloopError('EINVAL', `NodeFileStore.open: io "${io}" is not one of ${IO_MODES.join(', ')}`, { field: 'io', value: io });
     }
-    const flags = options.create ? 'w+' : writable ? 'r+' : 'r';
+    // `create` truncates only once the lock is held: a refused create must not empty the image
+    // another writer has open.
+    const flags = options.create ? constants.O_RDWR | constants.O_CREAT : writable ? 'r+' : 'r';
     let fd: number;
     try {
-      fd = await call<number>((cb) => open(path, flags, cb));
+      fd = await call<number>((cb) => open(path, flags, 0o666, cb));
     } catch (e) {
       throw ioError(`open ${path}`, e);
     }
+    const warnings: string[] = [];
     let size: number;
     try {
-      size = (await call<{ size: number }>((cb) => fstat(fd, cb))).size;
+      if ((writable || options.create) && options.lock !== false) {
+        const warning = await lockForWriting(fd, 'image', path);
+        if (warning) warnings.push(warning);
+      } else if (!writable && !options.create) {
+        const writer = await writerOf(fd);
+        if (writer) warnings.push(writerActive('image', path, writer));
+      }
+      const stats = await call<{ size: number; isFile(): boolean }>((cb) => fstat(fd, cb)).catch((e) => { throw ioError(`stat ${path}`, e); });
+      size = stats.size;
+      // As O_TRUNC would: files only (a device such as /dev/full is written as it is).
+      if (options.create && stats.isFile() && size > 0) {
+        await done((cb) => ftruncate(fd, 0, cb)).catch((e) => { throw ioError(`truncate ${path} to 0`, e); });
+        size = 0;
+      }
     } catch (e) {
       await done((cb) => close(fd, cb)).catch(() => {});
-      throw ioError(`stat ${path}`, e);
+      throw e;
     }
-    return new NodeFileStore(path, fd, size, writable || !!options.create, syncMaxBytes, io);
+    return new NodeFileStore(path, fd, size, writable || !!options.create, syncMaxBytes, io, warnings);
   }
 
   async size(): Promise<number> {

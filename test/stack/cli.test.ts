@@ -58,7 +58,8 @@ test('init, write, snapshot, info --json and read work on a disk folder and on i
 
     r = await ok(['init', path, '--size', String((4 << 20) - 1000), '--cluster-size', '64K']);
     assert.match(r.stdout.toString(), /created .*DiskDescriptor\.xml and root\.hds: 4 MiB, 64 KiB clusters/);
-    assert.deepEqual((await readdir(path)).sort(), ['DiskDescriptor.xml', 'root.hds']);
+    // DiskDescriptor.xml.lck is the folder's writer lock (ploop's, which ploop leaves there too).
+    assert.deepEqual((await readdir(path)).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds']);
     await assertPloopListsChain(path, dir, 'after init');
     r = await cli(['init', path, '--size', '4M']);
     assert.equal(r.code, 1, 'init refuses a folder that has a descriptor');

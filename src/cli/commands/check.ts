@@ -2,7 +2,7 @@
 import { NodeFileStore } from '../../stores/node-fs.js';
 import { checkImage } from '../../engine/check.js';
 import { parse } from '../args.js';
-import { stackDirOf, readStackDescriptor } from '../open.js';
+import { stackDirOf, readStackDescriptor, warnOnStderr } from '../open.js';
 import type { CheckReport } from '../../engine/check.js';
 import type { Command } from '../command.js';
 
@@ -30,23 +30,35 @@ export const check: Command = {
       else print(report, repair);
       return exitStatus(report);
     }
-    const chain = (await readStackDescriptor(dir)).chain.filter((d) => d.type !== 'Plain');
-    const reports = [];
-    for (const d of chain) {
-      const report = { file: d.file, ...(await checkFile(dir.path(d.file), repair)) };
-      reports.push(report);
-      if (!values.json) {
-        process.stdout.write(`== ${d.file}\n`);
-        print(report, repair);
+    // A repair writes the folder's deltas: it holds the folder's writer lock, as a writer does.
+    const lock = repair ? await dir.lockForWriting() : null;
+    if (lock?.warning) warnOnStderr(lock.warning);
+    try {
+      if (!repair) {
+        const writer = await dir.writerWarning();
+        if (writer) warnOnStderr(writer);
       }
+      const chain = (await readStackDescriptor(dir)).chain.filter((d) => d.type !== 'Plain');
+      const reports = [];
+      for (const d of chain) {
+        const report = { file: d.file, ...(await checkFile(dir.path(d.file), repair)) };
+        reports.push(report);
+        if (!values.json) {
+          process.stdout.write(`== ${d.file}\n`);
+          print(report, repair);
+        }
+      }
+      if (values.json) process.stdout.write(JSON.stringify(reports) + '\n');
+      return Math.max(...reports.map((r) => exitStatus(r)));
+    } finally {
+      await lock?.release();
     }
-    if (values.json) process.stdout.write(JSON.stringify(reports) + '\n');
-    return Math.max(...reports.map((r) => exitStatus(r)));
   },
 };
 
 async function checkFile(path: string, repair: boolean): Promise<CheckReport> {
   const store = await NodeFileStore.open(path, { writable: repair });
+  for (const w of store.openWarnings) warnOnStderr(w);
   try {
     return await checkImage(store, { repair });
   } finally {
