@@ -100,7 +100,7 @@ export function storeSuite(k: StoreKind): SuiteContext {
   test(`${k.kind}: misuse gives errors that name the file and the operation`, async () => {
     const e = await call<Errors>(ctx.page, 'storeErrors', { kind: k.kind, path: 'tests/err.bin' });
     if (k.second) {
-      assert.equal(e.second?.code, 'EIO');
+      assert.equal(e.second?.code, 'EBUSY');
       assert.match(e.second.message, k.second);
     } else {
       assert.equal(e.second, null);
@@ -113,6 +113,26 @@ export function storeSuite(k: StoreKind): SuiteContext {
     assert.match(e.closedRead.message, /read refused, the store is closed/);
     assert.equal(e.missing?.code, 'EIO');
     assert.match(e.missing.message, /tests\/err\.bin\.missing.*no such file/);
+  });
+
+  test(`${k.kind}: one writer at a time and readers told, in the words of Node's lock: a store, and a disk folder (its Web Lock)`, async () => {
+    type Refusal = { code: string; message: string } | null;
+    const r = await call<{ storeWarnings: string[]; secondWriter: Refusal; freeStore: Refusal; secondStack: Refusal; snapshot: Refusal; folderWarning: string | null; folderAfter: string | null; freeFolder: Refusal }>(
+      ctx.page, 'oneWriter', { kind: k.kind, path: 'tests/one.bin', dir: 'tests/one-dir' });
+    const holder = (name: string) => `another page or worker, which holds the Web Lock "ploop-wasm:${k.kind}:${k.kind === 'idb' ? '[^"]+/' : ''}${name}"`;
+    assert.equal(r.secondWriter?.code, 'EBUSY');
+    assert.match(r.secondWriter!.message, new RegExp(`^open ${k.prefix}tests/one\\.bin for writing refused: the image is in use by another writer \\(${holder('tests/one\\.bin')}\\); close it there first, or open it read-only$`));
+    assert.equal(r.storeWarnings.length, 1);
+    assert.match(r.storeWarnings[0], new RegExp(`^the image ${k.prefix}tests/one\\.bin is open for writing by another writer \\(${holder('tests/one\\.bin')}\\): what this reader sees may change while it reads$`));
+    assert.equal(r.freeStore, null, 'a writer opens once the first closed');
+    for (const refusal of [r.secondStack, r.snapshot]) {
+      assert.equal(refusal?.code, 'EBUSY');
+      assert.match(refusal!.message, new RegExp(`^open ${k.prefix}tests/one-dir for writing refused: the disk folder is in use by another writer \\(${holder('tests/one-dir/DiskDescriptor\\.xml')}\\)`));
+    }
+    assert.match(r.folderWarning ?? '', new RegExp(`^the disk folder ${k.prefix}tests/one-dir is open for writing by another writer`));
+    assert.equal(r.folderAfter, null);
+    assert.equal(r.freeFolder, null);
+    assert.deepEqual(ctx.session.errors, []);
   });
 
   test(`${k.kind}: a disk folder (init, write, snapshot, write) survives a reload; ploop and qemu-img read the same; merge`, async () => {
