@@ -22,7 +22,7 @@ import {
 const IMAGE_BYTES = 64 << 20;
 const CLUSTER = '1M';
 const WRITE_BYTES = 4096;
-/** ploop 1.15 crashes in ploop_create_image with a small environment (ploop-tools.md). */
+/** ploop 1.15 crashes in ploop_create_image with a small environment (docs/format.md, "The oracles"). */
 const PLOOP_ENV = { ...process.env, PLOOP_PAD: 'x'.repeat(8192) };
 
 interface Running {
