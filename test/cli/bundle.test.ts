@@ -63,6 +63,10 @@ test('the bundled CLI runs every command, loads only what the command needs, and
     assert.equal(bench.code, 0, bench.stderr);
     assert.ok(JSON.parse(bench.stdout).iops > 0);
     assert.ok(bench.loaded.includes('NativeModule worker_threads'), 'the runners did start workers');
+    // --version comes from the package.json of the package the bundle belongs to.
+    await writeFile(join(tmp.dir, 'package.json'), JSON.stringify({ name: 'ploop-wasm', version: '9.8.7-test', type: 'module' }));
+    const version = node([bundle, '--version']);
+    assert.equal(version.stdout, 'ploop-wasm 9.8.7-test\n', version.stderr);
   } finally {
     await tmp.cleanup();
   }

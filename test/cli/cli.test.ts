@@ -84,7 +84,7 @@ test('check exits 0 on a clean image, 2 with a corruption, 3 with only a leak, a
   assert.match(bad.stdout.toString(), /ERROR image was not closed correctly/);
   const fixed = await cli(['check', img, '--repair']);
   assert.equal(fixed.code, 0, fixed.stdout.toString());
-  assert.match(fixed.stdout.toString(), /1 leaked clusters\n\s+1 corruptions/);
+  assert.match(fixed.stdout.toString(), /1 leaked cluster\n\s+1 corruption\n/);
   assert.ok((await qemuCheck(img)).clean, describeCheck(await qemuCheck(img)));
   assert.equal((await stat(img)).size, 2 << 20);
 }));

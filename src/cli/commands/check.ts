@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 import { NodeFileStore } from '../../stores/node-fs.js';
 import { checkImage } from '../../engine/check.js';
-import { parse } from '../args.js';
+import { parse, plural } from '../args.js';
 import { stackDirOf, readStackDescriptor, warnOnStderr } from '../open.js';
 import type { CheckReport } from '../../engine/check.js';
 import type { Command } from '../command.js';
@@ -75,22 +75,29 @@ function exitStatus(report: CheckReport): number {
 function print(report: CheckReport, repair: boolean): void {
   const lines: string[] = [];
   for (const f of report.findings) {
-    const tag = f.fixed ? 'Repairing' : f.severity === 'corruption' ? 'ERROR' : 'Leak';
-    lines.push(`${tag} ${f.message}`);
+    // The tail leak's own words are qemu-img's ("space leaked at the end of the image N"): after
+    // a "Leak" tag they said it twice, and N had no unit.
+    const message = f.kind === 'leak' ? leakWords(report) : f.message;
+    lines.push(`${f.fixed ? 'Repairing' : f.severity === 'corruption' ? 'ERROR' : 'Leak:'} ${message}`);
   }
-  if (report.findings.length < report.corruptions + (report.leakedBytes ? 1 : 0)) lines.push(`... and more (${report.corruptions} corruptions in all)`);
+  if (report.findings.length < report.corruptions + (report.leakedBytes ? 1 : 0)) lines.push(`... and more (${plural(report.corruptions, 'corruption')} in all)`);
   if (repair && (report.corruptionsFixed || report.leaksFixed)) {
-    lines.push(`The following inconsistencies were found and repaired:\n\n    ${report.leaksFixed} leaked clusters\n    ${report.corruptionsFixed} corruptions\n`);
+    lines.push(`The following inconsistencies were found and repaired:\n\n    ${plural(report.leaksFixed, 'leaked cluster')}\n    ${plural(report.corruptionsFixed, 'corruption')}\n`);
   }
   const leftCorrupt = report.corruptions - report.corruptionsFixed;
   const leftLeaks = report.leakedClusters - report.leaksFixed;
   if (leftCorrupt === 0 && leftLeaks === 0) lines.push('No errors were found on the image.');
   else {
-    if (leftCorrupt) lines.push(`\n${leftCorrupt} errors were found on the image.\nData may be corrupted, or further writes to the image may corrupt it.`);
-    if (leftLeaks) lines.push(`\n${leftLeaks} leaked clusters were found on the image.\nThis means waste of disk space, but no harm to data.`);
+    if (leftCorrupt) lines.push(`\n${leftCorrupt === 1 ? '1 error was' : `${leftCorrupt} errors were`} found on the image.\nData may be corrupted, or further writes to the image may corrupt it.`);
+    if (leftLeaks) lines.push(`\n${leftLeaks === 1 ? '1 leaked cluster was' : `${leftLeaks} leaked clusters were`} found on the image.\nThis means waste of disk space, but no harm to data.`);
   }
   const pct = (n: number) => (report.totalClusters ? ((100 * n) / report.totalClusters).toFixed(2) : '0.00');
   lines.push(`${report.allocatedClusters}/${report.totalClusters} = ${pct(report.allocatedClusters)}% allocated, ${report.allocatedClusters ? ((100 * report.fragmentedClusters) / report.allocatedClusters).toFixed(2) : '0.00'}% fragmented`);
   lines.push(`Image end offset: ${report.imageEndOffset}`);
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** "1048576 bytes (1 cluster) past the end of the last cluster in use". */
+function leakWords(report: CheckReport): string {
+  return `${plural(report.leakedBytes, 'byte')} (${plural(report.leakedClusters, 'cluster')}) past the end of the last cluster in use, at byte ${report.imageEndOffset}`;
 }

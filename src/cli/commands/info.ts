@@ -3,7 +3,7 @@ import { INUSE_MAGIC } from '../../format/header.js';
 import { LEVEL_NONE } from '../../core/bat-map.js';
 import { PloopImage } from '../../engine/image.js';
 import { openImageFile, stackDirOf, readStackDescriptor } from '../open.js';
-import { parse, formatSize } from '../args.js';
+import { parse, formatSize, plural } from '../args.js';
 import type { Command } from '../command.js';
 
 export const info: Command = {
@@ -60,7 +60,7 @@ export const info: Command = {
           `format extension: ${out.extOffset ? `at byte ${out.extOffset}` : 'none'}`,
           `geometry (CHS): ${out.cylinders}/${out.heads}/${out.tracks}`,
           ...(deltas ? ['delta stack (base first):', ...deltas.map((d) =>
-            `  level ${d.level}: ${d.file} ${d.type === 'Plain' ? 'raw' : d.format} ${formatSize(d.fileSize)}, ${d.allocatedClusters} clusters ${d.guid}`)] : []),
+            `  level ${d.level}: ${d.file} ${d.type === 'Plain' ? 'raw' : d.format} ${formatSize(d.fileSize)}, ${plural(d.allocatedClusters, 'cluster')} ${d.guid}`)] : []),
         ].join('\n') + '\n');
       }
     } finally {
