@@ -123,8 +123,9 @@ test('while replay writes an image, write is refused naming replay (pid, host, c
       const stderr = await refused(['write', img, '--offset', '0'], new Uint8Array(512).fill(0xee));
       assert.match(stderr, new RegExp(`^ploop-wasm write: open ${img} for writing refused: the image is in use by another writer`));
       assert.match(stderr, holderText(pid, /replay [^ ]*a\.hds/));
-      // create would empty it: refused before anything is truncated.
-      await refused(['create', img, '--size', '1M']);
+      // create --force would empty it: refused before anything is truncated (without --force,
+      // create refuses an image that holds data whoever has it open).
+      await refused(['create', img, '--size', '1M', '--force']);
       assert.equal((await stat(img)).size >= 1 << 20, true, 'the refused create left the image as it was');
 
       const read = await ok(['read', img, '--offset', '0', '--length', '4096']);

@@ -72,7 +72,8 @@ async function prepareFolder(path: string, force: boolean): Promise<{ createdFol
     return { createdFolder, entries: [] };
   }
   if (!s.isDirectory()) throw new PloopError('EINVAL', `${path} is a file, expected a folder for the disk (create makes an image file)`, { path });
-  const entries = await readdir(path);
+  // The ploop tools' lock file stays after a disk is gone (it is never removed): no content.
+  const entries = (await readdir(path)).filter((e) => e !== 'DiskDescriptor.xml.lck');
   if (entries.includes('DiskDescriptor.xml')) {
     throw new PloopError('EINVAL', `${path}: DiskDescriptor.xml already exists, the folder holds a disk; remove it first (--force does not replace a disk)`, { path });
   }
