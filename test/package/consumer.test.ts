@@ -139,6 +139,9 @@ test('the installed package: ploop-wasm/node opens files and starts runner threa
   const read = await exec(bin, ['read', img, '--offset', String(1 << 20), '--length', '4'], app);
   assert.equal(read.stdout, 'BBBB');
   await exec(bin, ['check', img], app);
+  // --version: the installed package's own package.json (not the app's).
+  const pkg = JSON.parse(await readFile(join(app, 'node_modules/ploop-wasm/package.json'), 'utf8')) as { version: string };
+  assert.equal((await exec(bin, ['--version'], app)).stdout, `ploop-wasm ${pkg.version}\n`);
   const q = await qemuCheck(img);
   assert.ok(q.clean, describeCheck(q));
   // v86 is an optional peer: an app that does not boot VMs does not get it.
