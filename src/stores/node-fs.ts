@@ -57,6 +57,8 @@ const done = (fn: (cb: (e: NodeJS.ErrnoException | null) => void) => void): Prom
 
 export class NodeFileStore implements BlockStore {
   readonly name = 'node-fs';
+  /** A file: ranges never written are holes (the engine writes the zeros the ploop tools want). */
+  readonly sparse = true;
   readonly writable: boolean;
   readonly path: string;
   readonly syncMaxBytes: number;
@@ -143,6 +145,17 @@ export class NodeFileStore implements BlockStore {
       throw ioError(`stat ${this.path}`, e);
     }
     return this.#size;
+  }
+
+  /** Disk space backing the file (st_blocks × 512) and the file system's block size (st_blksize). */
+  async backing(): Promise<{ allocatedBytes: number; blockBytes: number }> {
+    if (this.#closed) throw this.#closedError('stat');
+    try {
+      const s = await call<{ blocks: number; blksize: number }>((cb) => fstat(this.#fd, cb));
+      return { allocatedBytes: s.blocks * 512, blockBytes: s.blksize };
+    } catch (e) {
+      throw ioError(`stat ${this.path}`, e);
+    }
   }
 
   read(offset: number, into: Uint8Array): Promise<number> {

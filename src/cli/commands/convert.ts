@@ -6,7 +6,7 @@ import type { BlockStore } from '../../stores/block-store.js';
 import { createImage, type CreateOptions } from '../../engine/create.js';
 import type { PloopImage } from '../../engine/image.js';
 import { LEVEL_NONE } from '../../core/bat-map.js';
-import { deriveGeometry, HEADER_BYTES, SECTOR_BYTES, type PloopFormat } from '../../format/header.js';
+import { deriveGeometry, serializeHeader, HEADER_BYTES, SECTOR_BYTES, CIF_EMPTY, type PloopFormat } from '../../format/header.js';
 import { PloopError } from '../../errors.js';
 import { openImageFile, isPloopFile } from '../open.js';
 import { parse, parseSize, UsageError } from '../args.js';
@@ -118,6 +118,7 @@ function withoutBarriers(store: NodeFileStore): BlockStore {
   return {
     name: store.name,
     writable: store.writable,
+    sparse: store.sparse,
     size: () => store.size(),
     read: (offset, into) => store.read(offset, into),
     write: (offset, data) => store.write(offset, data),
@@ -287,4 +288,9 @@ async function toPloop(read: ReadPiece, size: number, out: NodeFileStore, option
     await writer.settle();
   }
   await out.write(HEADER_BYTES, new Uint8Array(bat.buffer));
+  if (host > g.firstSlotByte) {
+    // Data was written: the image is no longer empty (createImage set CIF_Empty, as ploop's init does).
+    header.flags &= ~CIF_EMPTY;
+    await out.write(0, serializeHeader(header));
+  }
 }
