@@ -13,7 +13,10 @@ export const check: Command = {
 
   Finds: in-use flag still set (not closed cleanly), invalid data_off / ext_off, BAT entries
   pointing into the header/BAT area or past the end of the file, misaligned entries, clusters
-  used twice, space leaked at the end of the file.
+  used twice, space leaked at the end of the file. Warnings (harmless to QEMU, refused by the
+  ploop tools; they do not change the exit status): holes in the file (ranges no disk block
+  backs, as a crash can leave them; the repair writes zeros over them) and a CIF_Empty flag
+  that disagrees with the BAT.
   --repair  fix what is safe to fix (data is copied before the BAT changes) and say what was done
   --json    print the report as JSON
   A disk folder: every ploop delta of its stack is checked (--json prints an array of reports,
@@ -78,7 +81,8 @@ function print(report: CheckReport, repair: boolean): void {
     // The tail leak's own words are qemu-img's ("space leaked at the end of the image N"): after
     // a "Leak" tag they said it twice, and N had no unit.
     const message = f.kind === 'leak' ? leakWords(report) : f.message;
-    lines.push(`${f.fixed ? 'Repairing' : f.severity === 'corruption' ? 'ERROR' : 'Leak:'} ${message}`);
+    const tag = f.fixed ? 'Repairing' : f.severity === 'corruption' ? 'ERROR' : f.severity === 'warning' ? 'Warning:' : 'Leak:';
+    lines.push(`${tag} ${message}`);
   }
   if (report.findings.length < report.corruptions + (report.leakedBytes ? 1 : 0)) lines.push(`... and more (${plural(report.corruptions, 'corruption')} in all)`);
   if (repair && (report.corruptionsFixed || report.leaksFixed)) {
