@@ -9,6 +9,7 @@ import type { Page } from 'playwright-core';
 import type { BrowserSession } from '../helpers/browser.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { qemuCheck, describeCheck, qemuConvertToRaw, qemuCreate, qemuIo, ioWrite } from '../helpers/qemu.js';
+import { assertPloopAccepts } from '../helpers/ploop.js';
 import { qemuConvertChain, ploopSnapshotList } from '../helpers/stack.js';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { startStoreBrowser, openPage, call, callInWorker, randomWrites, startUploads, assertNoMismatch, type Write, type Uploads } from './stores-shared.js';
@@ -75,6 +76,7 @@ export function storeSuite(k: StoreKind): SuiteContext {
     await writeFile(path, ctx.uploads.take(name));
     const check = await qemuCheck(path);
     assert.ok(check.clean, `qemu-img check ${name}: ${describeCheck(check)}`);
+    await assertPloopAccepts(path, name);
     const raw = await qemuConvertToRaw(path, `${path}.raw`);
     assert.ok(Buffer.from(raw).equals(Buffer.from(model)), `${name}: qemu-img convert output differs from the model`);
   };
@@ -160,6 +162,7 @@ export function storeSuite(k: StoreKind): SuiteContext {
     for (const p of paths) {
       const c = await qemuCheck(p);
       assert.ok(c.clean, `qemu-img check ${p}: ${describeCheck(c)}`);
+      await assertPloopAccepts(p, p);
     }
     const list = await ploopSnapshotList(join(dir, 'DiskDescriptor.xml'));
     assert.equal(list.code, 0, list.output);
@@ -194,6 +197,7 @@ export function storeSuite(k: StoreKind): SuiteContext {
     await writeFile(topPath, ctx.uploads.take('top.hds'));
     const c = await qemuCheck(topPath);
     assert.ok(c.clean, describeCheck(c));
+    await assertPloopAccepts(topPath, 'the overlay top');
     const chain = await qemuConvertChain([basePath, topPath], join(ctx.tmp, 'overlay.raw'));
     assert.ok(Buffer.from(chain).equals(Buffer.from(model)), 'qemu-img reading base + top differs from the model');
 

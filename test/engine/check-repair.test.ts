@@ -64,7 +64,8 @@ async function assertRepaired(path: string, expected: Uint8Array, what: string):
   assert.deepEqual(again.findings, []);
   assert.equal(again.corruptions + again.leakedClusters, 0);
   assertBytesEqual(await readFileImage(path), expected, `${what}: our read after repair`);
-  await assertQemuAgrees(path, expected, `${what} after repair`);
+  // The images are qemu-img's (see assertQemuAgrees): ploop's check refuses them whatever we do.
+  await assertQemuAgrees(path, expected, `${what} after repair`, { ploop: false });
 }
 
 test('an image with the in-use flag poked to "Ynot" is reported unclean by both checks and repaired to the bytes qemu-img check -r writes', async () => {
@@ -191,7 +192,7 @@ test('BAT[1] := BAT[0] is a duplicate at entry 1; repair gives entry 1 its own c
     model.write(0, bb);
     assertBytesEqual(await image.read(MiB, MiB), raw.subarray(0, MiB), 'cluster 1 after writing cluster 0');
     await image.close();
-    await assertQemuAgrees(path, model.bytes, 'duplicate, after writing cluster 0');
+    await assertQemuAgrees(path, model.bytes, 'duplicate, after writing cluster 0', { ploop: false });
   });
 });
 

@@ -66,7 +66,7 @@ test('after our writes and discards to a qemu-written v1 image, qemu-img check i
       assert.equal(v % h.tracks, 0, `BAT[${i}] = ${v} sectors is a whole cluster from the file start`);
     }
     assert.equal(bytes.length, expectedImageEnd(bytes));
-    await assertQemuAgrees(path, model.bytes, 'v1 after our workload');
+    await assertQemuAgrees(path, model.bytes, 'v1 after our workload', { ploop: false }); // qemu-img made the file
     // qemu-io reads back what we wrote, too.
     const off = 3 << 20;
     const probe = model.bytes[off];

@@ -18,7 +18,7 @@ import { runWorkload } from '../helpers/workload.ts';
 import { readWhole, readFileImage } from '../helpers/images.ts';
 import { OFF, readU32, INUSE_MAGIC } from '../helpers/image-file.ts';
 import { assertQemuAgrees } from '../helpers/oracle.ts';
-import { assertQemuChecksClean, fileHash, qemuConvertChain } from '../helpers/stack.ts';
+import { assertChecksClean, fileHash, qemuConvertChain } from '../helpers/stack.ts';
 import { createImageFile } from '../helpers/race.ts';
 
 const C = 64 << 10;
@@ -118,7 +118,7 @@ test('two runners write through a two-delta stack: copy-on-write from the base, 
     } finally {
       await reopened.close();
     }
-    await assertQemuChecksClean([base, top], 'stack after 2 runners');
+    await assertChecksClean([base, top], 'stack after 2 runners');
     assertBytesEqual(await qemuConvertChain([base, top], join(dir, 'chain.raw')), model.bytes, 'qemu-img convert of the chain vs model');
   });
 });

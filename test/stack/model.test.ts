@@ -23,7 +23,7 @@ import { Prng } from '../helpers/prng.ts';
 import { runWorkload } from '../helpers/workload.ts';
 import { readU32, OFF } from '../helpers/image-file.ts';
 import {
-  assertPloopListsChain, assertQemuChecksClean, chainPaths, fileHash, qemuConvertChain, readStack,
+  assertPloopListsChain, assertChecksClean, chainPaths, fileHash, qemuConvertChain, readStack,
 } from '../helpers/stack.ts';
 
 const TOPDELTA_GUID = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
@@ -98,7 +98,7 @@ describe('delta stacks against a model', { concurrency: SCENARIOS.length }, () =
           const [ours, qemu, , ] = await Promise.all([
             readStack(dir),
             paths.length === 1 ? qemuConvertToRaw(paths[0], join(path, 'flat.raw')) : qemuConvertChain(paths, join(path, 'chain.raw')),
-            assertQemuChecksClean(unchecked, what),
+            assertChecksClean(unchecked, what),
             acceptedDescriptors.has(ddText) ? null : assertPloopListsChain(path, dir, what),
           ]);
           assertBytesEqual(ours, model.bytes, `${what}: our read of the stack vs model`);
