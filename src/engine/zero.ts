@@ -2,6 +2,8 @@
 // Zeros: the all-zero test for payloads (a write of zeros to an unallocated cluster allocates
 // nothing), and writing real zeros where a sparse store would otherwise keep a hole.
 
+import type { BlockStore } from '../stores/block-store.js';
+
 /** True when every byte of `bytes` is 0. Checks 8 bytes at a time where alignment allows. */
 export function isAllZero(bytes: Uint8Array): boolean {
   let i = 0;
@@ -18,12 +20,8 @@ export function isAllZero(bytes: Uint8Array): boolean {
   return true;
 }
 
-/**
- * Bytes per zero write: one shared buffer of zeros, never written into. 64 KiB pieces, four in
- * flight, go through NodeFileStore's I/O thread; backing 1 GiB of fresh 1 MiB clusters this way
- * measured faster than 256 KiB or 1 MiB pieces on libuv's pool (docs/performance.md).
- */
-const ZERO_PIECE_BYTES = 64 << 10;
+/** Bytes per zero write where the store has no writeZeros: one shared buffer, never written into. */
+const ZERO_PIECE_BYTES = 256 << 10;
 let zeroPiece: Uint8Array | null = null;
 
 /** A view of `length` (at most ZERO_PIECE_BYTES) zero bytes; stores may keep it, nobody writes into it. */
@@ -33,23 +31,17 @@ function zeros(length: number): Uint8Array {
 }
 
 /**
- * Write real zeros over [offset, offset + length) of `store`, in pieces of at most 64 KiB with up
- * to `inFlight` of them at a time: on a sparse store this backs the range with disk blocks
- * (the ploop tools refuse holes), where a truncate or a write past it would leave a hole.
+ * Write real zeros over [offset, offset + length) of `store`: on a sparse store this backs the
+ * range with disk blocks (the ploop tools refuse holes), where a truncate or a write past it
+ * would leave a hole. Through the store's writeZeros where it has one (NodeFileStore hands the
+ * range to its I/O thread in one request), else in pieces of a shared buffer of zeros.
  */
-export async function writeZeros(store: { write(offset: number, data: Uint8Array): Promise<void> }, offset: number, length: number, inFlight = 4): Promise<void> {
-  const end = offset + length;
-  let next = offset;
-  const lane = async () => {
-    while (next < end) {
-      const at = next;
-      const n = Math.min(ZERO_PIECE_BYTES, end - at);
-      next += n;
-      await store.write(at, zeros(n));
-    }
-  };
-  const lanes = [];
-  for (let i = 0; i < Math.max(1, inFlight) && i * ZERO_PIECE_BYTES < length; i++) lanes.push(lane());
-  const results = await Promise.allSettled(lanes);
-  for (const r of results) if (r.status === 'rejected') throw r.reason;
+export async function writeZeros(store: Pick<BlockStore, 'write' | 'writeZeros'>, offset: number, length: number): Promise<void> {
+  if (length === 0) return;
+  if (store.writeZeros) return store.writeZeros(offset, length);
+  for (let done = 0; done < length;) {
+    const n = Math.min(ZERO_PIECE_BYTES, length - done);
+    await store.write(offset + done, zeros(n));
+    done += n;
+  }
 }

@@ -43,6 +43,11 @@ export interface BlockStore {
    */
   writeDurably?(offset: number, data: Uint8Array): Promise<void>;
   /**
+   * Optional: write zeros over [offset, offset + length), like write() of that many zero bytes
+   * but without the caller making them (the engine backs a sparse store's clusters with it).
+   */
+  writeZeros?(offset: number, length: number): Promise<void>;
+  /**
    * Optional, with `sparse`: the bytes of disk space that back the store (st_blocks × 512 for a
    * file), to tell whether it has holes at all: fewer than its size, rounded up to `blockBytes`,
    * means some range is not backed. (More does not quite prove the opposite: a file system may
@@ -74,6 +79,7 @@ export function keptOpen(store: BlockStore): BlockStore {
     write: (offset, data) => store.write(offset, data),
     flush: () => store.flush(),
     ...(store.writeDurably && { writeDurably: (offset: number, data: Uint8Array) => store.writeDurably!(offset, data) }),
+    ...(store.writeZeros && { writeZeros: (offset: number, length: number) => store.writeZeros!(offset, length) }),
     ...(store.backing && { backing: () => store.backing!() }),
     truncate: (size) => store.truncate(size),
     close: async () => {},

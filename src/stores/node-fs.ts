@@ -18,7 +18,7 @@
 import { open, read, write, fdatasync, ftruncate, close, fstat, constants } from 'node:fs';
 import { preadFully, pwriteFully } from './node-sync-io.js';
 import type { BlockStore } from './block-store.js';
-import { pread as threadRead, pwrite as threadWrite, ioThreadReady, IO_THREAD_MAX_BYTES } from './node-io-thread.js';
+import { pread as threadRead, pwrite as threadWrite, pwriteZeros as threadWriteZeros, ioThreadReady, IO_THREAD_MAX_BYTES, IO_THREAD_MAX_ZERO_BYTES } from './node-io-thread.js';
 import { PloopError, ioError } from '../errors.js';
 import { lockForWriting, writerOf } from './node-lock.js';
 import { writerActive } from './in-use.js';
@@ -48,6 +48,11 @@ export interface NodeFileStoreOptions {
 
 export type NodeFileIo = 'thread' | 'pool';
 const IO_MODES: readonly NodeFileIo[] = ['thread', 'pool'];
+
+/** writeZeros on libuv's pool or this thread writes from one shared buffer of zeros, never written into. */
+const ZERO_PIECE_BYTES = 256 << 10;
+let zeros: Uint8Array | null = null;
+const zeroPiece = (length: number): Uint8Array => (zeros ??= new Uint8Array(ZERO_PIECE_BYTES)).subarray(0, length);
 
 const call = <T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> =>
   new Promise((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v))));
@@ -254,6 +259,60 @@ export class NodeFileStore implements BlockStore {
       throw ioError(`write ${this.path} at ${offset}`, e);
     }
     this.#size = Math.max(this.#size, offset + data.length);
+  }
+
+  /**
+   * Write zeros over [offset, offset + length): on this thread in syncMaxBytes pieces when the
+   * store runs small requests synchronously, else as one request to the I/O thread (which writes
+   * them from its own buffer: nothing is copied), else on libuv's pool from a shared buffer.
+   */
+  writeZeros(offset: number, length: number): Promise<void> {
+    try {
+      if (this.#closed) throw this.#closedError('write');
+      this.#check('write');
+      if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+        throw new PloopError('EINVAL', `${this.path}: writeZeros ${offset}+${length}: expected a byte offset and length >= 0`, { offset, length });
+      }
+      if (this.syncMaxBytes > 0) {
+        const zeros = zeroPiece(Math.min(this.syncMaxBytes, ZERO_PIECE_BYTES));
+        try {
+          for (let done = 0; done < length; done += zeros.length) pwriteFully(this.#fd, zeros, 0, Math.min(zeros.length, length - done), offset + done);
+        } catch (e) {
+          throw ioError(`write ${this.path} at ${offset}`, e);
+        }
+        this.#size = Math.max(this.#size, offset + length);
+        return Promise.resolve();
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (this.#threadMaxBytes > 0 && ioThreadReady()) return this.#writeZerosThread(offset, length);
+    return this.#writeZerosAsync(offset, length);
+  }
+
+  async #writeZerosThread(offset: number, length: number): Promise<void> {
+    for (let done = 0; done < length;) {
+      const n = Math.min(IO_THREAD_MAX_ZERO_BYTES, length - done);
+      this.#inThread++;
+      try {
+        await threadWriteZeros(this.#fd, n, offset + done);
+      } catch (e) {
+        throw ioError(`write ${this.path} at ${offset + done}`, e);
+      } finally {
+        this.#leftThread();
+      }
+      done += n;
+    }
+    this.#size = Math.max(this.#size, offset + length);
+  }
+
+  async #writeZerosAsync(offset: number, length: number): Promise<void> {
+    const zeros = zeroPiece(ZERO_PIECE_BYTES);
+    for (let done = 0; done < length;) {
+      const n = Math.min(zeros.length, length - done);
+      await this.#writeAsync(offset + done, zeros.subarray(0, n));
+      done += n;
+    }
   }
 
   async flush(): Promise<void> {
