@@ -10,7 +10,7 @@ import { run, describeCheck, qemuCheck, type RunResult } from './qemu.ts';
 
 /**
  * The environment for ploop 1.15: it crashes in `ploop_create_image` (a memcpy) unless the
- * environment is larger; a padding variable of 8 KiB is enough (/work/shared/docs/ploop-tools.md).
+ * environment is larger; a padding variable of 8 KiB is enough (docs/format.md, 'The oracles').
  */
 export const PLOOP_ENV: NodeJS.ProcessEnv = { ...process.env, PLOOP_PAD: 'x'.repeat(8192) };
 
