@@ -142,7 +142,7 @@ test('check reports the holes of a sparse image as a warning (harmless to QEMU, 
   assert.equal(holes[0].fixed, false);
   assert.match(holes[0].message, /holes .*harmless to QEMU.*ploop tools refuse.*\(header and BAT\).*cluster 0.*cluster 5.*check --repair writes zeros there/);
   const text = (await cli(['check', path])).stdout.toString();
-  assert.match(text, /^Warning \d+ bytes or more of the file are holes/m);
+  assert.match(text, /^Warning: \d+ bytes or more of the file are holes/m);
 
   const repaired = await cli(['check', path, '--repair', '--json']);
   assert.equal(repaired.code, 0, repaired.stderr);
