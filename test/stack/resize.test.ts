@@ -353,7 +353,7 @@ test('resize IMG on images we made (32 KiB clusters): a grow that relocates clus
       await ok(['write', grown, '--offset', String(offset)], data);
     }
     const r = await ok(['resize', grown, '--size', '300M']);
-    assert.match(r.stdout.toString(), /200 MiB to 300 MiB; [1-9]\d* clusters relocated/);
+    assert.match(r.stdout.toString(), /200 MiB to 300 MiB; [1-9]\d* clusters? relocated/);
     await assertQemuAgrees(grown, model.bytes, 'after the grow');
     assert.equal(await flags(grown), 0, 'data: CIF_Empty clear');
 
