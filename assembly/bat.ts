@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // BAT lookup: one virtual cluster, or a whole byte range turned into extents so that one call
 // serves one request. The md pages hold the on-disk BAT values (v1: sectors, v2: clusters);
-// the level array says which delta maps an entry and so which unit applies (format.md 1.5).
+// the level array says which delta maps an entry and so which unit applies (docs/format.md,
+// 'Units: sectors (v1) and clusters (v2)').
 
 import {
   CTX_BAT, CTX_LEVELS, CTX_ENTRIES, CTX_CLUSTER, CTX_TOP, LEVEL_NONE, MAP_OFFSET, ctxU32, entryPtr, levelPtr, unitBytes,

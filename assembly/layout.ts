@@ -28,7 +28,7 @@
 //   ctx + 88   i32  preallocEnd   the file's size is durable up to this slot (exclusive); set by
 //                                 the coordinator after an extension's flush (TypeScript only)
 //   ctx + 92   i32  preallocTarget the end an extension in progress will reach (TypeScript only)
-//   ctx + 96   i32[8] reservedSlots 1 + a slot an extension held back and freed unused, or 0 (TypeScript only)
+//   ctx + 96   i32  preallocFillStart first slot the extension in progress zero-fills (TypeScript only)
 //   ctx + 1024 u32[256]           bytes per BAT unit for each level (512 for v1, cluster for v2)
 
 export const CTX_BAT: u32 = 0;

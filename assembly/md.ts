@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// md page state words and the piwb page copy (engine.md). Every state change is one atomic
-// operation on the page's i32 word, so JS `Atomics` on other threads and these functions agree.
+// md page state words and the piwb page copy (docs/engine.md, 'The state word'). Every state change
+// is one atomic operation on the page's i32 word, so JS `Atomics` on other threads and these
+// functions agree.
 //
 // Rules kept here: an updater may only start on a page that is neither in WRITEBACK nor
 // UPDATING; the submitter only takes a page that is neither; WRITEBACK is cleared by the

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Loading the top delta's BAT: set each entry's level, mark used slots in the allocation
-// bitmap, and report every entry that breaks the format's rules (format.md 1.6, 2.4) in one
-// pass, so that open and check share it.
+// bitmap, and report every entry that breaks the format's rules (docs/format.md, 'Entry
+// rules') in one pass, so that open and check share it.
 
 import {
   CTX_ENTRIES, CTX_CLUSTER, CTX_TOP, CTX_FIRST_SLOT, CTX_CAPACITY, LEVEL_NONE,

@@ -91,7 +91,7 @@ try {
   run('qemu-img', ['convert', '-f', 'raw', '-O', 'parallels', '-o', 'cluster_size=1M', raw, image]);
   const fresh = (name: string) => {
     const p = join(dir, name);
-    run('node', [cli, 'create', p, '--size', '1G']);
+    run('node', [cli, 'create', p, '--size', '1G', '--force']); // the same name every round: replaced
     return p;
   };
 

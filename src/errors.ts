@@ -11,6 +11,7 @@ export type PloopErrorCode =
   | 'EINVAL'    // a bad argument
   | 'ENOTSUP'   // the store or image cannot do this
   | 'EIO'       // the store failed
+  | 'EBUSY'     // another writer has the image or disk folder open (it holds the lock)
   | 'ECLOSED'   // the image was closed
   | 'ENOENT'    // a path inside a filesystem names nothing
   | 'ENOTDIR'   // a path component inside a filesystem is not a directory

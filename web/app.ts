@@ -105,15 +105,37 @@ $('task-cancel').addEventListener('click', () => taskAbort?.abort(new DOMExcepti
 // ---- opening -----------------------------------------------------------------------------------
 
 async function openWorkspace(ws: Workspace, label: string): Promise<void> {
-  await closeCurrent();
-  // Another folder replaces this one: release its stores (a stored image's top holds a lock).
-  if (current && current.ws !== ws) await current.ws.dispose();
-  const keepOffset = current?.ws === ws ? current.hexOffset : 0;
-  // Nothing is shown until the new image is open: a failed open leaves no half-closed image behind.
-  current = null;
-  $('image').hidden = true;
-  const image = await ws.open((m) => warnings.push(m));
-  const files = ws.hasDescriptor ? descriptorChain(await readDescriptor(ws)).map((c) => c.file) : [ws.singleFile];
+  const previous = current;
+  const same = previous?.ws === ws;
+  const keepOffset = same ? previous.hexOffset : 0;
+  if (same) {
+    // Reopening after a change: the image is closed first (closing writes the header and trims
+    // the file), and shown again once it is open.
+    await closeCurrent();
+    current = null;
+    $('image').hidden = true;
+  }
+  // Another image stays open and shown until this one is open: a failed open (a file that is no
+  // ploop image, a broken descriptor) leaves the image the user was looking at.
+  let image: PloopImage;
+  let files: string[];
+  try {
+    image = await ws.open((m) => warnings.push(m));
+    try {
+      files = ws.hasDescriptor ? descriptorChain(await readDescriptor(ws)).map((c) => c.file) : [ws.singleFile];
+    } catch (e) {
+      await image.close().catch(() => {});
+      throw e;
+    }
+  } catch (e) {
+    if (!same) await ws.dispose();
+    throw e;
+  }
+  if (previous && !same) {
+    // This folder replaces the previous one: release its stores (a stored image's top holds a lock).
+    await previous.image.close().catch(showError);
+    await previous.ws.dispose();
+  }
   const clusters = image.geometry.batEntryCount;
   current = {
     label, ws, image, files,

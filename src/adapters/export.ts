@@ -9,10 +9,12 @@ import { PloopImage as Image } from '../engine/image.js';
 import { MemoryStore } from '../stores/memory.js';
 import { LEVEL_NONE } from '../core/bat-map.js';
 import { isAllZero } from '../engine/zero.js';
+import { CIF_EMPTY } from '../format/header.js';
 
 const CHUNK_BYTES = 1 << 20;
-/** Byte offset of the in-use field of the ploop header (format.md 1.2). */
+/** Byte offsets of the in-use and flags fields of the ploop header (docs/format.md, 'The header'). */
 const INUSE_OFFSET = 0x2c;
+const FLAGS_OFFSET = 0x34;
 
 export type ExportKind = 'merged' | 'delta' | 'raw';
 
@@ -39,15 +41,19 @@ export async function exportMerged(image: PloopImage): Promise<Uint8Array> {
 }
 
 /**
- * The top delta's file as it is after a flush, with the in-use flag cleared in the copy and
- * without the unused tail (preallocation, clusters freed at the end), as close() would leave it:
- * the flush made every BAT entry point at written data, so the copy is a cleanly closed image.
+ * The top delta's file as it is after a flush, with the in-use flag cleared and CIF_Empty set
+ * right in the copy and without the unused tail (preallocation, clusters freed at the end), as
+ * close() would leave it: the flush made every BAT entry point at written data, so the copy is a
+ * cleanly closed image.
  */
 export async function exportDelta(image: PloopImage): Promise<Uint8Array> {
   if (image.writable) await image.flush();
   const bytes = new Uint8Array(Math.min(await image.store.size(), image.usedEndBytes()));
   await image.store.read(0, bytes);
-  new DataView(bytes.buffer, bytes.byteOffset).setUint32(INUSE_OFFSET, 0, true);
+  const header = new DataView(bytes.buffer, bytes.byteOffset);
+  header.setUint32(INUSE_OFFSET, 0, true);
+  const flags = header.getUint32(FLAGS_OFFSET, true);
+  header.setUint32(FLAGS_OFFSET, image.allocatedClusters() === 0 ? flags | CIF_EMPTY : flags & ~CIF_EMPTY, true);
   return bytes;
 }
 

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// A synchronous view of a BlockDevice for emulators that expect a sync, Uint8Array-like disk
-// (read returns the bytes at once). The emulator's thread (a worker) posts a request into a
+// A synchronous view of a BlockDevice for emulators that expect a sync, Uint8Array-like disk (read
+// returns the bytes at once). The emulator's thread (a worker) posts a request into a
 // SharedArrayBuffer and blocks in Atomics.wait; another thread runs serveBlockDevice, does the
-// async read or write and wakes it. The serving thread must not be the waiting one (it could
-// never run its async completions: ecosystem.md 3.4); the page's main thread is fine, since it
-// waits with Atomics.waitAsync. Needs cross-origin isolation in browsers (SharedArrayBuffer).
+// async read or write and wakes it. The serving thread must not be the waiting one (it could never
+// run its async completions: they are events on the event loop of the thread that asked, and for
+// IndexedDB that is a hard deadlock); the page's main thread is fine, since it waits with
+// Atomics.waitAsync. Needs cross-origin isolation in browsers (SharedArrayBuffer).
 //
 // Channel layout: CONTROL_WORDS Int32 words (state, op, status, length, offset low/high,
 // message length, stop), then the data area that carries the bytes of one request.
@@ -33,7 +34,7 @@ const OP_WRITE = 2;
 const OP_FLUSH = 3;
 
 const OK = 0;
-const ERROR_CODES: PloopErrorCode[] = ['EIO', 'EFORMAT', 'ECORRUPT', 'ERANGE', 'EREADONLY', 'ENOSPC', 'EINVAL', 'ENOTSUP', 'ECLOSED'];
+const ERROR_CODES: PloopErrorCode[] = ['EIO', 'EFORMAT', 'ECORRUPT', 'ERANGE', 'EREADONLY', 'ENOSPC', 'EINVAL', 'ENOTSUP', 'ECLOSED', 'EBUSY'];
 
 /** What the emulator's thread needs to talk to the server: post it to the worker. */
 export interface SyncChannel {

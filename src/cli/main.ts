@@ -41,8 +41,9 @@ async function help(): Promise<string> {
     '',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Sizes take bytes or K, M, G, T suffixes (binary). Exit status: 0 success, 1 error, 2 usage',
-    'error (check: 2 corruptions, 3 leaks).',
+    'Sizes, offsets and lengths take bytes, K, M, G, T suffixes (binary: 1K = 1024) or 0x hex.',
+    'Exit status: 0 success, 1 error, 2 usage error (check: 2 corruptions, 3 leaks).',
+    'ploop-wasm --version prints the version.',
   ].join('\n');
 }
 
@@ -53,8 +54,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write((await help()) + '\n');
     return name ? 0 : 2;
   }
-  if (name === '--version') {
-    process.stdout.write('ploop-wasm 0.1.0\n');
+  if (name === '--version' || name === '-V') {
+    const { packageVersion } = await import('./version.js');
+    process.stdout.write(`ploop-wasm ${packageVersion()}\n`);
     return 0;
   }
   const entry = COMMANDS.find((c) => c.name === name);
@@ -75,8 +77,44 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`ploop-wasm ${name}: ${e.message}\n\nusage: ${command.usage}\n`);
       return 2;
     }
-    const message = e instanceof PloopError ? `${e.message} [${e.code}]` : e instanceof Error ? e.message : String(e);
-    process.stderr.write(`ploop-wasm ${name}: ${message}\n`);
+    process.stderr.write(`ploop-wasm ${name}: ${describeError(e, name)}\n`);
     return 1;
   }
+}
+
+/** "camelCase: " or "Class.method: " at the start of a message. */
+const API_NAME = /^(?:[a-z]+[A-Z][A-Za-z0-9]*|[A-Z][A-Za-z0-9]*\.[a-z][A-Za-z0-9]*): /;
+
+/** A Node system error (ENOENT, EACCES, …) as libuv reports it, or null. */
+function systemError(e: unknown): NodeJS.ErrnoException | null {
+  for (let c = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) {
+    const { code, syscall } = c as NodeJS.ErrnoException;
+    if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) && typeof syscall === 'string') return c as NodeJS.ErrnoException;
+  }
+  return null;
+}
+
+/**
+ * One line for an error: its message without the command's name a second time (the engine names
+ * the operation, which is often the command: "merge: merge: …"), a system error as its plain
+ * words ("no such file or directory", not Node's "ENOENT: …, open 'x'", the path being in the
+ * message already) and tagged with its own code rather than the EIO it was wrapped in; nor with
+ * the library function that failed.
+ */
+export function describeError(e: unknown, command: string): string {
+  let message = e instanceof Error ? e.message : String(e);
+  const sys = systemError(e);
+  if (sys) {
+    const words = /^E[A-Z0-9]+: (.*?)(?:, [a-z_0-9]+(?: '.*')?)?$/s.exec(sys.message);
+    if (words) message = message.split(sys.message).join(words[1]);
+  }
+  // The library's messages start with the operation, often an API name ("addSnapshot: …",
+  // "ParallelImage.open: …"): right for a program that called it, noise after "ploop-wasm CMD:".
+  for (;;) {
+    const prefix = message.startsWith(`${command}: `) ? command.length + 2 : (API_NAME.exec(message)?.[0].length ?? 0);
+    if (prefix === 0) break;
+    message = message.slice(prefix);
+  }
+  const tag = sys?.code ?? (e instanceof PloopError ? e.code : null);
+  return tag ? `${message} [${tag}]` : message;
 }

@@ -16,7 +16,7 @@ import { SIGNATURE_V1, SIGNATURE_V2 } from '../format/header.js';
  */
 const DESCRIPTOR_FILE = 'DiskDescriptor.xml';
 
-const warnOnStderr = (m: string) => process.stderr.write(`ploop-wasm: warning: ${m}\n`);
+export const warnOnStderr = (m: string) => process.stderr.write(`ploop-wasm: warning: ${m}\n`);
 
 /** The disk folder `path` names (a folder, or its DiskDescriptor.xml), or null for a plain file. */
 export async function stackDirOf(path: string): Promise<NodeDirectory | null> {
@@ -93,13 +93,35 @@ export async function openForIo(path: string, options: { writable?: boolean; run
   }
   const dir = await stackDirOf(path);
   let paths = [path];
-  if (dir) {
-    const [{ readDescriptor }, { descriptorChain }] = await Promise.all([import('../engine/stack.js'), import('../format/descriptor.js')]);
-    paths = descriptorChain(await readDescriptor(dir)).map((d) => dir.path(d.file));
+  // A disk folder is locked as openStackDir locks it: the runners open its files by path.
+  const lock = dir && options.writable ? await dir.lockForWriting() : null;
+  if (lock?.warning) warnOnStderr(lock.warning);
+  try {
+    if (dir) {
+      if (!options.writable) {
+        const writer = await dir.writerWarning();
+        if (writer) warnOnStderr(writer);
+      }
+      const [{ readDescriptor }, { descriptorChain }] = await Promise.all([import('../engine/stack.js'), import('../format/descriptor.js')]);
+      paths = descriptorChain(await readDescriptor(dir)).map((d) => dir.path(d.file));
+    }
+    // Imported here, not at the top: the runner pool brings worker_threads and its own modules,
+    // which the commands that never start runners should not load at start-up.
+    const { ParallelImage } = await import('../runners/pool.js');
+    const image = await ParallelImage.open(paths, { writable: options.writable, runners: options.runners, onWarning: warnOnStderr });
+    const close = image.close.bind(image);
+    return Object.assign(image, {
+      counters: () => image.stats(),
+      close: async () => {
+        try {
+          await close();
+        } finally {
+          await lock?.release();
+        }
+      },
+    });
+  } catch (e) {
+    await lock?.release();
+    throw e;
   }
-  // Imported here, not at the top: the runner pool brings worker_threads and its own modules,
-  // which the commands that never start runners should not load at start-up.
-  const { ParallelImage } = await import('../runners/pool.js');
-  const image = await ParallelImage.open(paths, { writable: options.writable, runners: options.runners, onWarning: warnOnStderr });
-  return Object.assign(image, { counters: () => image.stats() });
 }

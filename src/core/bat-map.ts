@@ -11,10 +11,8 @@ const CTX_BYTES = 2048;
 const CTX = {
   bat: 0, levels: 4, status: 8, entries: 12, cluster: 16, top: 20, bitmap: 24, capacity: 28, firstSlot: 32, freeHint: 40,
   slotsEnd: 44, pages: 48, piwbSlots: 52, freeCount: 56, piwbPool: 60, piwbCount: 64, piwbBitmap: 68, attach: 72, pristineFrom: 76,
-  lowerLevels: 80, gates: 84, preallocEnd: 88, preallocTarget: 92, reservedSlots: 96, units: 1024,
+  lowerLevels: 80, gates: 84, preallocEnd: 88, preallocTarget: 92, preallocFillStart: 96, units: 1024,
 } as const;
-/** Slots held back by preallocation extensions that stay pristine once freed (BatMap.setReservedSlot). */
-const RESERVED_SLOTS = 8;
 /** Most piwb buffers one image keeps (4 KiB each); updaters wait when all are in use. */
 const MAX_PIWBS = 256;
 export const MD_PAGE_BYTES = 4096;
@@ -341,7 +339,7 @@ export class BatMap {
     return this.core.exports.trimSlotsEnd(this.ctx);
   }
 
-  // md page state (engine.md). Page of entry c: ((c + 16) * 4) >> 12.
+  // md page state (docs/engine.md, 'The state word'). Page of entry c: ((c + 16) * 4) >> 12.
   static pageOf(clusterIndex: number): number {
     return ((clusterIndex + MAP_OFFSET) * 4) >>> 12;
   }
@@ -431,10 +429,10 @@ export class BatMap {
   }
 
   /**
-   * Preallocation (engine.md, "virgin slots"): the file's size is durable up to slot
-   * `preallocEnd` (exclusive) and the slots past the data it had at open read zeros, so a
-   * fresh slot below it needs no flush before the BAT page that maps it. Written by the
-   * coordinator only after the extension's flush completed; read by every runner.
+   * Preallocation (docs/engine.md, 'Virgin slots and preallocation'): the file's size is durable up
+   * to slot `preallocEnd` (exclusive) and the slots past the data it had at open read zeros, so a
+   * fresh slot below it needs no flush before the BAT page that maps it. Written by the coordinator
+   * only after the extension's flush completed; read by every runner.
    */
   get preallocEnd(): number {
     return Atomics.load(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2);
@@ -443,8 +441,23 @@ export class BatMap {
   get preallocTarget(): number {
     return Atomics.load(this.core.i32, (this.ctx + CTX.preallocTarget) >>> 2);
   }
-  /** Coordinator: an extension to `target` started. */
-  setPreallocTarget(target: number): void {
+  /**
+   * The first slot the extension in progress (or the last one) writes zeros over: from here to
+   * preallocTarget no slot was handed out when it started, and none may be written before it has
+   * completed (its zeros would land over the data). Read preallocTarget first, then this: the
+   * coordinator stores this first, so a pair read in that order is one extension's, or an empty
+   * range (a later extension's start is at or past an earlier one's target).
+   */
+  get preallocFillStart(): number {
+    return Atomics.load(this.core.i32, (this.ctx + CTX.preallocFillStart) >>> 2);
+  }
+  /**
+   * Coordinator: an extension will zero-fill [fillStart, target) and make the file end durably at
+   * `target`; or (no fillStart) a failed one is given up. The fill start never moves back: a new
+   * extension starts at or past every slot handed out, which is past any earlier fill start.
+   */
+  setPreallocTarget(target: number, fillStart = this.preallocFillStart): void {
+    Atomics.store(this.core.i32, (this.ctx + CTX.preallocFillStart) >>> 2, fillStart);
     Atomics.store(this.core.i32, (this.ctx + CTX.preallocTarget) >>> 2, target);
     Atomics.notify(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2);
   }
@@ -452,25 +465,6 @@ export class BatMap {
   setPreallocEnd(end: number): void {
     Atomics.store(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2, end);
     Atomics.notify(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2);
-  }
-  /**
-   * Coordinator: `slot` was held back while an extension wrote zeros at its end and is free now,
-   * never handed out (allocations that overtook it meanwhile made it look used to
-   * takePristine). Up to RESERVED_SLOTS are remembered; an older one forgotten only loses its
-   * virginity (its allocation then takes the barrier), which is safe.
-   */
-  setReservedSlot(slot: number): void {
-    const at = (this.ctx + CTX.reservedSlots) >>> 2;
-    const i32 = this.core.i32;
-    for (let i = 0; i < RESERVED_SLOTS; i++) if (Atomics.compareExchange(i32, at + i, 0, slot + 1) === 0) return;
-    Atomics.store(i32, at + (slot % RESERVED_SLOTS), slot + 1);
-  }
-  /** Any thread, for every slot it is handed: true (once) if setReservedSlot named that slot. */
-  takeReservedSlot(slot: number): boolean {
-    const at = (this.ctx + CTX.reservedSlots) >>> 2;
-    const i32 = this.core.i32;
-    for (let i = 0; i < RESERVED_SLOTS; i++) if (Atomics.compareExchange(i32, at + i, slot + 1, 0) === slot + 1) return true;
-    return false;
   }
 
   /**

@@ -208,20 +208,25 @@ export function setWasmUrl(url: string | URL): void {
   wasmUrlOverride = new URL(url, typeof location !== 'undefined' ? location.href : undefined);
 }
 
+/**
+ * Where Node finds ploop.wasm, from this module: dist/src/core/wasm.js → dist/ploop.wasm (also
+ * the CLI bundle's dist/bin/cli/), src/core/wasm.ts under tsx → dist/ploop.wasm. Held in a
+ * variable, not written as `new URL('…', import.meta.url)`: bundlers copy the file such a literal
+ * names into a browser build, and these paths exist only in Node's layouts.
+ */
+const NODE_WASM_PATHS = ['../../ploop.wasm', '../../dist/ploop.wasm'];
+
 async function loadModuleBytes(): Promise<Uint8Array> {
-  // dist/src/core/wasm.js → dist/ploop.wasm; src/core/wasm.ts (tsx) → dist/ploop.wasm. The browser
-  // bundle (dist/web/ploop.js) has ploop.wasm beside it; it is tried first there so that a page
-  // never logs a 404 for a candidate that only exists in Node layouts.
   const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-  const nodeCandidates = [new URL('../../ploop.wasm', import.meta.url), new URL('../../dist/ploop.wasm', import.meta.url)];
-  const candidates = wasmUrlOverride ? [wasmUrlOverride] : isNode ? nodeCandidates : [new URL('./ploop.wasm', import.meta.url), ...nodeCandidates];
+  // In a page, beside the bundle (dist/web/ploop.js and its workers; a bundler that understands
+  // this pattern copies the file into its own build and rewrites the URL).
+  const candidates = wasmUrlOverride ? [wasmUrlOverride]
+    : isNode ? NODE_WASM_PATHS.map((p) => new URL(p, import.meta.url))
+    : [new URL('./ploop.wasm', import.meta.url)];
   let lastError: unknown;
   for (const url of candidates) {
     try {
-      if (isNode && url.protocol === 'file:') {
-        const { readFile } = await import('node:fs/promises');
-        return await readFile(url);
-      }
+      if (isNode && url.protocol === 'file:') return await readNodeFile(url);
       const response = await fetch(url);
       if (response.ok) return new Uint8Array(await response.arrayBuffer());
       lastError = new Error(`HTTP ${response.status} for ${url}`);
@@ -230,6 +235,18 @@ async function loadModuleBytes(): Promise<Uint8Array> {
     }
   }
   throw new PloopError('EIO', `cannot load ploop.wasm (run npm run build first): ${lastError instanceof Error ? lastError.message : lastError}`);
+}
+
+/**
+ * Read a file in Node without an `import('node:fs/promises')` that a browser bundler would try
+ * to resolve (webpack refuses the node: scheme): process.getBuiltinModule (Node ≥ 20.16), else
+ * an import whose name bundlers do not see.
+ */
+async function readNodeFile(url: URL): Promise<Uint8Array> {
+  const name = 'node:fs/promises';
+  const getBuiltin = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+  const fs = (getBuiltin?.(name) ?? (await import(/* @vite-ignore */ /* webpackIgnore: true */ name))) as typeof import('node:fs/promises');
+  return fs.readFile(url);
 }
 
 /** The process-wide core (one memory shared by every image opened here). */

@@ -1,21 +1,27 @@
 // SPDX-License-Identifier: MIT
-// Consistency check and repair, pass by pass like QEMU's parallels_co_check (format.md 2.4),
-// plus what QEMU 7.2 misses: entries pointing into the header/BAT area, misaligned entries and
-// clusters used twice. Repairs copy data before they change the BAT, and flush in between.
+// Consistency check and repair, pass by pass like QEMU's parallels_co_check (docs/format.md, 'Check
+// and repair'), plus what QEMU 7.2 misses: entries pointing into the header/BAT area, misaligned
+// entries and clusters used twice. Repairs copy data before they change the BAT, and flush in
+// between.
 
-import { serializeHeader, INUSE_MAGIC, CLOSED_V21_MAGIC, SECTOR_BYTES, type PloopHeader, type PloopFormat } from '../format/header.js';
+import { serializeHeader, INUSE_MAGIC, CLOSED_V21_MAGIC, SECTOR_BYTES, CIF_EMPTY, type PloopHeader, type PloopFormat } from '../format/header.js';
 import { LEVEL_NONE, MD_PAGE_BYTES, BatMap, type BatProblem } from '../core/bat-map.js';
 import type { BlockStore } from '../stores/block-store.js';
 import { PloopImage } from './image.js';
+import { unbackedBytesAtLeast, scanZeroRanges, fillZeroRanges, type ZeroRange } from './holes.js';
 
 /** Most bytes a repair appends to reach the data area: ploop's largest cluster (64 MiB). */
 const MAX_DATA_AREA_GROWTH = 64 << 20;
 
-export type CheckFindingKind = 'unclean' | 'data-off' | 'ext-off' | 'metadata' | 'outside' | 'misaligned' | 'duplicate' | 'leak';
+export type CheckFindingKind = 'unclean' | 'data-off' | 'ext-off' | 'metadata' | 'outside' | 'misaligned' | 'duplicate' | 'leak' | 'empty-flag' | 'holes';
 
 export interface CheckFinding {
   kind: CheckFindingKind;
-  severity: 'corruption' | 'leak';
+  /**
+   * A warning is harmless to QEMU and to this library but refused by the ploop tools (a wrong
+   * CIF_Empty flag, holes in the file); it counts as neither corruption nor leak.
+   */
+  severity: 'corruption' | 'leak' | 'warning';
   message: string;
   clusterIndex?: number;
   fixed: boolean;
@@ -40,6 +46,12 @@ export interface CheckReport {
   /** Where the used data ends: the file size a clean image has. */
   imageEndOffset: number;
   fileSize: number;
+  /**
+   * Bytes of the used file that no disk block backs (holes), at least: found by the file's
+   * allocated block count, so a few KiB may hide behind the file system's own blocks; after a
+   * repair, the bytes its zeros backed. 0 for stores that cannot tell (not a file).
+   */
+  unbackedBytes: number;
 }
 
 export interface CheckOptions {
@@ -109,6 +121,19 @@ export async function checkImage(store: BlockStore, options: CheckOptions = {}):
       if (repair) report.corruptionsFixed++;
     }
     if (repair && batProblemCount > 0) await repairBat(image, batProblems);
+    // CIF_Empty: set iff no cluster is mapped, as ploop's check wants it (QEMU ignores it). An
+    // image in use may disagree (the flag is cleared with the in-use flag): the unclean finding
+    // covers that, and the repair sets it right with the rest of the header.
+    const empty = image.allocatedClusters() === 0;
+    if (empty !== ((header.flags & CIF_EMPTY) !== 0)) {
+      if (header.inUse !== INUSE_MAGIC) {
+        list({ kind: 'empty-flag', severity: 'warning', message: `CIF_Empty flag (header flags bit 0) is ${empty ? 0 : 1}, but the image holds ${empty ? 'no' : 'a'} data cluster: harmless to QEMU, which ignores it; ploop's check before 2020 refuses it`, fixed: repair });
+      }
+      if (repair) {
+        header.flags = empty ? header.flags | CIF_EMPTY : header.flags & ~CIF_EMPTY;
+        headerChanged = true;
+      }
+    }
     if (repair && headerChanged) {
       const bytes = serializeHeader(header);
       image.bat.pages().set(bytes, 0);
@@ -136,7 +161,9 @@ export async function checkImage(store: BlockStore, options: CheckOptions = {}):
       await store.truncate(end);
       await store.flush();
     }
-    // 6. Statistics.
+    // 6. Holes in the used part of the file (a file store only).
+    await checkHoles(image, end, repair, list, report);
+    // 7. Statistics.
     Object.assign(report, statistics(image.bat, image.geometry.batEntryCount), { fileSize: await store.size() });
   } finally {
     await image.close();
@@ -156,8 +183,55 @@ function newReport(image: PloopImage, fileSize: number): CheckReport {
   return {
     format: image.geometry.format, clean: false, corruptions: 0, corruptionsFixed: 0, leakedClusters: 0, leakedBytes: 0, leaksFixed: 0,
     findings: [], totalClusters: image.geometry.batEntryCount, allocatedClusters: 0, fragmentedClusters: 0, freeClustersInside: 0,
-    imageEndOffset: 0, fileSize,
+    imageEndOffset: 0, fileSize, unbackedBytes: 0,
   };
+}
+
+/**
+ * Holes in [0, end): found by the file's block count (holes.ts). Without repair they are
+ * reported with the all-zero ranges they must lie in; the repair writes zeros over those ranges
+ * (as `ploop check -S` does), which changes no byte that exists, and reports what that backed.
+ */
+async function checkHoles(image: PloopImage, end: number, repair: boolean, list: (f: CheckFinding) => void, report: CheckReport): Promise<void> {
+  const store = image.store;
+  const atLeast = await unbackedBytesAtLeast(store, end);
+  if (atLeast === 0) return;
+  const why = 'harmless to QEMU and to this library, which read them as zeros, but the ploop tools refuse an image with holes ("image is sparse")';
+  if (repair) {
+    const before = (await store.backing!()).allocatedBytes;
+    const filled = await fillZeroRanges(store, end);
+    await store.flush();
+    report.unbackedBytes = Math.max(atLeast, (await store.backing!()).allocatedBytes - before);
+    list({ kind: 'holes', severity: 'warning', message: `${report.unbackedBytes} bytes of the file were holes (no disk block backed them), ${why}: zeros written over the ${filled.count} all-zero ranges they lay in (${filled.bytes} bytes): ${describeRanges(image, filled.ranges, filled.count)}`, fixed: true });
+    return;
+  }
+  report.unbackedBytes = atLeast;
+  const ranges: ZeroRange[] = [];
+  let count = 0;
+  let bytes = 0;
+  await scanZeroRanges(store, end, (r) => {
+    if (ranges.length < 8) ranges.push(r);
+    count++;
+    bytes += r.length;
+  });
+  list({ kind: 'holes', severity: 'warning', message: `${atLeast} bytes or more of the file are holes (no disk block backs them), ${why}; they lie in its ${count} all-zero ranges (${bytes} bytes): ${describeRanges(image, ranges, count)}; check --repair writes zeros there`, fixed: false });
+}
+
+/** "bytes 1052672+4096 (cluster 0), …" for the first ranges, naming the cluster that maps each slot. */
+function describeRanges(image: PloopImage, ranges: ZeroRange[], count: number): string {
+  const bat = image.bat;
+  const clusterOfSlot = new Map<number, number>();
+  const mapped = image.allocatedClusters();
+  for (let c = 0; c < image.geometry.batEntryCount && clusterOfSlot.size < mapped; c++) {
+    if (bat.levelOf(c) === bat.topLevel) clusterOfSlot.set(bat.slotOf(bat.lookup(c)), c);
+  }
+  const where = (offset: number) => {
+    if (offset < image.geometry.firstSlotByte) return 'header and BAT';
+    const cluster = clusterOfSlot.get(bat.slotOf(offset - ((offset - image.geometry.firstSlotByte) % image.geometry.clusterBytes)));
+    return cluster === undefined ? 'unused cluster' : `cluster ${cluster}`;
+  };
+  const listed = ranges.map((r) => `bytes ${r.offset}+${r.length} (${where(r.offset)})`).join(', ');
+  return count > ranges.length ? `${listed}, … (${count - ranges.length} more)` : listed;
 }
 
 function describe(p: BatProblem, clusterBytes: number): string {

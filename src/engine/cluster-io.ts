@@ -14,7 +14,7 @@ import { BatMap, LEVEL_NONE } from '../core/bat-map.js';
 import type { BlockStore } from '../stores/block-store.js';
 import { ClusterLocks } from './cluster-locks.js';
 import { updateEntry, type Attachment } from './writeback.js';
-import { isAllZero } from './zero.js';
+import { isAllZero, writeZeros } from './zero.js';
 import { ioError } from '../errors.js';
 
 export interface ClusterIoStats {
@@ -224,24 +224,40 @@ export class ClusterIo {
         payloadOffset = 0;
         this.stats.clustersCopied++;
       }
-      const slot = this.#bat.allocSlot();
+      const bat = this.#bat;
+      const slot = bat.allocSlot();
       this.stats.clustersAllocated++;
       let attached: { completion: Promise<void> };
       try {
         // Never handed out since open and past the data the file had then (a freed slot that
         // comes back is not: it may hold a discarded cluster's bytes).
-        // (Both asked: the slot an extension held back counts once, then never again.)
-        const reserved = this.#bat.takeReservedSlot(slot);
-        const pristine = this.#bat.takePristine(slot) || reserved;
-        // Virgin: pristine and inside the part of the file whose size is durable (it reads zeros
-        // after any crash). Only over a cluster that read zeros: a copy-on-write cluster read a
-        // lower delta's bytes, which zeros are not.
-        const virgin = pristine && level === LEVEL_NONE && (slot < this.#bat.preallocEnd || await this.#waitPrealloc(slot));
+        const pristine = bat.takePristine(slot);
+        // Whether the file's size covers the slot durably (a pristine one then reads zeros
+        // after any crash).
+        let durable: boolean;
+        if (slot < bat.preallocEnd) {
+          durable = true;
+        } else {
+          const target = bat.preallocTarget;
+          const fillStart = bat.preallocFillStart;
+          if (slot >= fillStart && slot < target) {
+            // The extension in progress writes its zero byte into this slot: wait until it is
+            // done, whatever goes there (copy-on-write too), or the zero could land on our data.
+            durable = await bat.waitPrealloc(slot);
+          } else {
+            // A fresh cluster waits for the file's size to cover it durably (an extension).
+            durable = pristine && level === LEVEL_NONE && await this.#waitPrealloc(slot);
+          }
+        }
+        // Virgin: pristine and inside the durable file (it reads zeros after any crash). Only
+        // over a cluster that read zeros: a copy-on-write cluster read a lower delta's bytes,
+        // which zeros are not.
+        const virgin = pristine && durable && level === LEVEL_NONE;
         if (virgin) this.stats.virginAllocations++;
-        await this.#writeNewCluster(slot, payloadOffset, payload, pristine, virgin);
-        attached = await updateEntry(this.#bat, clusterIndex, { value: this.#bat.slotValue(slot, this.#topUnitBytes), allocatedSlot: slot, needsBarrier: !virgin }, this.#attach);
+        await this.#writeNewCluster(slot, payloadOffset, payload, pristine, pristine && durable);
+        attached = await updateEntry(bat, clusterIndex, { value: bat.slotValue(slot, this.#topUnitBytes), allocatedSlot: slot, needsBarrier: !virgin }, this.#attach);
       } catch (e) {
-        this.#bat.freeSlot(slot); // nothing maps it: give it back at once
+        bat.freeSlot(slot); // nothing maps it: give it back at once
         throw e;
       }
       // A failed BAT write frees the slot in the writeback's completion.
@@ -256,22 +272,36 @@ export class ClusterIo {
   }
 
   /**
-   * Write a fresh slot: the payload, and zeros around it unless the slot is pristine (past every
-   * byte ever written). A virgin slot lies inside the preallocated file: nothing to extend.
+   * Write a fresh slot: the payload, and what else the slot needs so that the cluster reads the
+   * payload and zeros. A sparse store (a file) gets zeros written around the payload whatever the
+   * slot held, so that no hole is left in it: the ploop tools refuse images with holes, and one
+   * write of the cluster's zeros measured cheaper than zero-filling preallocated chunks ahead of
+   * the allocator (docs/performance.md). Elsewhere a slot that reads zeros already (pristine,
+   * inside the file) needs the payload only, and a pristine slot past the end of the file a
+   * write of its last byte (a truncate could race with other runners' writes and cut them off);
+   * any other slot may hold old bytes, which zeros replace.
    */
-  async #writeNewCluster(slot: number, inCluster: number, bytes: Uint8Array, pristine: boolean, virgin: boolean): Promise<void> {
+  async #writeNewCluster(slot: number, inCluster: number, bytes: Uint8Array, pristine: boolean, readsZeros: boolean): Promise<void> {
     const at = this.#bat.slotOffset(slot);
     const clusterBytes = this.#clusterBytes;
-    if (pristine) {
-      // The file reads zeros there; it only has to reach the cluster's end. A write of its last
-      // byte extends it (a truncate could race with other runners' writes and cut them off).
-      if (virgin || inCluster + bytes.length === clusterBytes) return this.#writeData(at + inCluster, bytes);
-      return settleAll([this.#writeData(at + inCluster, bytes), this.#writeData(at + clusterBytes - 1, new Uint8Array(1))]);
+    const end = inCluster + bytes.length;
+    const sparse = this.#top.sparse === true;
+    if ((inCluster === 0 && end === clusterBytes) || (readsZeros && !sparse)) return this.#writeData(at + inCluster, bytes);
+    const tasks = [this.#writeData(at + inCluster, bytes)];
+    if (pristine && !sparse) {
+      if (end < clusterBytes) tasks.push(this.#writeData(at + clusterBytes - 1, new Uint8Array(1)));
+    } else {
+      if (inCluster > 0) tasks.push(this.#writeZeros(at, inCluster));
+      if (end < clusterBytes) tasks.push(this.#writeZeros(at + end, clusterBytes - end));
     }
-    if (inCluster === 0 && bytes.length === clusterBytes) return this.#writeData(at, bytes);
-    const whole = new Uint8Array(clusterBytes);
-    whole.set(bytes, inCluster);
-    return this.#writeData(at, whole);
+    return settleAll(tasks);
+  }
+
+  #writeZeros(hostOffset: number, length: number): Promise<void> {
+    this.stats.dataWrites++;
+    return writeZeros(this.#top, hostOffset, length).catch((e: unknown) => {
+      throw ioError(`zero write of ${length} bytes at host byte ${hostOffset}`, e);
+    });
   }
 
   async #discardCluster(clusterIndex: number): Promise<void> {

@@ -16,7 +16,7 @@
 // a clean close, which also trims unused clusters at the end of the file.
 
 import {
-  parseHeader, deriveGeometry, dataOffValid, serializeHeader, HEADER_BYTES, INUSE_MAGIC, CLOSED_V21_MAGIC, SECTOR_BYTES,
+  parseHeader, deriveGeometry, dataOffValid, serializeHeader, HEADER_BYTES, INUSE_MAGIC, CLOSED_V21_MAGIC, SECTOR_BYTES, CIF_EMPTY,
   type Geometry, type PloopHeader,
 } from '../format/header.js';
 import { BatMap, LEVEL_NONE, type BatProblem, type Extent } from '../core/bat-map.js';
@@ -29,8 +29,6 @@ import { ClusterIo } from './cluster-io.js';
 import { checkBatch, runBatchInThread, type ReadRequest, type WriteRequest } from './batch.js';
 export { settleAll } from './cluster-io.js';
 export type { ReadRequest, WriteRequest } from './batch.js';
-
-const CIF_EMPTY = 1;
 
 export interface OpenOptions {
   /** Open for writing (default false). */
@@ -52,6 +50,8 @@ export interface OpenOptions {
    * The default is 0 on a volatile store (memory), whose flush costs nothing.
    */
   preallocBytes?: number;
+  /** Called once close() is done with the stores (openStackDir releases the disk folder's lock here). */
+  onClose?: () => void | Promise<void>;
 }
 
 export interface ImageStats {
@@ -185,10 +185,12 @@ export class PloopImage {
     if (options.writable && !store.writable) {
       throw new PloopError('EREADONLY', `open: read-write requested but store ${store.name} is read-only`);
     }
+    const warn = options.onWarning ?? ((m: string) => console.warn(`ploop-wasm: ${m}`));
+    // A writer active while this opens read-only, a lock that could not be taken (the stores saw it).
+    for (const d of deltas) for (const w of d.store.openWarnings ?? []) warn(w);
     const fileBytes = await store.size();
     const header = parseHeader(await readFully(store, 0, Math.min(HEADER_BYTES, Math.max(fileBytes, 0))));
     const geometry = deriveGeometry(header, fileBytes, options.lenient);
-    const warn = options.onWarning ?? ((m: string) => console.warn(`ploop-wasm: ${m}`));
     const core = await getCore();
     const fileSlots = Math.max(0, Math.ceil((fileBytes - geometry.firstSlotByte) / geometry.clusterBytes));
     core.assertRoom(geometry.batEndByte);
@@ -415,6 +417,9 @@ export class PloopImage {
         try {
           await this.#trimTail();
           this.#header.inUse = this.#header.extOff !== 0 ? CLOSED_V21_MAGIC : 0;
+          // Empty again if every cluster was discarded (the first allocation cleared it).
+          if (this.#bat.countTopMapped() === 0) this.#header.flags |= CIF_EMPTY;
+          else this.#header.flags &= ~CIF_EMPTY;
           await this.#writeHeader();
           await this.store.flush();
         } catch (e) {
@@ -425,9 +430,13 @@ export class PloopImage {
     } finally {
       this.#closed = true;
       this.#bat.dispose();
-      if (!this.#options.keepStoreOpen) {
-        await this.store.close();
-        for (const d of this.lowerDeltas) await d.store.close();
+      try {
+        if (!this.#options.keepStoreOpen) {
+          await this.store.close();
+          for (const d of this.lowerDeltas) await d.store.close();
+        }
+      } finally {
+        await this.#options.onClose?.();
       }
     }
   }
@@ -458,6 +467,8 @@ export class PloopImage {
   #markInUse(): Promise<void> {
     this.#inUse ??= (async () => {
       this.#header.inUse = INUSE_MAGIC;
+      // Cleared with the in-use flag, before any cluster can be allocated: a crash leaves the
+      // flag set, and check --repair sets CIF_Empty again if no cluster was written.
       this.#header.flags &= ~CIF_EMPTY;
       try {
         await this.#writeHeader();
@@ -503,20 +514,35 @@ export class PloopImage {
    */
   #preallocAhead(allocatedSlot: number): void {
     if (this.#preallocSlots === 0 || this.#extending || this.#closed || !this.#inUse) return;
-    // (Not slotsEnd: an extension's held-back last slot raised it to the very end.)
+    // (Not slotsEnd: an allocation that did not wait for the extension may lie past it.)
     const end = this.#bat.preallocEnd;
     if (allocatedSlot + this.#preallocSlots / 2 >= end) void this.#extend(end);
   }
 
-  /** One extension covering `slot` and a chunk past the allocator's end, made durable once; concurrent allocations share it. */
+  /**
+   * One extension covering `slot` and a chunk past the allocator's end, made durable once;
+   * concurrent allocations share it. It writes one zero byte at the new end (a write, unlike a
+   * truncate, can never cut off another request's data past it), in the last slot of the chunk:
+   * no slot there has been handed out yet, and an allocation handed it meanwhile waits for the
+   * extension before writing (the range is published first, see BatMap.preallocFillStart), so
+   * the zero can never land on its data. Nothing is held back from the allocator: an allocation
+   * that skipped a held slot left a free slot inside the file (a 2 MiB write from a pipe did).
+   */
   #extend(slot: number): Promise<boolean> {
+    const bat = this.#bat;
+    const target = Math.min(Math.max(slot, bat.preallocEnd, bat.slotsEnd) + this.#preallocSlots, bat.slotCapacity);
+    if (target <= Math.max(slot, bat.slotsEnd)) return Promise.resolve(false);
+    bat.setPreallocTarget(target, target - 1);
     let extending: Promise<boolean> | null = null;
     extending = (async () => {
       try {
-        const target = await this.#growTo(Math.max(slot, this.#bat.slotsEnd));
+        const at = bat.slotOffset(target) - 1;
         // A store that writes the new last byte durably has made the new size durable with it;
         // otherwise the flush does, writing back every dirty page of the file as well.
-        if (!this.store.writeDurably) {
+        if (this.store.writeDurably) {
+          await this.store.writeDurably(at, new Uint8Array(1));
+        } else {
+          await this.store.write(at, new Uint8Array(1));
           try {
             await this.store.flush();
           } catch (e) {
@@ -524,11 +550,12 @@ export class PloopImage {
             throw e;
           }
         }
+        this.#stats.preallocations++;
         this.#preallocDone(target);
         return true;
       } catch {
         // The allocations waiting for it take the barrier; a failed flush is reported by the next flush().
-        this.#bat.setPreallocTarget(this.#bat.preallocEnd);
+        bat.setPreallocTarget(bat.preallocEnd);
         return false;
       } finally {
         // Runs after the first await inside, so `extending` is assigned by then.
@@ -537,36 +564,6 @@ export class PloopImage {
     })();
     this.#extending = extending;
     return extending;
-  }
-
-  /**
-   * Extend the file to end a chunk past slot `from` (not yet durable): returns the new end, in
-   * slots. The last slot is claimed while its last byte is written, so no runner is handed it
-   * meanwhile, and a write (unlike a truncate) can never cut off another request's data past it.
-   */
-  async #growTo(from: number): Promise<number> {
-    const bat = this.#bat;
-    let last = Math.max(Math.max(from, bat.preallocEnd) + this.#preallocSlots - 1, bat.slotsEnd);
-    for (;;) {
-      if (last >= bat.slotCapacity) throw new PloopError('ENOSPC', `preallocation: slot ${last} is past the ${bat.slotCapacity} slots this image may use`, { slot: last });
-      if (bat.claimSlot(last)) break;
-      // A runner took it meanwhile: go past every slot handed out.
-      last = Math.max(last + 1, bat.slotsEnd);
-    }
-    bat.setPreallocTarget(last + 1);
-    let written = false;
-    try {
-      const at = bat.slotOffset(last + 1) - 1;
-      await (this.store.writeDurably ? this.store.writeDurably(at, new Uint8Array(1)) : this.store.write(at, new Uint8Array(1)));
-      written = true;
-    } finally {
-      // Zeros only, never handed out: still pristine for whoever gets it, even after
-      // allocations overtook it while it was held (they moved takePristine's bound past it).
-      if (written) bat.setReservedSlot(last);
-      bat.freeSlot(last);
-    }
-    this.#stats.preallocations++;
-    return last + 1;
   }
 
   #preallocDone(target: number): void {

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
-// Resizing one ploop image offline (format.md 5.5). Growing may need more BAT than data_off
-// leaves room for: the data clusters that sit where the new BAT goes are copied to the end of
-// the file first, their entries repointed, and only then is that area zeroed and the header
-// switched. Every step is flushed before the next, so a crash at any point leaves an image
-// that reads the same under the old header or the new one.
+// Resizing one ploop image offline (docs/format.md, 'Resize'). Growing may need more BAT than
+// data_off leaves room for: the data clusters that sit where the new BAT goes are copied to the end
+// of the file first, their entries repointed, and only then is that area zeroed and the header
+// switched. Every step is flushed before the next, so a crash at any point leaves an image that
+// reads the same under the old header or the new one.
 
 import {
-  serializeHeader, minDataOffSectors, newHeader, deriveGeometry, HEADER_BYTES, SECTOR_BYTES, MAX_BAT_ENTRIES, CLOSED_V21_MAGIC, type PloopHeader,
+  serializeHeader, minDataOffSectors, newHeader, deriveGeometry, HEADER_BYTES, SECTOR_BYTES, MAX_BAT_ENTRIES, CLOSED_V21_MAGIC, CIF_EMPTY, type PloopHeader,
 } from '../format/header.js';
 import type { BlockStore } from '../stores/block-store.js';
 import { readFully } from '../stores/block-store.js';
@@ -67,6 +67,9 @@ export async function resizeImage(target: BlockStore, newSize: number, options: 
   // shrink to a size inside that cluster); once the disk grows over them they must read as
   // zeros. Zeroed before the header switch: past the old end they are not visible until then.
   if (await zeroClusterTail(store, bat, Math.min(g.virtualSize, result.newSize), g.clusterBytes, g.unitBytes)) await store.flush();
+  // A forced shrink may have dropped the last cluster: CIF_Empty says whether any is left.
+  if (bat.subarray(0, next.batEntries).some((v) => v !== 0)) next.flags &= ~CIF_EMPTY;
+  else next.flags |= CIF_EMPTY;
   await store.write(0, serializeHeader(next));
   await store.flush();
   if (droppedExtension) {

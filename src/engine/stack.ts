@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: MIT
-// Delta stacks laid out as the ploop tools do (format.md 4, ploop-tools.md 3): a folder with
-// DiskDescriptor.xml and one file per delta. init, open, snapshot, merge and resize, each
-// crash-safe: a new delta file is complete before the descriptor names it, the descriptor is
-// replaced atomically, and a merge copies data into the lower delta before the descriptor
-// forgets the upper one, so every crash point leaves a stack that reads the same data.
+// Delta stacks laid out as the ploop tools do (docs/format.md, 'Deltas and stacks' and
+// 'DiskDescriptor.xml'): a folder with DiskDescriptor.xml and one file per delta. init, open,
+// snapshot, merge and resize, each crash-safe: a new delta file is complete before the descriptor
+// names it, the descriptor is replaced atomically, and a merge copies data into the lower delta
+// before the descriptor forgets the upper one, so every crash point leaves a stack that reads the
+// same data.
 
 import {
   parseDescriptor, serializeDescriptor, descriptorChain, newDescriptor, addSnapshot, randomGuid, mergeIntoParent,
   type DiskDescriptor,
 } from '../format/descriptor.js';
 import { newHeader, SECTOR_BYTES, INUSE_MAGIC, type PloopFormat } from '../format/header.js';
-import type { DeltaDirectory } from '../stores/directory.js';
+import type { DeltaDirectory, FolderLock } from '../stores/directory.js';
 import { LEVEL_NONE } from '../core/bat-map.js';
 import { PloopError } from '../errors.js';
 import { createImage } from './create.js';
@@ -32,39 +33,83 @@ async function writeDescriptor(dir: DeltaDirectory, d: DiskDescriptor): Promise<
   await dir.writeTextAtomic(DESCRIPTOR_FILE, serializeDescriptor(d));
 }
 
+const warnOnConsole = (m: string) => console.warn(`ploop-wasm: ${m}`);
+
+/** The folder's writer lock (null where the folder has none); its warning goes to `warn`. */
+async function lockFolder(dir: DeltaDirectory, warn: (m: string) => void = warnOnConsole): Promise<FolderLock | null> {
+  const lock = (await dir.lockForWriting?.()) ?? null;
+  if (lock?.warning) warn(lock.warning);
+  return lock;
+}
+
+/**
+ * Run `fn` holding the folder's writer lock, from before it reads the descriptor until after it
+ * has written it: another writer (ploop's tools included) cannot change the stack in between.
+ */
+async function underFolderLock<T>(dir: DeltaDirectory, fn: () => Promise<T>): Promise<T> {
+  const lock = await lockFolder(dir);
+  try {
+    return await fn();
+  } finally {
+    await lock?.release();
+  }
+}
+
 /** Create a folder layout like `ploop init`: DiskDescriptor.xml and an empty root.hds. */
 export async function initStack(dir: DeltaDirectory, options: { size: number; clusterSize?: number; format?: PloopFormat }): Promise<DiskDescriptor> {
-  if ((await dir.readText(DESCRIPTOR_FILE)) !== null) throw new PloopError('EINVAL', `${dir.name}: ${DESCRIPTOR_FILE} already exists`);
   // ploop init rounds the size up to whole clusters; image and descriptor then agree.
   const clusterSize = options.clusterSize ?? 1 << 20;
   const size = Math.ceil(options.size / clusterSize) * clusterSize;
-  // Build (and so validate) the descriptor before creating any file: a cluster size the
-  // descriptor cannot name (Blocksize below 64 sectors, …) must not leave a root.hds behind.
+  // Build (and so validate) the descriptor before creating any file (the lock's included): a
+  // cluster size the descriptor cannot name (Blocksize below 64 sectors, …) leaves nothing behind.
   const header = newHeader({ size, clusterBytes: clusterSize, format: options.format });
   const d = newDescriptor({ sizeSectors: header.nbSectors, blocksizeSectors: header.tracks, file: 'root.hds' });
-  const store = await dir.openStore('root.hds', { create: true });
-  try {
-    await createImage(store, { size, clusterSize, format: options.format });
-  } finally {
-    await store.close();
-  }
-  await writeDescriptor(dir, d);
-  return d;
+  return underFolderLock(dir, async () => {
+    if ((await dir.readText(DESCRIPTOR_FILE)) !== null) throw new PloopError('EINVAL', `${dir.name}: ${DESCRIPTOR_FILE} already exists`);
+    const store = await dir.openStore('root.hds', { create: true });
+    try {
+      await createImage(store, { size, clusterSize, format: options.format });
+    } finally {
+      await store.close();
+    }
+    await writeDescriptor(dir, d);
+    return d;
+  });
 }
 
-/** Open the folder's delta stack; only the top may be writable. */
+/**
+ * Open the folder's delta stack; only the top may be writable. A writable stack holds the
+ * folder's writer lock until it closes; a read-only one is warned when another writer has it.
+ */
 export async function openStackDir(dir: DeltaDirectory, options: OpenOptions = {}): Promise<PloopImage> {
-  const chain = descriptorChain(await readDescriptor(dir));
+  const warn = options.onWarning ?? warnOnConsole;
+  const lock = options.writable ? await lockFolder(dir, warn) : null;
+  const folderWriter = options.writable ? null : await dir.writerWarning?.();
+  if (folderWriter) warn(folderWriter);
   const sources = [];
   try {
+    const chain = descriptorChain(await readDescriptor(dir));
     for (let level = 0; level < chain.length; level++) {
       const top = level === chain.length - 1;
       const store = await dir.openStore(chain[level].file, { writable: top && !!options.writable });
       sources.push({ store, kind: chain[level].type === 'Plain' ? 'raw' as const : 'ploop' as const, name: chain[level].file });
     }
-    return await PloopImage.openStack(sources, options);
+    const onClose = async () => {
+      try {
+        await options.onClose?.();
+      } finally {
+        await lock?.release();
+      }
+    };
+    // The folder's warning named the writer already: its lock on the top file is not told again.
+    const told = new Set(folderWriter ? sources.flatMap((s) => s.store.openWarnings ?? []) : []);
+    const onWarning = (m: string) => {
+      if (!told.has(m)) warn(m);
+    };
+    return await PloopImage.openStack(sources, { ...options, onWarning, onClose });
   } catch (e) {
     for (const s of sources) await s.store.close();
+    await lock?.release();
     throw e;
   }
 }
@@ -73,7 +118,11 @@ export async function openStackDir(dir: DeltaDirectory, options: OpenOptions = {
  * Freeze the current top and put a new empty delta of the same geometry on it. The old top must
  * be closed cleanly. Returns the new snapshot's GUID (now naming the frozen delta) and the new file.
  */
-export async function snapshotStack(dir: DeltaDirectory): Promise<{ guid: string; file: string }> {
+export function snapshotStack(dir: DeltaDirectory): Promise<{ guid: string; file: string }> {
+  return underFolderLock(dir, () => snapshotUnlocked(dir));
+}
+
+async function snapshotUnlocked(dir: DeltaDirectory): Promise<{ guid: string; file: string }> {
   const d = await readDescriptor(dir);
   const chain = descriptorChain(d);
   const top = chain[chain.length - 1];
@@ -99,7 +148,11 @@ export async function snapshotStack(dir: DeltaDirectory): Promise<{ guid: string
  * receives every cluster the upper one maps (copy-on-write from deeper levels where needed);
  * then the descriptor drops the upper file, and the file is removed.
  */
-export async function mergeStack(dir: DeltaDirectory, options: { upperLevel?: number } = {}): Promise<{ merged: string; into: string; clustersCopied: number }> {
+export function mergeStack(dir: DeltaDirectory, options: { upperLevel?: number } = {}): Promise<{ merged: string; into: string; clustersCopied: number }> {
+  return underFolderLock(dir, () => mergeUnlocked(dir, options));
+}
+
+async function mergeUnlocked(dir: DeltaDirectory, options: { upperLevel?: number }): Promise<{ merged: string; into: string; clustersCopied: number }> {
   const d = await readDescriptor(dir);
   const chain = descriptorChain(d);
   if (chain.length < 2) throw new PloopError('EINVAL', `merge: ${dir.name} has a single delta, nothing to merge`);
@@ -157,26 +210,34 @@ export async function mergeStack(dir: DeltaDirectory, options: { upperLevel?: nu
  * above it is merged into it, so the snapshot's own state is gone and the data of every later
  * state survives. The top cannot be deleted.
  */
-export async function deleteSnapshotStack(dir: DeltaDirectory, guid: string): Promise<{ merged: string; into: string; clustersCopied: number }> {
-  const chain = descriptorChain(await readDescriptor(dir));
-  const level = chain.findIndex((d) => d.guid.toLowerCase() === guid.toLowerCase());
-  if (level < 0) throw new PloopError('EINVAL', `delete: no snapshot ${guid} in ${dir.name} (its GUIDs: ${chain.map((d) => d.guid).join(', ')})`, { guid });
-  if (level === chain.length - 1) throw new PloopError('EINVAL', `delete: ${guid} is the top delta, not a snapshot; merge instead`, { guid });
-  return mergeStack(dir, { upperLevel: level + 1 });
+export function deleteSnapshotStack(dir: DeltaDirectory, guid: string): Promise<{ merged: string; into: string; clustersCopied: number }> {
+  return underFolderLock(dir, async () => {
+    const chain = descriptorChain(await readDescriptor(dir));
+    const level = chain.findIndex((d) => d.guid.toLowerCase() === guid.toLowerCase());
+    if (level < 0) throw new PloopError('EINVAL', `delete: no snapshot ${guid} in ${dir.name} (its GUIDs: ${chain.map((d) => d.guid).join(', ')})`, { guid });
+    if (level === chain.length - 1) throw new PloopError('EINVAL', `delete: ${guid} is the top delta, not a snapshot; merge instead`, { guid });
+    return mergeUnlocked(dir, { upperLevel: level + 1 });
+  });
 }
 
 /** Merge everything into the base: repeated top merges until one delta is left. */
-export async function mergeAll(dir: DeltaDirectory): Promise<number> {
-  let merges = 0;
-  while (descriptorChain(await readDescriptor(dir)).length > 1) {
-    await mergeStack(dir);
-    merges++;
-  }
-  return merges;
+export function mergeAll(dir: DeltaDirectory): Promise<number> {
+  return underFolderLock(dir, async () => {
+    let merges = 0;
+    while (descriptorChain(await readDescriptor(dir)).length > 1) {
+      await mergeUnlocked(dir, {});
+      merges++;
+    }
+    return merges;
+  });
 }
 
 /** Grow (or shrink, single delta only) the stack: the top delta's BAT and the descriptor's size. */
-export async function resizeStack(dir: DeltaDirectory, newSize: number, options: ResizeOptions = {}): Promise<ResizeResult> {
+export function resizeStack(dir: DeltaDirectory, newSize: number, options: ResizeOptions = {}): Promise<ResizeResult> {
+  return underFolderLock(dir, () => resizeUnlocked(dir, newSize, options));
+}
+
+async function resizeUnlocked(dir: DeltaDirectory, newSize: number, options: ResizeOptions): Promise<ResizeResult> {
   const d = await readDescriptor(dir);
   const chain = descriptorChain(d);
   const top = chain[chain.length - 1];

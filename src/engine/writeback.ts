@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// md page updates and BAT writeback (engine.md), in two roles that may run on different threads:
+// md page updates and BAT writeback (docs/engine.md): two roles that may run on different threads:
 //
 // - updateEntry (any runner): change one BAT entry through its md page's pending piwb, under
 //   the page's UPDATING bit; the first updater that made the page DIRTY prepares the piwb.
@@ -46,11 +46,11 @@ export interface UpdatePlan {
 }
 
 /**
- * Change BAT entry `clusterIndex` (engine.md "one allocating write, after the rework"). Waits
- * while the page is in WRITEBACK or UPDATING. `attach` hands the change to the coordinator and
- * returns the promise of its BAT write. Resolves, once the change is in the piwb, to that
- * promise (wrapped, so that a failure before the change was attached is told apart from a
- * failed BAT write: the caller still owns its slot only in the first case).
+ * Change BAT entry `clusterIndex` (docs/engine.md, 'One update'). Waits while the page is in
+ * WRITEBACK or UPDATING. `attach` hands the change to the coordinator and returns the promise of
+ * its BAT write. Resolves, once the change is in the piwb, to that promise (wrapped, so that a
+ * failure before the change was attached is told apart from a failed BAT write: the caller still
+ * owns its slot only in the first case).
  */
 export async function updateEntry(bat: BatMap, clusterIndex: number, plan: UpdatePlan, attach: (a: Attachment) => Promise<void>): Promise<{ completion: Promise<void> }> {
   const page = BatMap.pageOf(clusterIndex);
@@ -196,7 +196,7 @@ export class Writeback {
    * Submit every queued page now (HIGHPRIO) and wait until all writeback has completed. With
    * `until` (the requests a flush waits for), keep doing so until those have settled as well:
    * they may still attach to a page, and a flush must not wait for submitDelayMs (HIGHPRIO
-   * bypass for flush, engine.md) while they wait for their BAT page.
+   * bypass for flush, docs/engine.md 'The writeback cycle') while they wait for their BAT page.
    */
   async drain(until?: Promise<unknown>): Promise<void> {
     if (until) {

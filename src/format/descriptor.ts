@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// DiskDescriptor.xml (format.md 4.1; ploop-tools.md 3, 5, 7): parse it with the ploop tools' own
+// DiskDescriptor.xml (docs/format.md, 'DiskDescriptor.xml'): parse it with the ploop tools' own
 // rules, write it byte for byte as they do, and make the edits their snapshot, merge and delete
 // commands make, so that a folder we touch is indistinguishable from one the real tools made.
 //
@@ -350,9 +350,10 @@ function unsupported(parent: XmlElement, name: string, path: string, what: strin
 const U32_MAX = 0xffffffff;
 
 /**
- * Parse and validate a DiskDescriptor.xml as the ploop tools read it (ploop-tools.md 5), plus the
- * link checks ploop makes only when it walks the chain: every ParentGUID must name a shot or be
- * NONE, no cycles, and the top's chain must reach the base with an `<Image>` for each shot.
+ * Parse and validate a DiskDescriptor.xml as the ploop tools read it (docs/format.md, 'How the
+ * ploop tools parse it'), plus the link checks ploop makes only when it walks the chain: every
+ * ParentGUID must name a shot or be NONE, no cycles, and the top's chain must reach the base with
+ * an `<Image>` for each shot.
  *
  * Like ploop it accepts any root element name, no XML declaration, upper-case GUIDs, absolute
  * paths, comments, missing CHS values and `Start`/`End`, and a missing `<TopGUID>` when a shot

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// The 64-byte ploop header (format.md 1.2): parse, validate against the file, serialize, and
-// the geometry derived from it. Field names follow QEMU's spec; derived values carry units.
+// The 64-byte ploop header (docs/format.md, 'The header'): parse, validate against the file,
+// serialize, and the geometry derived from it. Field names follow QEMU's spec; derived values carry
+// units.
 //
 //   off  size  field        meaning
 //   0    16    signature    "WithoutFreeSpace" (v1) | "WithouFreSpacExt" (v2)
@@ -24,6 +25,12 @@ export const SIGNATURE_V2 = 'WithouFreSpacExt';
 export const HEADER_VERSION = 2;
 export const INUSE_MAGIC = 0x746f6e59;
 export const CLOSED_V21_MAGIC = 0x312e3276;
+/**
+ * m_Flags bit 0: the image holds no data cluster. ploop's own init sets it on every new image
+ * and snapshot delta, and the ploop tools before 2020 (Debian's 1.15) refuse an image whose bit
+ * disagrees with its BAT ("CIF_Empty flag is incorrect"). QEMU neither reads nor sets it.
+ */
+export const CIF_EMPTY = 1;
 export const HEADS_NUMBER = 16;
 export const SEC_IN_CYL = 32;
 export const DEFAULT_CLUSTER_BYTES = 1 << 20;
@@ -247,7 +254,8 @@ export function newHeader(options: { size: number; clusterBytes?: number; format
     nbSectorsHigh: 0,
     inUse: 0,
     dataOff: minDataOffSectors(batEntries, tracks),
-    flags: 0,
+    // Empty, as ploop's init writes it (qemu-img create writes 0); the first allocation clears it.
+    flags: CIF_EMPTY,
     extOff: 0,
   };
 }

@@ -15,7 +15,8 @@ import { portableSyncAccess } from './fast-path.js';
 import { nodeFileAccess } from './node-sync-access.js';
 
 const runner = createRunner(
-  async (spec) => (spec.kind === 'node-fs' ? NodeFileStore.open(spec.path, { writable: spec.writable, syncMaxBytes: spec.syncMaxBytes ?? 0 }) : openPortableStore(spec)),
+  // A writable file is opened under the lock its coordinator holds (it would refuse a second lock).
+  async (spec) => (spec.kind === 'node-fs' ? NodeFileStore.open(spec.path, { writable: spec.writable, syncMaxBytes: spec.syncMaxBytes ?? 0, lock: false }) : openPortableStore(spec)),
   (spec, store) => (spec.kind === 'node-fs' ? (spec.syncMaxBytes ? nodeFileAccess(spec.path, spec.writable, spec.syncMaxBytes) : null) : portableSyncAccess(store)),
 );
 

@@ -12,6 +12,21 @@ export interface BlockStore {
    * (preallocation ahead of the allocator).
    */
   readonly volatile?: boolean;
+  /**
+   * What opening the store found out about other users of its file, for the image to pass on
+   * (PloopImage's onWarning): a writer active while this store reads, a writer lock that could
+   * not be taken.
+   */
+  readonly openWarnings?: readonly string[];
+  /**
+   * True when ranges never written stay holes that no disk block backs (a file on a Linux file
+   * system: NodeFileStore). They read as zeros, so QEMU does not mind, but the ploop tools refuse
+   * an image with a hole anywhere in its header, BAT or clusters ("image is sparse"): the engine
+   * then writes real zeros over every byte it would otherwise leave unwritten. Stores that hold
+   * no holes, or whose contents leave them only as copies (memory, OPFS, IndexedDB), omit it and
+   * skip that work.
+   */
+  readonly sparse?: boolean;
   /** Current size in bytes. */
   size(): Promise<number>;
   /** Read up to `into.length` bytes at `offset`; returns the bytes read (short at the end). */
@@ -27,6 +42,18 @@ export interface BlockStore {
    * and the flush also writes back every dirty page of the file.
    */
   writeDurably?(offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Optional: write zeros over [offset, offset + length), like write() of that many zero bytes
+   * but without the caller making them (the engine backs a sparse store's clusters with it).
+   */
+  writeZeros?(offset: number, length: number): Promise<void>;
+  /**
+   * Optional, with `sparse`: the bytes of disk space that back the store (st_blocks × 512 for a
+   * file), to tell whether it has holes at all: fewer than its size, rounded up to `blockBytes`,
+   * means some range is not backed. (More does not quite prove the opposite: a file system may
+   * count its own metadata blocks in, so a few KiB of holes can hide behind them.)
+   */
+  backing?(): Promise<{ allocatedBytes: number; blockBytes: number }>;
   /** Grow (with zeros) or shrink the store to exactly `size` bytes. */
   truncate(size: number): Promise<void>;
   close(): Promise<void>;
@@ -45,10 +72,15 @@ export function keptOpen(store: BlockStore): BlockStore {
     name: store.name,
     writable: store.writable,
     volatile: store.volatile,
+    openWarnings: store.openWarnings,
+    sparse: store.sparse,
     size: () => store.size(),
     read: (offset, into) => store.read(offset, into),
     write: (offset, data) => store.write(offset, data),
     flush: () => store.flush(),
+    ...(store.writeDurably && { writeDurably: (offset: number, data: Uint8Array) => store.writeDurably!(offset, data) }),
+    ...(store.writeZeros && { writeZeros: (offset: number, length: number) => store.writeZeros!(offset, length) }),
+    ...(store.backing && { backing: () => store.backing!() }),
     truncate: (size) => store.truncate(size),
     close: async () => {},
   };

@@ -16,4 +16,17 @@ export interface DeltaDirectory {
   writeTextAtomic(file: string, text: string): Promise<void>;
   /** Remove a file (no error when it is already gone). */
   remove(file: string): Promise<void>;
+  /**
+   * Optional: keep other writers out of the folder (its descriptor and every delta) until
+   * `release()`, or throw EBUSY naming the one who is in. `warning` says when no lock could be
+   * taken. Folders without it (memory) are not locked.
+   */
+  lockForWriting?(): Promise<FolderLock>;
+  /** Optional: the warning for a reader while another writer has the folder, or null. */
+  writerWarning?(): Promise<string | null>;
+}
+
+export interface FolderLock {
+  release(): Promise<void>;
+  warning?: string;
 }

@@ -4,7 +4,8 @@
 // one is atomic (one IndexedDB put).
 
 import { getMany, set, promisifyRequest } from 'idb-keyval';
-import type { DeltaDirectory } from './directory.js';
+import type { DeltaDirectory, FolderLock } from './directory.js';
+import { lockFolder, folderWriterWarning, FOLDER_LOCK_FILE } from './web-lock.js';
 import { IdbStore, idbStore, IDB_DEFAULT_DB, IDB_DEFAULT_STORE, type IdbOpenOptions } from './idb.js';
 import { PloopError, ioError } from '../errors.js';
 
@@ -67,6 +68,19 @@ export class IdbDirectory implements DeltaDirectory {
 
   async remove(file: string): Promise<void> {
     await IdbStore.remove(this.#file(file), this.#options);
+  }
+
+  /** One writer at a time: the Web Lock named after the folder's descriptor (as IdbStore names its images). */
+  lockForWriting(): Promise<FolderLock> {
+    return lockFolder(this.#lockName(), this.name);
+  }
+
+  writerWarning(): Promise<string | null> {
+    return folderWriterWarning(this.#lockName(), this.name);
+  }
+
+  #lockName(): string {
+    return `ploop-wasm:idb:${this.#options.db ?? IDB_DEFAULT_DB}/${this.#options.store ?? IDB_DEFAULT_STORE}/${this.path}/${FOLDER_LOCK_FILE}`;
   }
 
   /** The names of the files in the folder (images and texts). */

@@ -9,7 +9,8 @@
 import { createStore, getMany, setMany, promisifyRequest, type UseStore } from 'idb-keyval';
 import type { BlockStore } from './block-store.js';
 import { PloopError, ioError } from '../errors.js';
-import { holdWebLock } from './web-lock.js';
+import { holdWebLock, webLockHeld, webLockHolder } from './web-lock.js';
+import { writerActive, writerRefused } from './in-use.js';
 
 export const IDB_DEFAULT_DB = 'ploop-wasm';
 export const IDB_DEFAULT_STORE = 'images';
@@ -129,6 +130,8 @@ export class IdbStore implements BlockStore {
   readonly writable: boolean;
   readonly path: string;
   readonly chunkBytes: number;
+  /** A writer holding the image's Web Lock while this store opened read-only. */
+  readonly openWarnings: readonly string[];
   readonly #use: UseStore;
   readonly #maxDirtyBytes: number;
   readonly #cacheBytes: number;
@@ -153,8 +156,9 @@ export class IdbStore implements BlockStore {
   #release: (() => void) | null;
   #closed = false;
 
-  private constructor(path: string, use: UseStore, meta: Meta, writable: boolean, options: IdbOpenOptions, release: (() => void) | null) {
+  private constructor(path: string, use: UseStore, meta: Meta, writable: boolean, options: IdbOpenOptions, release: (() => void) | null, openWarnings: string[]) {
     this.path = path;
+    this.openWarnings = openWarnings;
     this.name = `idb:${options.label ?? path}`;
     this.#use = use;
     this.chunkBytes = meta.chunkBytes;
@@ -175,11 +179,13 @@ export class IdbStore implements BlockStore {
       throw new PloopError('EINVAL', `idb: chunkBytes ${chunkBytes} is out of range, expected an integer from 512 to ${64 << 20}`);
     }
     const use = idbStore(options.db ?? IDB_DEFAULT_DB, options.store ?? IDB_DEFAULT_STORE, options.durability);
-    // Two stores with separate buffers must not write one image (here, in another tab or a worker).
+    // Two stores with separate buffers must not write one image (here, in another tab or a
+    // worker); a reader is told when a writer has it.
+    const lockName = `ploop-wasm:idb:${options.db ?? IDB_DEFAULT_DB}/${options.store ?? IDB_DEFAULT_STORE}/${path}`;
     const release = writable
-      ? await holdWebLock(`ploop-wasm:idb:${options.db ?? IDB_DEFAULT_DB}/${options.store ?? IDB_DEFAULT_STORE}/${path}`,
-        () => new PloopError('EIO', `idb: open ${label} failed: the file is open elsewhere (another store, tab or worker has it open for writing); close it first`))
+      ? await holdWebLock(lockName, () => writerRefused('image', `idb:${label}`, webLockHolder(lockName), { lock: lockName }))
       : null;
+    const warnings = !writable && (await webLockHeld(lockName)) ? [writerActive('image', `idb:${label}`, webLockHolder(lockName))] : [];
     try {
       let meta: Meta;
       if (options.create) {
@@ -197,7 +203,7 @@ export class IdbStore implements BlockStore {
         }
         meta = found;
       }
-      return new IdbStore(path, use, meta, writable, options, release);
+      return new IdbStore(path, use, meta, writable, options, release, warnings);
     } catch (e) {
       release?.();
       throw ioError(`idb: open ${label}`, e);

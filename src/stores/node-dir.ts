@@ -1,11 +1,21 @@
 // SPDX-License-Identifier: MIT
 // DeltaDirectory on a Node folder. Atomic replace = write FILE.tmp, fsync, rename, fsync the folder.
+// The writer lock is the one Debian's ploop 1.15 takes: a flock on DiskDescriptor.xml.lck.
 
 import { open, readFile, rename, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import type { DeltaDirectory } from './directory.js';
+import type { DeltaDirectory, FolderLock } from './directory.js';
 import { NodeFileStore } from './node-fs.js';
+import { lockForWriting, writerOf } from './node-lock.js';
+import { writerActive } from './in-use.js';
 import { ioError } from '../errors.js';
+
+/**
+ * Beside DiskDescriptor.xml, as ploop names it (engine/stack.ts's DESCRIPTOR_FILE is not
+ * imported: that module brings the XML parser, see cli/open.ts).
+ */
+const LOCK_FILE = 'DiskDescriptor.xml.lck';
 
 export class NodeDirectory implements DeltaDirectory {
   readonly name: string;
@@ -57,5 +67,36 @@ export class NodeDirectory implements DeltaDirectory {
 
   async remove(file: string): Promise<void> {
     await rm(this.path(file), { force: true });
+  }
+
+  /**
+   * Flock DiskDescriptor.xml.lck (created if missing, as ploop does, and never removed: a
+   * process may be waiting on the file that a removal would orphan).
+   */
+  async lockForWriting(): Promise<FolderLock> {
+    const path = this.path(LOCK_FILE);
+    let handle;
+    try {
+      handle = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    } catch {
+      try {
+        // flock needs no write access: another user's lock file (ploop runs as root) still serves.
+        handle = await open(path, 'r');
+      } catch (e) {
+        return { release: async () => {}, warning: `${this.name} is opened for writing without a lock (${ioError(`open ${path}`, e).message}): a second writer is not kept out` };
+      }
+    }
+    try {
+      const warning = await lockForWriting(handle.fd, 'disk folder', this.name);
+      return { release: () => handle.close(), ...(warning ? { warning } : {}) };
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+  }
+
+  async writerWarning(): Promise<string | null> {
+    const writer = await writerOf(this.path(LOCK_FILE));
+    return writer ? writerActive('disk folder', this.name, writer) : null;
   }
 }

@@ -18,8 +18,10 @@
 import { open, read, write, fdatasync, ftruncate, close, fstat, constants } from 'node:fs';
 import { preadFully, pwriteFully } from './node-sync-io.js';
 import type { BlockStore } from './block-store.js';
-import { pread as threadRead, pwrite as threadWrite, ioThreadReady, IO_THREAD_MAX_BYTES } from './node-io-thread.js';
+import { pread as threadRead, pwrite as threadWrite, pwriteZeros as threadWriteZeros, ioThreadReady, IO_THREAD_MAX_BYTES, IO_THREAD_MAX_ZERO_BYTES } from './node-io-thread.js';
 import { PloopError, ioError } from '../errors.js';
+import { lockForWriting, writerOf } from './node-lock.js';
+import { writerActive } from './in-use.js';
 
 export interface NodeFileStoreOptions {
   writable?: boolean;
@@ -35,10 +37,22 @@ export interface NodeFileStoreOptions {
    * on this thread's dedicated I/O thread, 'pool' on libuv's thread pool.
    */
   io?: NodeFileIo;
+  /**
+   * With `writable` or `create`: hold the image's writer lock while the store is open, and refuse
+   * to open (EBUSY, naming the holder) while another writer holds it: another store, process,
+   * ploop or QEMU (node-lock.ts). Default true. Runners opened under their coordinator's lock
+   * pass false. A read-only store takes no lock; its `openWarnings` say when a writer is active.
+   */
+  lock?: boolean;
 }
 
 export type NodeFileIo = 'thread' | 'pool';
 const IO_MODES: readonly NodeFileIo[] = ['thread', 'pool'];
+
+/** writeZeros on libuv's pool or this thread writes from one shared buffer of zeros, never written into. */
+const ZERO_PIECE_BYTES = 256 << 10;
+let zeros: Uint8Array | null = null;
+const zeroPiece = (length: number): Uint8Array => (zeros ??= new Uint8Array(ZERO_PIECE_BYTES)).subarray(0, length);
 
 const call = <T>(fn: (cb: (e: NodeJS.ErrnoException | null, v: T) => void) => void): Promise<T> =>
   new Promise((resolve, reject) => fn((e, v) => (e ? reject(e) : resolve(v))));
@@ -48,10 +62,14 @@ const done = (fn: (cb: (e: NodeJS.ErrnoException | null) => void) => void): Prom
 
 export class NodeFileStore implements BlockStore {
   readonly name = 'node-fs';
+  /** A file: ranges never written are holes (the engine writes the zeros the ploop tools want). */
+  readonly sparse = true;
   readonly writable: boolean;
   readonly path: string;
   readonly syncMaxBytes: number;
   readonly io: NodeFileIo;
+  /** What opening found out about other users of the file (a writer active while this store reads). */
+  readonly openWarnings: readonly string[];
   /** Requests up to this size go to the I/O thread (0 with io 'pool'). */
   readonly #threadMaxBytes: number;
   #fd: number;
@@ -68,8 +86,9 @@ export class NodeFileStore implements BlockStore {
   #inThread = 0;
   #idle: (() => void) | null = null;
 
-  private constructor(path: string, fd: number, size: number, writable: boolean, syncMaxBytes: number, io: NodeFileIo) {
+  private constructor(path: string, fd: number, size: number, writable: boolean, syncMaxBytes: number, io: NodeFileIo, openWarnings: string[]) {
     this.path = path;
+    this.openWarnings = openWarnings;
     this.#fd = fd;
     this.#size = size;
     this.writable = writable;
@@ -89,21 +108,37 @@ export class NodeFileStore implements BlockStore {
     if (!IO_MODES.includes(io)) {
       throw new PloopError('EINVAL', `NodeFileStore.open: io "${io}" is not one of ${IO_MODES.join(', ')}`, { field: 'io', value: io });
     }
-    const flags = options.create ? 'w+' : writable ? 'r+' : 'r';
+    // `create` truncates only once the lock is held: a refused create must not empty the image
+    // another writer has open.
+    const flags = options.create ? constants.O_RDWR | constants.O_CREAT : writable ? 'r+' : 'r';
     let fd: number;
     try {
-      fd = await call<number>((cb) => open(path, flags, cb));
+      fd = await call<number>((cb) => open(path, flags, 0o666, cb));
     } catch (e) {
       throw ioError(`open ${path}`, e);
     }
+    const warnings: string[] = [];
     let size: number;
     try {
-      size = (await call<{ size: number }>((cb) => fstat(fd, cb))).size;
+      if ((writable || options.create) && options.lock !== false) {
+        const warning = await lockForWriting(fd, 'image', path);
+        if (warning) warnings.push(warning);
+      } else if (!writable && !options.create) {
+        const writer = await writerOf(fd);
+        if (writer) warnings.push(writerActive('image', path, writer));
+      }
+      const stats = await call<{ size: number; isFile(): boolean }>((cb) => fstat(fd, cb)).catch((e) => { throw ioError(`stat ${path}`, e); });
+      size = stats.size;
+      // As O_TRUNC would: files only (a device such as /dev/full is written as it is).
+      if (options.create && stats.isFile() && size > 0) {
+        await done((cb) => ftruncate(fd, 0, cb)).catch((e) => { throw ioError(`truncate ${path} to 0`, e); });
+        size = 0;
+      }
     } catch (e) {
       await done((cb) => close(fd, cb)).catch(() => {});
-      throw ioError(`stat ${path}`, e);
+      throw e;
     }
-    return new NodeFileStore(path, fd, size, writable || !!options.create, syncMaxBytes, io);
+    return new NodeFileStore(path, fd, size, writable || !!options.create, syncMaxBytes, io, warnings);
   }
 
   async size(): Promise<number> {
@@ -115,6 +150,17 @@ export class NodeFileStore implements BlockStore {
       throw ioError(`stat ${this.path}`, e);
     }
     return this.#size;
+  }
+
+  /** Disk space backing the file (st_blocks × 512) and the file system's block size (st_blksize). */
+  async backing(): Promise<{ allocatedBytes: number; blockBytes: number }> {
+    if (this.#closed) throw this.#closedError('stat');
+    try {
+      const s = await call<{ blocks: number; blksize: number }>((cb) => fstat(this.#fd, cb));
+      return { allocatedBytes: s.blocks * 512, blockBytes: s.blksize };
+    } catch (e) {
+      throw ioError(`stat ${this.path}`, e);
+    }
   }
 
   read(offset: number, into: Uint8Array): Promise<number> {
@@ -213,6 +259,60 @@ export class NodeFileStore implements BlockStore {
       throw ioError(`write ${this.path} at ${offset}`, e);
     }
     this.#size = Math.max(this.#size, offset + data.length);
+  }
+
+  /**
+   * Write zeros over [offset, offset + length): on this thread in syncMaxBytes pieces when the
+   * store runs small requests synchronously, else as one request to the I/O thread (which writes
+   * them from its own buffer: nothing is copied), else on libuv's pool from a shared buffer.
+   */
+  writeZeros(offset: number, length: number): Promise<void> {
+    try {
+      if (this.#closed) throw this.#closedError('write');
+      this.#check('write');
+      if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+        throw new PloopError('EINVAL', `${this.path}: writeZeros ${offset}+${length}: expected a byte offset and length >= 0`, { offset, length });
+      }
+      if (this.syncMaxBytes > 0) {
+        const zeros = zeroPiece(Math.min(this.syncMaxBytes, ZERO_PIECE_BYTES));
+        try {
+          for (let done = 0; done < length; done += zeros.length) pwriteFully(this.#fd, zeros, 0, Math.min(zeros.length, length - done), offset + done);
+        } catch (e) {
+          throw ioError(`write ${this.path} at ${offset}`, e);
+        }
+        this.#size = Math.max(this.#size, offset + length);
+        return Promise.resolve();
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (this.#threadMaxBytes > 0 && ioThreadReady()) return this.#writeZerosThread(offset, length);
+    return this.#writeZerosAsync(offset, length);
+  }
+
+  async #writeZerosThread(offset: number, length: number): Promise<void> {
+    for (let done = 0; done < length;) {
+      const n = Math.min(IO_THREAD_MAX_ZERO_BYTES, length - done);
+      this.#inThread++;
+      try {
+        await threadWriteZeros(this.#fd, n, offset + done);
+      } catch (e) {
+        throw ioError(`write ${this.path} at ${offset + done}`, e);
+      } finally {
+        this.#leftThread();
+      }
+      done += n;
+    }
+    this.#size = Math.max(this.#size, offset + length);
+  }
+
+  async #writeZerosAsync(offset: number, length: number): Promise<void> {
+    const zeros = zeroPiece(ZERO_PIECE_BYTES);
+    for (let done = 0; done < length;) {
+      const n = Math.min(zeros.length, length - done);
+      await this.#writeAsync(offset + done, zeros.subarray(0, n));
+      done += n;
+    }
   }
 
   async flush(): Promise<void> {

@@ -10,7 +10,7 @@
 //   submission ring         SLOT_COUNT slot numbers, index = request number % SLOT_COUNT
 //   completion ring         SLOT_COUNT slot numbers, likewise
 //   slot headers            per slot: op, fd, length, result, error length (Int32), position (f64)
-//   slot data               per slot: SLOT_BYTES of data, or on error the JSON of {code, errno, syscall, message}
+//   slot data               per slot: SLOT_BYTES of data (none for OP_ZERO), or on error the JSON of {code, errno, syscall, message}
 //
 // Each ring holds at most SLOT_COUNT entries because a slot is in flight at most once: neither
 // can overflow, so neither side ever waits for room.
@@ -56,6 +56,13 @@ export const H_POSITION_F64 = 3;
 
 export const OP_READ = 1;
 export const OP_WRITE = 2;
+/**
+ * Write `length` zero bytes at the position, from the worker's own buffer of zeros: no data in
+ * the slot, so one request backs a whole cluster (at most ZERO_MAX_BYTES) without copying it.
+ */
+export const OP_ZERO = 3;
+/** The most zero bytes one OP_ZERO request writes (its length is an Int32). */
+export const ZERO_MAX_BYTES = 1 << 30;
 
 /**
  * Watch control word `index` for up to `ms` milliseconds while it still holds `value`; returns

@@ -26,10 +26,11 @@ import type { Worker, WorkerOptions } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import {
   SUBMITTED, SLEEPING, COMPLETED, READY, WAITING, RING_MASK, SUBMIT_RING_BYTES, COMPLETE_RING_BYTES, SLOT_COUNT, SLOT_BYTES,
-  TOTAL_BYTES, H_OP, H_FD, H_LENGTH, H_RESULT, H_ERROR_BYTES, H_POSITION_F64, OP_READ, OP_WRITE, headerIndex, dataOffset, watchWord,
+  TOTAL_BYTES, H_OP, H_FD, H_LENGTH, H_RESULT, H_ERROR_BYTES, H_POSITION_F64, OP_READ, OP_WRITE, OP_ZERO, ZERO_MAX_BYTES,
+  headerIndex, dataOffset, watchWord,
 } from './node-io-layout.js';
 
-export { SLOT_BYTES as IO_THREAD_MAX_BYTES };
+export { SLOT_BYTES as IO_THREAD_MAX_BYTES, ZERO_MAX_BYTES as IO_THREAD_MAX_ZERO_BYTES };
 
 /**
  * How long the caller, with requests in flight, watches the completion counter before it
@@ -46,6 +47,8 @@ interface Request {
   op: number;
   fd: number;
   data: Uint8Array;
+  /** Bytes to move: data.length, or for OP_ZERO the zeros to write (data is empty). */
+  length: number;
   position: number;
   resolve: (n: number) => void;
   reject: (e: Error) => void;
@@ -112,10 +115,10 @@ class IoThread {
     return this.#ready || (this.#ready = Atomics.load(this.#control, READY) === 1);
   }
 
-  submit(op: number, fd: number, data: Uint8Array, position: number): Promise<number> {
+  submit(op: number, fd: number, data: Uint8Array, position: number, length = data.length): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       if (this.#dead) return reject(this.#dead);
-      const request: Request = { op, fd, data, position, resolve, reject };
+      const request: Request = { op, fd, data, length, position, resolve, reject };
       const slot = this.#free.pop();
       if (slot === undefined) {
         this.#queue.push(request);
@@ -147,7 +150,7 @@ class IoThread {
     const h = headerIndex(slot);
     this.#control[h + H_OP] = request.op;
     this.#control[h + H_FD] = request.fd;
-    this.#control[h + H_LENGTH] = request.data.length;
+    this.#control[h + H_LENGTH] = request.length;
     this.#f64[(h >> 1) + H_POSITION_F64] = request.position;
     if (request.op === OP_WRITE) this.#bytes.set(request.data, dataOffset(slot));
     this.#inSlot[slot] = request;
@@ -317,6 +320,17 @@ export function pread(fd: number, into: Uint8Array, position: number): Promise<n
 /** Write all of `data` (at most IO_THREAD_MAX_BYTES) at `position` of `fd`; resolves to its length. */
 export function pwrite(fd: number, data: Uint8Array, position: number): Promise<number> {
   return request(OP_WRITE, 'pwrite', fd, data, position);
+}
+
+/** Write `length` zero bytes (at most IO_THREAD_MAX_ZERO_BYTES) at `position` of `fd`, from the I/O thread's own zeros; resolves to `length`. */
+export function pwriteZeros(fd: number, length: number, position: number): Promise<number> {
+  try {
+    checkRequest('pwriteZeros', fd, new Uint8Array(0), position);
+    if (!Number.isInteger(length) || length < 0 || length > ZERO_MAX_BYTES) throw new RangeError(`pwriteZeros: length ${length} is not a byte count from 0 to ${ZERO_MAX_BYTES}`);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return thread().submit(OP_ZERO, fd, new Uint8Array(0), position, length);
 }
 
 function request(op: number, what: string, fd: number, bytes: Uint8Array, position: number): Promise<number> {

@@ -5,8 +5,9 @@
 // createWritable(), whose writes go to a swap file that replaces the target only on close() —
 // a crash leaves the old text or the new one.
 
-import type { DeltaDirectory } from './directory.js';
+import type { DeltaDirectory, FolderLock } from './directory.js';
 import { OpfsStore, removeEntry } from './opfs.js';
+import { lockFolder, folderWriterWarning, FOLDER_LOCK_FILE } from './web-lock.js';
 import { opfsError, opfsSegments } from './opfs-sync.js';
 import { PloopError } from '../errors.js';
 
@@ -83,6 +84,26 @@ export class OpfsDirectory implements DeltaDirectory {
 
   async remove(file: string): Promise<void> {
     await removeEntry(this.handle, checkName(file), `${this.name}/${file}`);
+  }
+
+  /** One writer at a time: the Web Lock named after the folder's descriptor. */
+  async lockForWriting(): Promise<FolderLock> {
+    return lockFolder(await this.#lockName(), this.name);
+  }
+
+  async writerWarning(): Promise<string | null> {
+    return folderWriterWarning(await this.#lockName(), this.name);
+  }
+
+  /** Named by the folder's path under the OPFS root, however the folder was reached. */
+  async #lockName(): Promise<string> {
+    let path = this.name.replace(/^opfs:/, '');
+    try {
+      path = (await (await navigator.storage.getDirectory()).resolve(this.handle))?.join('/') ?? path;
+    } catch {
+      // not under the OPFS root: named by its label
+    }
+    return `ploop-wasm:opfs:${path}/${FOLDER_LOCK_FILE}`;
   }
 
   /** The names of the files in the folder. */

@@ -36,8 +36,11 @@ class OpfsHost {
   #failed: PloopError | null = null;
 
   constructor() {
-    const url = workerUrl ?? new URL('./opfs.worker.js', import.meta.url);
-    this.#worker = new Worker(url, { type: 'module', name: 'ploop-opfs' });
+    // Written out in full, `new Worker(new URL('./x.js', import.meta.url), …)`: the form that
+    // bundlers (Vite, webpack, Rollup plugins) recognise and build as a worker.
+    this.#worker = workerUrl
+      ? new Worker(workerUrl, { type: 'module', name: 'ploop-opfs' })
+      : new Worker(new URL('./opfs.worker.js', import.meta.url), { type: 'module', name: 'ploop-opfs' });
     this.#worker.addEventListener('message', (ev: MessageEvent<OpfsReply>) => {
       const reply = ev.data;
       const waiter = this.#pending.get(reply.id);
@@ -49,7 +52,7 @@ class OpfsHost {
     // A worker that cannot load (wrong URL, bad MIME type) fails every request instead of hanging.
     this.#worker.addEventListener('error', (ev) => {
       ev.preventDefault?.();
-      this.#fail(new PloopError('EIO', `opfs: the OPFS worker at ${String(url)} failed: ${ev.message || 'it could not be loaded'} (see setOpfsWorkerUrl)`));
+      this.#fail(new PloopError('EIO', `opfs: the OPFS worker at ${String(workerUrl ?? './opfs.worker.js beside the bundle')} failed: ${ev.message || 'it could not be loaded'} (see setOpfsWorkerUrl)`));
     });
     this.#worker.addEventListener('messageerror', () => this.#fail(new PloopError('EIO', 'opfs: a reply from the OPFS worker could not be deserialized')));
   }

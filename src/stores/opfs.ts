@@ -4,13 +4,15 @@
 // page's main thread it goes through the OPFS host worker (opfs-remote.ts). flush() is the
 // handle's flush(). A writable sync handle is exclusive: the file cannot be opened again (here,
 // in another tab or worker) until it is closed, unless it is opened `shared` ('readwrite-unsafe'
-// handles, for runners), where a Web Lock named after the file keeps out a second writer.
+// handles, for runners). Every writer holds the Web Lock named after the file, which keeps out a
+// second writer with the same words as Node's lock (in-use.ts); a reader is told when it is held.
 
 import type { BlockStore } from './block-store.js';
 import { PloopError } from '../errors.js';
 import { SyncFile, opfsError, resolveOpfs, syncHandlesAvailable, sharedHandlesSupported } from './opfs-sync.js';
 import { RemoteFile } from './opfs-remote.js';
-import { holdWebLock } from './web-lock.js';
+import { holdWebLock, webLockHeld, webLockHolder } from './web-lock.js';
+import { writerActive, writerRefused } from './in-use.js';
 
 export { setOpfsWorkerUrl } from './opfs-remote.js';
 
@@ -28,9 +30,10 @@ export interface OpfsOpenOptions {
    */
   shared?: boolean;
   /**
-   * With `shared` and writing: hold the Web Lock named after the file ("ploop-wasm:opfs:" and its
-   * path) while the store is open, and refuse to open when another page or worker holds it
-   * (default true). A runner opened under its coordinator's lock passes false.
+   * When writing: hold the Web Lock named after the file ("ploop-wasm:opfs:" and its path) while
+   * the store is open, and refuse to open (EBUSY) when another page or worker holds it (default
+   * true). A runner opened under its coordinator's lock passes false. A reader takes no lock;
+   * its `openWarnings` say when a writer holds it.
    */
   lock?: boolean;
   /** Name in messages (default: the path or the file's name). */
@@ -53,6 +56,7 @@ export class OpfsStore implements BlockStore {
   readonly mode: 'sync' | 'worker';
   /** True when the file is held with a 'readwrite-unsafe' handle that other stores may share. */
   readonly shared: boolean;
+  readonly openWarnings: readonly string[];
   readonly #file: OpenFile;
   /** The same file when this context holds the sync handle: reads and writes then run at once. */
   readonly #sync: SyncFile | null;
@@ -60,8 +64,9 @@ export class OpfsStore implements BlockStore {
   #size: number;
   #closed = false;
 
-  private constructor(name: string, file: OpenFile & { shared: boolean }, size: number, writable: boolean, mode: 'sync' | 'worker', unlock: (() => void) | null) {
+  private constructor(name: string, file: OpenFile & { shared: boolean }, size: number, writable: boolean, mode: 'sync' | 'worker', unlock: (() => void) | null, openWarnings: string[]) {
     this.name = name;
+    this.openWarnings = openWarnings;
     this.shared = file.shared;
     this.#file = file;
     this.#sync = file instanceof SyncFile ? file : null;
@@ -87,16 +92,21 @@ export class OpfsStore implements BlockStore {
   static async openHandle(handle: FileSystemFileHandle, options: OpfsOpenOptions = {}): Promise<OpfsStore> {
     const label = options.label ?? handle.name;
     const writable = !!(options.writable || options.create);
-    // A shared handle does not keep out a writer in another page: the lock does.
-    const unlock = writable && options.shared && options.lock !== false ? await lockFile(handle, label) : null;
+    // A shared handle does not keep out a writer in another page, and an exclusive one refuses
+    // it in other words ("open elsewhere"): the lock does it, as Node's does.
+    const lockName = await opfsLockName(handle, label);
+    const unlock = writable && options.lock !== false
+      ? await holdWebLock(lockName, () => writerRefused('image', `opfs:${label}`, webLockHolder(lockName), { lock: lockName }))
+      : null;
+    const warnings = !writable && (await webLockHeld(lockName)) ? [writerActive('image', `opfs:${label}`, webLockHolder(lockName))] : [];
     try {
       if (syncHandlesAvailable()) {
         const file = await SyncFile.open(handle, { ...options, label });
-        return new OpfsStore(`opfs:${label}`, file, file.size(), writable, 'sync', unlock);
+        return new OpfsStore(`opfs:${label}`, file, file.size(), writable, 'sync', unlock, warnings);
       }
       const file = await RemoteFile.open(handle, { ...options, label });
       try {
-        return new OpfsStore(`opfs:${label}`, file, await file.size(), writable, 'worker', unlock);
+        return new OpfsStore(`opfs:${label}`, file, await file.size(), writable, 'worker', unlock, warnings);
       } catch (e) {
         await file.close();
         throw e;
@@ -228,18 +238,17 @@ export class OpfsStore implements BlockStore {
 }
 
 /**
- * Take the Web Lock named after the file's path under the OPFS root (the same name however the
- * file was reached: a path, a directory listing), or throw the "in use" error.
+ * The Web Lock named after the file's path under the OPFS root: the same name however the file
+ * was reached (a path, a directory listing, OpfsDirectory).
  */
-async function lockFile(handle: FileSystemFileHandle, label: string): Promise<(() => void) | null> {
+async function opfsLockName(handle: FileSystemFileHandle, label: string): Promise<string> {
   let path = label;
   try {
     path = (await (await navigator.storage.getDirectory()).resolve(handle))?.join('/') ?? label;
   } catch {
     // Not under the OPFS root (cannot happen for a handle we were given from it): name it by label.
   }
-  const lockName = `ploop-wasm:opfs:${path}`;
-  return holdWebLock(lockName, () => new PloopError('EIO', `opfs: open ${label} failed: the image is in use: another page or worker has it open for writing (it holds the Web Lock "${lockName}"); close it there first`, { operation: 'open', path, lock: lockName }));
+  return `ploop-wasm:opfs:${path}`;
 }
 
 /** removeEntry that ignores a missing entry and explains a locked one. */

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { screenshot } from '../helpers/browser.ts';
 import { run, runOk } from '../helpers/qemu.ts';
+import { assertPloopAccepts } from '../helpers/ploop.ts';
 import { usePageSession, createOnPage, writePattern, waitIdle, fieldText, batPixel, legendColors } from './page-helpers.ts';
 
 const fixture = usePageSession();
@@ -19,11 +20,13 @@ async function download(page: Page, testid: string, file: string): Promise<{ pat
   return { path, name: dl.suggestedFilename() };
 }
 
-async function qemuClean(path: string): Promise<{ allocated: number; total: number }> {
+/** qemu-img check finds no error and ploop check accepts the file; the allocation counts qemu-img reports. */
+async function checksClean(path: string): Promise<{ allocated: number; total: number }> {
   const r = await run('qemu-img', ['check', '--output=json', '-f', 'parallels', path]);
   assert.equal(r.code, 0, `qemu-img check ${path}: ${r.stdout}${r.stderr}`);
   const j = JSON.parse(r.stdout) as { 'allocated-clusters': number; 'total-clusters': number; 'check-errors': number };
   assert.equal(j['check-errors'], 0);
+  await assertPloopAccepts(path, path);
   return { allocated: j['allocated-clusters'], total: j['total-clusters'] };
 }
 
@@ -56,10 +59,10 @@ test('create, snapshot, write a test pattern, export merged / top delta / raw: q
 
   const merged = await download(page, 'export-merged', 'merged.hds');
   assert.equal(merged.name, 'root-merged.hds');
-  assert.deepEqual(await qemuClean(merged.path), { allocated: 3, total: 32 });
+  assert.deepEqual(await checksClean(merged.path), { allocated: 3, total: 32 });
   const top = await download(page, 'export-top', 'top.hds');
   assert.match(top.name, /^root\.hds\.[0-9a-f-]{36}$/);
-  assert.deepEqual(await qemuClean(top.path), { allocated: 2, total: 32 });
+  assert.deepEqual(await checksClean(top.path), { allocated: 2, total: 32 });
   const raw = await download(page, 'export-raw', 'disk.img');
   assert.equal(raw.name, 'root.img');
   const bytes = readFileSync(raw.path);
@@ -141,7 +144,7 @@ test('a v1 image (BAT in sectors): the header says so, and its export passes qem
   assert.equal(fields['allocated'], '2 of 128 (1.6 %)');
   const merged = await download(page, 'export-merged', 'v1.hds');
   assert.equal(readFileSync(merged.path).subarray(0, 16).toString('latin1'), 'WithoutFreeSpace');
-  assert.deepEqual(await qemuClean(merged.path), { allocated: 2, total: 128 });
+  assert.deepEqual(await checksClean(merged.path), { allocated: 2, total: 128 });
   const r = await runOk('qemu-io', ['-r', '-f', 'parallels', '-c', 'read -v 1M 32', merged.path]);
   assert.match(r.stdout, /^00100000:  70 6c 6f 6f 70 2d 77 61 73 6d 20 74 65 73 74 20/m);
   assert.deepEqual(fixture.session.errors, []);

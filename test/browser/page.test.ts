@@ -165,13 +165,25 @@ test('open by file picker (one .hds) and by drag and drop (a whole disk folder)'
   assert.equal(await page.textContent('[data-testid=image-title]'), 'picked.hds');
   assert.equal((await fieldText(page))['allocated'], '1 of 16 (6.3 %)');
 
-  // A file that is no ploop image: the error names the field; nothing stays open.
+  // A file that is no ploop image: the error names the field, and the image that was open
+  // stays open and shown (its bytes still read).
+  const digest = await page.evaluate(() => (globalThis as unknown as { ploopDemo: { digest(): Promise<string | null> } }).ploopDemo.digest());
   const junk = join(fixture.tmpDir, 'notes.txt');
   writeFileSync(junk, 'just some text, long enough to hold a header....................................\n');
   await page.setInputFiles('[data-testid=file-input]', junk);
   await waitIdle(page);
   assert.equal(await page.textContent('[data-testid=error]'), 'invalid ploop header: signature is "just some text, ", expected "WithoutFreeSpace" (v1) or "WithouFreSpacExt" (v2)');
-  assert.equal(await page.isVisible('[data-testid=image-title]'), false);
+  assert.equal(await page.isVisible('[data-testid=image-title]'), true);
+  assert.equal(await page.textContent('[data-testid=image-title]'), 'picked.hds');
+  assert.equal((await fieldText(page))['allocated'], '1 of 16 (6.3 %)');
+  assert.equal(await page.evaluate(() => (globalThis as unknown as { ploopDemo: { digest(): Promise<string | null> } }).ploopDemo.digest()), digest);
+  // So does a URL that fails.
+  await page.fill('[data-testid=url-input]', '/t/none.hds');
+  await page.click('[data-testid=open-url]');
+  await waitIdle(page);
+  await page.waitForSelector('[data-testid=error]:not([hidden])');
+  assert.equal(await page.textContent('[data-testid=image-title]'), 'picked.hds');
+  fixture.session.errors.splice(0, fixture.session.errors.length, ...fixture.session.errors.filter((e) => !/404/.test(e)));
   // An image left with its in-use flag set: the header says so and the check lists it.
   const dirty = join(fixture.tmpDir, 'dirty.hds');
   await qemuCreate(dirty, '16M', '1M');
@@ -182,7 +194,7 @@ test('open by file picker (one .hds) and by drag and drop (a whole disk folder)'
   await waitIdle(page, 2);
   assert.equal((await fieldText(page))['in-use'], 'set (not closed cleanly)');
   assert.equal(await page.getAttribute('[data-testid=check] [data-file="dirty.hds"]', 'data-clean'), 'false');
-  assert.match(await page.textContent('[data-testid=check]') ?? '', /dirty\.hds: 1 corruptions, 0 leaked clusters.*corruption: image was not closed correctly \(in-use flag set\)/);
+  assert.match(await page.textContent('[data-testid=check]') ?? '', /dirty\.hds: 1 corruption, 0 leaked clusters.*corruption: image was not closed correctly \(in-use flag set\)/);
 
   // Drop the sample folder's three files, as a user drags them from a file manager (the page
   // fetches their bytes from the server to build the File objects).
@@ -270,3 +282,47 @@ test('a narrow screen (360 px) has no horizontal scrolling', async () => {
   await page.close();
 });
 
+
+test('at 1400 px (and 900 px) every row of cards is full, and each label stays on the line of its field', async () => {
+  const page = await fixture.session.context.newPage();
+  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.goto(new URL('index.html', fixture.session.server.url).href);
+  await waitIdle(page, 1);
+  await page.click('summary'); // the create form, with its labels (the URL form's label has a line of its own)
+  const measure = () => page.evaluate(() => {
+    // (No named helper functions in here: tsx would wrap them in a __name the page lacks.)
+    const grid = document.querySelector('#image .grid')!.getBoundingClientRect();
+    const rows = new Map<number, Array<{ id: string; left: number; right: number }>>();
+    for (const card of Array.from(document.querySelectorAll('#image .grid > .card'))) {
+      const b = card.getBoundingClientRect();
+      const top = Math.round(b.top);
+      if (!rows.has(top)) rows.set(top, []);
+      rows.get(top)!.push({ id: card.getAttribute('aria-labelledby')!, left: b.left, right: b.right });
+    }
+    const labels = Array.from(document.querySelectorAll<HTMLLabelElement>('form.row:not(#url-form) label[for]')).filter((l) => l.offsetParent !== null).map((l) => {
+      const field = document.getElementById(l.htmlFor)!;
+      const [a, b] = [l.getBoundingClientRect(), field.getBoundingClientRect()];
+      return { label: l.textContent, sameLine: a.top < b.bottom && b.top < a.bottom, before: a.right <= b.left + 1 };
+    });
+    return { left: grid.left, right: grid.right, rows: [...rows.values()], labels };
+  });
+  let layout = await measure();
+  const full = (l: typeof layout) => {
+    for (const row of l.rows) {
+      const ids = row.map((c) => c.id).join(', ');
+      assert.ok(Math.abs(Math.min(...row.map((c) => c.left)) - l.left) < 2, `the row ${ids} starts at the grid's left edge`);
+      assert.ok(Math.abs(Math.max(...row.map((c) => c.right)) - l.right) < 2, `the row ${ids} reaches the grid's right edge (no empty column)`);
+    }
+  };
+  full(layout);
+  assert.deepEqual(layout.rows.map((r) => r.map((c) => c.id)), [['header-h', 'check-h'], ['parts-h'], ['bat-h'], ['hex-h'], ['change-h', 'export-h', 'save-h']]);
+  assert.ok(layout.labels.length >= 8, `${layout.labels.length} labels`);
+  for (const l of layout.labels) assert.ok(l.sameLine && l.before, `"${l.label}" is on the line of its field, before it`);
+  await screenshot(page, 'page-1400');
+  await page.setViewportSize({ width: 900, height: 900 });
+  layout = await measure();
+  full(layout);
+  assert.deepEqual(layout.rows.map((r) => r.map((c) => c.id)), [['header-h', 'check-h'], ['parts-h'], ['bat-h'], ['hex-h'], ['change-h', 'export-h'], ['save-h']]);
+  for (const l of layout.labels) assert.ok(l.sameLine && l.before, `900 px: "${l.label}" is on the line of its field, before it`);
+  await page.close();
+});

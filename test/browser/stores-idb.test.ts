@@ -10,7 +10,7 @@ import { call, openPage, startStoreBrowser } from './stores-shared.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { storeSuite } from './stores-suite.js';
 
-const ctx = storeSuite({ kind: 'idb', pageMode: 'idb', prefix: 'idb:', second: /^idb: open tests\/err\.bin failed: the file is open elsewhere/ });
+const ctx = storeSuite({ kind: 'idb', pageMode: 'idb', prefix: 'idb:', second: /^open idb:tests\/err\.bin for writing refused: the image is in use by another writer \(another page or worker, which holds the Web Lock "ploop-wasm:idb:[^"]+\/tests\/err\.bin"\); close it there first, or open it read-only$/ });
 
 test('idb: writes from SharedArrayBuffer views are stored (copied) and read back after a reload', async () => {
   const r = await call<{ isolated: boolean }>(ctx.page, 'idbSharedWrite', { path: 'tests/sab.bin' });

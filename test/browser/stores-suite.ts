@@ -9,6 +9,7 @@ import type { Page } from 'playwright-core';
 import type { BrowserSession } from '../helpers/browser.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { qemuCheck, describeCheck, qemuConvertToRaw, qemuCreate, qemuIo, ioWrite } from '../helpers/qemu.js';
+import { assertPloopAccepts } from '../helpers/ploop.js';
 import { qemuConvertChain, ploopSnapshotList } from '../helpers/stack.js';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { startStoreBrowser, openPage, call, callInWorker, randomWrites, startUploads, assertNoMismatch, type Write, type Uploads } from './stores-shared.js';
@@ -75,6 +76,7 @@ export function storeSuite(k: StoreKind): SuiteContext {
     await writeFile(path, ctx.uploads.take(name));
     const check = await qemuCheck(path);
     assert.ok(check.clean, `qemu-img check ${name}: ${describeCheck(check)}`);
+    await assertPloopAccepts(path, name);
     const raw = await qemuConvertToRaw(path, `${path}.raw`);
     assert.ok(Buffer.from(raw).equals(Buffer.from(model)), `${name}: qemu-img convert output differs from the model`);
   };
@@ -100,7 +102,7 @@ export function storeSuite(k: StoreKind): SuiteContext {
   test(`${k.kind}: misuse gives errors that name the file and the operation`, async () => {
     const e = await call<Errors>(ctx.page, 'storeErrors', { kind: k.kind, path: 'tests/err.bin' });
     if (k.second) {
-      assert.equal(e.second?.code, 'EIO');
+      assert.equal(e.second?.code, 'EBUSY');
       assert.match(e.second.message, k.second);
     } else {
       assert.equal(e.second, null);
@@ -113,6 +115,26 @@ export function storeSuite(k: StoreKind): SuiteContext {
     assert.match(e.closedRead.message, /read refused, the store is closed/);
     assert.equal(e.missing?.code, 'EIO');
     assert.match(e.missing.message, /tests\/err\.bin\.missing.*no such file/);
+  });
+
+  test(`${k.kind}: one writer at a time and readers told, in the words of Node's lock: a store, and a disk folder (its Web Lock)`, async () => {
+    type Refusal = { code: string; message: string } | null;
+    const r = await call<{ storeWarnings: string[]; secondWriter: Refusal; freeStore: Refusal; secondStack: Refusal; snapshot: Refusal; folderWarning: string | null; folderAfter: string | null; freeFolder: Refusal }>(
+      ctx.page, 'oneWriter', { kind: k.kind, path: 'tests/one.bin', dir: 'tests/one-dir' });
+    const holder = (name: string) => `another page or worker, which holds the Web Lock "ploop-wasm:${k.kind}:${k.kind === 'idb' ? '[^"]+/' : ''}${name}"`;
+    assert.equal(r.secondWriter?.code, 'EBUSY');
+    assert.match(r.secondWriter!.message, new RegExp(`^open ${k.prefix}tests/one\\.bin for writing refused: the image is in use by another writer \\(${holder('tests/one\\.bin')}\\); close it there first, or open it read-only$`));
+    assert.equal(r.storeWarnings.length, 1);
+    assert.match(r.storeWarnings[0], new RegExp(`^the image ${k.prefix}tests/one\\.bin is open for writing by another writer \\(${holder('tests/one\\.bin')}\\): what this reader sees may change while it reads$`));
+    assert.equal(r.freeStore, null, 'a writer opens once the first closed');
+    for (const refusal of [r.secondStack, r.snapshot]) {
+      assert.equal(refusal?.code, 'EBUSY');
+      assert.match(refusal!.message, new RegExp(`^open ${k.prefix}tests/one-dir for writing refused: the disk folder is in use by another writer \\(${holder('tests/one-dir/DiskDescriptor\\.xml')}\\)`));
+    }
+    assert.match(r.folderWarning ?? '', new RegExp(`^the disk folder ${k.prefix}tests/one-dir is open for writing by another writer`));
+    assert.equal(r.folderAfter, null);
+    assert.equal(r.freeFolder, null);
+    assert.deepEqual(ctx.session.errors, []);
   });
 
   test(`${k.kind}: a disk folder (init, write, snapshot, write) survives a reload; ploop and qemu-img read the same; merge`, async () => {
@@ -140,6 +162,7 @@ export function storeSuite(k: StoreKind): SuiteContext {
     for (const p of paths) {
       const c = await qemuCheck(p);
       assert.ok(c.clean, `qemu-img check ${p}: ${describeCheck(c)}`);
+      await assertPloopAccepts(p, p);
     }
     const list = await ploopSnapshotList(join(dir, 'DiskDescriptor.xml'));
     assert.equal(list.code, 0, list.output);
@@ -174,6 +197,7 @@ export function storeSuite(k: StoreKind): SuiteContext {
     await writeFile(topPath, ctx.uploads.take('top.hds'));
     const c = await qemuCheck(topPath);
     assert.ok(c.clean, describeCheck(c));
+    await assertPloopAccepts(topPath, 'the overlay top');
     const chain = await qemuConvertChain([basePath, topPath], join(ctx.tmp, 'overlay.raw'));
     assert.ok(Buffer.from(chain).equals(Buffer.from(model)), 'qemu-img reading base + top differs from the model');
 

@@ -8,14 +8,18 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startBrowser, screenshot, type BrowserSession } from '../helpers/browser.js';
 import { makeTempDir } from '../helpers/tmp.js';
-import { runOk, qemuConvertToRaw } from '../helpers/qemu.js';
+import { qemuConvertToRaw } from '../helpers/qemu.js';
+import { assertToolsAccept } from '../helpers/ploop.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createImage, PloopImage, sampleBootDisk } from '../../src/index.js';
 import { NodeFileStore } from '../../src/node.js';
 
-const FIRST_BOOT = 'BOOT LBA2=[] SECTOR1-DATA-FROM-PLOOP WRITE-OK';
-const LATER_BOOT = 'BOOT LBA2=[WECTOR1-DATA-FROM-PLOOP] SECTOR1-DATA-FROM-PLOOP WRITE-OK';
+import { SAMPLE_FIRST_BOOT, SAMPLE_LATER_BOOT, SAMPLE_DONE, SAMPLE_TITLE, SAMPLE_WRITTEN } from '../helpers/boot-sectors.js';
+
+// The serial text as the page shows it (<pre>, trimmed).
+const FIRST_BOOT = SAMPLE_FIRST_BOOT.trim();
+const LATER_BOOT = SAMPLE_LATER_BOOT.trim();
 
 let session: BrowserSession;
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -59,33 +63,40 @@ async function exported(page: import('playwright-core').Page, kind: string): Pro
 test('the page boots the sample, the write survives a reload through OPFS, reset drops it, exports pass qemu-img', async () => {
   const page = await session.open('v86.html');
   await page.evaluate(() => v86Demo.ready);
-  await page.evaluate(() => v86Demo.waitForSerial('WRITE-OK'));
-  await page.getByTestId('serial').filter({ hasText: FIRST_BOOT }).waitFor();
+  await page.evaluate((done) => v86Demo.waitForSerial(done), SAMPLE_DONE);
+  await page.getByTestId('serial').filter({ hasText: SAMPLE_TITLE }).waitFor();
+  assert.equal((await page.getByTestId('serial').textContent())?.replaceAll('\r', '').trim(), FIRST_BOOT.replaceAll('\r', ''));
+  // The screen says it too (BIOS teletype), after the BIOS's own lines: a visitor who looks at
+  // the screen and not the serial port sees what happened.
+  const screen = page.locator('#screen_container .screen-text');
+  await screen.filter({ hasText: SAMPLE_DONE }).waitFor();
+  const screenText = await screen.innerText();
+  for (const line of FIRST_BOOT.split('\r\n')) assert.ok(screenText.includes(line), `the screen shows "${line}":\n${screenText}`);
   assert.match(await page.getByTestId('persistence').textContent() ?? '', /^OPFS/);
   await page.evaluate(() => v86Demo.flush());
   await screenshot(page, 'v86-first-boot');
 
   await page.reload();
   await page.evaluate(() => v86Demo.ready);
-  await page.evaluate(() => v86Demo.waitForSerial('WRITE-OK'));
+  await page.evaluate((done) => v86Demo.waitForSerial(done), SAMPLE_DONE);
   assert.equal((await page.evaluate(() => v86Demo.serial())).trim(), LATER_BOOT);
-  await page.getByTestId('serial').filter({ hasText: LATER_BOOT }).waitFor();
+  await page.getByTestId('serial').filter({ hasText: SAMPLE_WRITTEN }).waitFor();
 
   // Exports, checked by qemu-img: the merged image and the raw disk hold the guest's write.
   const merged = join(tmp.dir, 'merged.hds');
   await writeFile(merged, await exported(page, 'merged'));
-  assert.match((await runOk('qemu-img', ['check', '-f', 'parallels', merged])).stdout, /No errors were found/);
+  await assertToolsAccept(merged, 'the merged export');
   const raw = await qemuConvertToRaw(merged, `${merged}.raw`);
-  assert.equal(Buffer.from(raw.subarray(1024, 1024 + 23)).toString('latin1'), 'WECTOR1-DATA-FROM-PLOOP');
+  assert.equal(Buffer.from(raw.subarray(1024, 1024 + SAMPLE_WRITTEN.length)).toString('latin1'), SAMPLE_WRITTEN);
   const delta = join(tmp.dir, 'delta.hds');
   await writeFile(delta, await exported(page, 'delta'));
-  assert.match((await runOk('qemu-img', ['check', '-f', 'parallels', delta])).stdout, /No errors were found/);
+  await assertToolsAccept(delta, 'the delta export');
   const rawExport = await exported(page, 'raw');
   assert.ok(rawExport.equals(Buffer.from(raw)), 'raw export equals qemu-img convert of the merged export');
 
   // Reset to base: the write is gone, the generation goes up, and that too survives a reload.
   await page.evaluate(() => v86Demo.reset());
-  await page.evaluate(() => v86Demo.waitForSerial('WRITE-OK'));
+  await page.evaluate((done) => v86Demo.waitForSerial(done), SAMPLE_DONE);
   assert.equal((await page.evaluate(() => v86Demo.serial())).trim(), FIRST_BOOT);
   assert.equal(await page.getByTestId('generation').textContent(), '1');
   await page.reload();
@@ -100,14 +111,14 @@ test('?image=URL boots a ploop image over HTTP ranges with the delta in IndexedD
   const before = await hash();
   const page = await session.open('v86.html?image=/disks/sample.hds&store=idb');
   await page.evaluate(() => v86Demo.ready);
-  await page.evaluate(() => v86Demo.waitForSerial('WRITE-OK'));
+  await page.evaluate((done) => v86Demo.waitForSerial(done), SAMPLE_DONE);
   assert.equal((await page.evaluate(() => v86Demo.serial())).trim(), FIRST_BOOT);
   assert.match(await page.getByTestId('persistence').textContent() ?? '', /^IndexedDB/);
   assert.match(await page.getByTestId('disk-label').textContent() ?? '', /\/disks\/sample\.hds \(ploop, 1048576 bytes\)/);
   await page.evaluate(() => v86Demo.flush());
   await page.reload();
   await page.evaluate(() => v86Demo.ready);
-  await page.evaluate(() => v86Demo.waitForSerial('WRITE-OK'));
+  await page.evaluate((done) => v86Demo.waitForSerial(done), SAMPLE_DONE);
   assert.equal((await page.evaluate(() => v86Demo.serial())).trim(), LATER_BOOT);
   assert.equal(await hash(), before, 'the served base is never written');
   assert.deepEqual(session.errors, []);

@@ -40,17 +40,22 @@ test('the bundled CLI runs every command, loads only what the command needs, and
     for (const c of ['create', 'init', 'info', 'check', 'convert', 'read', 'write', 'map', 'snapshot', 'merge', 'delete', 'resize', 'replay', 'bench', 'demo', 'serve', 'boot']) {
       assert.match(help.stdout, new RegExp(`\\n  ${c} +\\S`), `--help lists ${c}`);
     }
-    // Start-up: the lazy command imports keep the servers', workers' and child processes'
-    // built-ins out of a convert (net is not listed: piped stdio is a net.Socket) (the module-per-command registry in src/cli/main.ts).
+    // Start-up: the lazy command imports keep the servers' and workers' built-ins out of a
+    // convert, and child processes' out of a command that only reads (net is not listed: piped stdio is a net.Socket) (the module-per-command registry in src/cli/main.ts).
     const img = join(tmp.dir, 'in.hds');
     await qemuCreate(img, '12M', '1M');
     await qemuIo(img, [ioWrite(0x5a, 1 << 20, 5 << 20), ioWrite(0x33, 9 << 20, 4096)]);
     const out = join(tmp.dir, 'out.raw');
     const conv = node([bundle, 'convert', img, out], true);
     assert.equal(conv.code, 0, conv.stderr);
-    for (const heavy of ['NativeModule http', 'NativeModule worker_threads', 'NativeModule child_process']) {
+    for (const heavy of ['NativeModule http', 'NativeModule worker_threads']) {
       assert.ok(conv.loaded.length > 0 && !conv.loaded.includes(heavy), `convert loaded ${heavy}`);
     }
+    // A writer locks its image through flock(1) (src/stores/node-lock.ts); a reader starts no child.
+    assert.ok(conv.loaded.includes('NativeModule child_process'), 'convert locked its output');
+    const info = node([bundle, 'info', img], true);
+    assert.equal(info.code, 0, info.stderr);
+    assert.ok(info.loaded.length > 0 && !info.loaded.includes('NativeModule child_process'), 'info loaded child_process');
     const theirs = await qemuConvertToRaw(img, join(tmp.dir, 'theirs.raw'));
     assert.ok(Buffer.compare(await readFile(out), theirs) === 0, 'bundle convert differs from qemu-img convert');
     // The runner pool's worker is an entry of the bundle, beside the chunk that starts it.
@@ -58,6 +63,10 @@ test('the bundled CLI runs every command, loads only what the command needs, and
     assert.equal(bench.code, 0, bench.stderr);
     assert.ok(JSON.parse(bench.stdout).iops > 0);
     assert.ok(bench.loaded.includes('NativeModule worker_threads'), 'the runners did start workers');
+    // --version comes from the package.json of the package the bundle belongs to.
+    await writeFile(join(tmp.dir, 'package.json'), JSON.stringify({ name: 'ploop-wasm', version: '9.8.7-test', type: 'module' }));
+    const version = node([bundle, '--version']);
+    assert.equal(version.stdout, 'ploop-wasm 9.8.7-test\n', version.stderr);
   } finally {
     await tmp.cleanup();
   }

@@ -1,6 +1,6 @@
-// Discard and allocation (format.md section 6, scenario 10, and the zero-write rule of 17):
-// whole clusters are unmapped and reused after a flush, zero writes allocate nothing, and new
-// clusters read zeros around a partial write even when they reuse discarded space.
+// Discard and allocation (docs/format.md 'Deltas and stacks'; docs/engine.md 'Discard and slot
+// reuse'): whole clusters are unmapped and reused after a flush, zero writes allocate nothing, and
+// new clusters read zeros around a partial write even when they reuse discarded space.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

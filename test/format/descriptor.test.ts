@@ -1,6 +1,6 @@
-// DiskDescriptor.xml: the exact bytes the ploop tools write (ploop-tools.md 3), the variants they
-// accept and refuse (ploop-tools.md 5), hostile XML, the delta chain, the snapshot / merge /
-// delete edits (ploop-tools.md 7), and Debian's ploop 1.15 reading and editing our output.
+// DiskDescriptor.xml: the exact bytes the ploop tools write, the variants they accept and refuse
+// (docs/format.md, 'DiskDescriptor.xml'), hostile XML, the delta chain, the snapshot / merge /
+// delete edits, and Debian's ploop 1.15 reading and editing our output.
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +21,7 @@ const SNAP = '{48378aa6-1fb4-4a91-9a82-06cd4c20041c}';
 const DELTA_FILE = 'root.hds.{7b872067-a7a4-4bbf-8a35-eb735ea005ad}';
 const SNAP2 = '{11111111-2222-4333-8444-555555555555}';
 
-/** `ploop init -s 64M -t none root.hds`, verbatim from ploop-tools.md 3 (784 bytes). */
+/** `ploop init -s 64M -t none root.hds`, verbatim as ploop 9 wrote it (784 bytes). */
 const INIT_DD = `<?xml version="1.0"?>
 <Virtuozzo_disk_image>
   <Disk_Parameters>
@@ -55,7 +55,7 @@ const INIT_DD = `<?xml version="1.0"?>
 
 const HEAD = INIT_DD.slice(0, INIT_DD.indexOf('  <StorageData>'));
 
-/** The same folder after one offline `ploop snapshot` (ploop-tools.md 3; head and tail as in INIT_DD). */
+/** The same folder after one offline `ploop snapshot` by ploop 9 (head and tail as in INIT_DD). */
 const AFTER_SNAPSHOT_DD = `${HEAD}  <StorageData>
     <Storage>
       <Start>0</Start>
@@ -182,7 +182,7 @@ describe('the bytes ploop writes', () => {
   });
 });
 
-describe('variants ploop accepts (ploop-tools.md 5)', () => {
+describe('variants ploop accepts (docs/format.md, How the ploop tools parse it)', () => {
   test('no XML declaration, comments, CRLF line ends and a byte order mark', () => {
     const variant = '\ufeff' + INIT_DD.replace('<?xml version="1.0"?>\n', '<!-- made by hand -->\n')
       .replace('<Heads>16</Heads>', '<!-- c --><Heads>16</Heads>').replaceAll('\n', '\r\n');
@@ -539,7 +539,7 @@ describe('randomGuid', () => {
 });
 
 // Debian's ploop 1.15 (apt-get install -y ploop) reads descriptors and merges offline without the
-// kernel module (ploop-tools.md 6). It writes the root element Parallels_disk_image.
+// kernel module (docs/format.md, 'The oracles'). It writes the root element Parallels_disk_image.
 describe('Debian ploop 1.15 reads and edits our descriptors the same way', () => {
   const PLOOP = 'ploop';
 

@@ -1,5 +1,5 @@
 // Header parsing, serialization, qemu-img-compatible creation values, and the exact error for
-// every malformed header or BAT (format.md 1.2-1.6, 2.1, 2.2; scenario 9 of section 6).
+// every malformed header or BAT (docs/format.md, 'The header', 'The BAT', 'Open: what is refused').
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -97,12 +97,12 @@ describe('header round trip', () => {
   });
 });
 
-describe('newHeader matches qemu-img create -f parallels', () => {
-  test('64 MiB with 64 KiB clusters gives tracks 128, 1024 entries, 131072 sectors, data_off 128, 256 cylinders, 16 heads', () => {
+describe('newHeader matches qemu-img create -f parallels (with CIF_Empty set, as ploop init does)', () => {
+  test('64 MiB with 64 KiB clusters gives tracks 128, 1024 entries, 131072 sectors, data_off 128, 256 cylinders, 16 heads, flags 1', () => {
     const h = newHeader({ size: 64 * MiB, clusterBytes: 64 * KiB });
     assert.deepEqual(h, {
       format: 'v2', version: 2, heads: 16, cylinders: 256, tracks: 128, batEntries: 1024, nbSectors: 131072,
-      nbSectorsHigh: 0, inUse: 0, dataOff: 128, flags: 0, extOff: 0,
+      nbSectorsHigh: 0, inUse: 0, dataOff: 128, flags: 1, extOff: 0,
     });
   });
 

@@ -1,8 +1,8 @@
-// Mutation fuzzing of the header, the BAT and the file length (format.md scenario 9, widened):
-// every mutated image either opens, and then reads back exactly what its BAT maps, takes a
-// write and a discard, and passes through check and check --repair, or is refused with a
-// PloopError. Never a TypeError,
-// RangeError or WebAssembly RuntimeError, never a hang, and no WebAssembly memory left behind.
+// Mutation fuzzing of the header, the BAT and the file length (docs/format.md, 'Open: what is
+// refused', widened): every mutated image either opens, and then reads back exactly what its BAT
+// maps, takes a write and a discard, and passes through check and check --repair, or is refused
+// with a PloopError. Never a TypeError, RangeError or WebAssembly RuntimeError, never a hang, and
+// no WebAssembly memory left behind.
 //
 // Deterministic: one seeded PRNG; a failure message names the case number, the seed image and
 // the mutations, so a case can be replayed (FUZZ_CASES / FUZZ_SEED change the campaign).

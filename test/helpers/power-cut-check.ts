@@ -16,6 +16,7 @@ import { checkImage, descriptorChain, parseDescriptor, PloopImage, type MemoryDi
 import type { ChainEntry } from '../../src/format/descriptor.ts';
 import { assertBytesEqual, firstDifference } from './model.ts';
 import { describeCheck, qemuCheck } from './qemu.ts';
+import { assertPloopAccepts } from './ploop.ts';
 import type { PcRequest } from './power-cut.ts';
 
 const SECTOR = 512;
@@ -218,6 +219,7 @@ export async function assertCrashStateSound(dir: MemoryDirectory, e: CrashExpect
       await writeFile(path, dir.files.get(c.file)!.bytes());
       const q = await qemuCheck(path);
       assert.ok(q.clean, `${what}: qemu-img check ${c.file} after our repair: ${describeCheck(q)}`);
+      await assertPloopAccepts(path, `${what}: ${c.file} after our repair`);
     }
   }
   return outcome;

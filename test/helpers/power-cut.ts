@@ -83,13 +83,17 @@ class PowerCutStore implements BlockStore {
    * is durable, size and all, once it completed; the file's other writes are not.
    */
   readonly writeDurably?: (offset: number, data: Uint8Array) => Promise<void>;
+  /** As the directory's `sparseStores` said when the store was opened (see there). */
+  readonly sparse: boolean;
 
   constructor(inner: BlockStore, file: string, dir: PowerCutDirectory) {
     this.inner = inner;
     this.file = file;
     this.#dir = dir;
+    this.sparse = dir.sparseStores;
     if (dir.durableWrites) {
       this.writeDurably = async (offset, data) => {
+        this.#dir.written(this.file, offset, data.length);
         const i = this.#dir.logOp({ kind: 'write', file: this.file, offset, data: data.slice() });
         await this.inner.write(offset, data);
         if (i >= 0) this.#dir.durableAlone(this.file, i);
@@ -106,6 +110,7 @@ class PowerCutStore implements BlockStore {
     return this.inner.read(offset, into);
   }
   write(offset: number, data: Uint8Array): Promise<void> {
+    this.#dir.written(this.file, offset, data.length);
     const i = this.#dir.logOp({ kind: 'write', file: this.file, offset, data: data.slice() });
     const p = this.inner.write(offset, data);
     // Completed writes wait for the next flush call of their file to become durable.
@@ -113,6 +118,7 @@ class PowerCutStore implements BlockStore {
     return p;
   }
   truncate(size: number): Promise<void> {
+    this.#dir.truncated(this.file, size);
     this.#dir.logOp({ kind: 'truncate', file: this.file, size });
     return this.inner.truncate(size);
   }
@@ -139,6 +145,50 @@ export class PowerCutDirectory extends CrashDirectory implements RequestRecorder
 
   /** Stores opened from now on have writeDurably (see PowerCutStore). */
   durableWrites = false;
+  /**
+   * Stores opened from now on say they are `sparse` (as NodeFileStore): the engine then writes
+   * real zeros wherever a file would otherwise keep a hole, and `unwritten()` shows where it did not.
+   */
+  sparseStores = false;
+  /** Per file: the byte ranges some write covered (recording or not), sorted and merged. */
+  readonly #written = new Map<string, Array<[number, number]>>();
+
+  /** Note that [offset, offset + length) of `file` was written. */
+  written(file: string, offset: number, length: number): void {
+    if (length === 0) return;
+    const merged: Array<[number, number]> = [];
+    let start = offset;
+    let end = offset + length;
+    for (const [a, b] of this.#written.get(file) ?? []) {
+      if (b < start || a > end) merged.push([a, b]);
+      else {
+        start = Math.min(start, a);
+        end = Math.max(end, b);
+      }
+    }
+    merged.push([start, end]);
+    merged.sort((x, y) => x[0] - y[0]);
+    this.#written.set(file, merged);
+  }
+
+  /** A truncate cuts the written ranges (growing adds none: the new bytes are a hole). */
+  truncated(file: string, size: number): void {
+    const ranges = (this.#written.get(file) ?? []).filter(([a]) => a < size).map(([a, b]): [number, number] => [a, Math.min(b, size)]);
+    this.#written.set(file, ranges);
+  }
+
+  /** The ranges of [0, size) of `file` that no write covered: the holes a real file would have. */
+  unwritten(file: string, size: number): Array<[number, number]> {
+    const holes: Array<[number, number]> = [];
+    let at = 0;
+    for (const [a, b] of this.#written.get(file) ?? []) {
+      if (a > at) holes.push([at, Math.min(a, size)]);
+      at = Math.max(at, b);
+      if (at >= size) break;
+    }
+    if (at < size) holes.push([at, size]);
+    return holes.filter(([a, b]) => b > a);
+  }
 
   constructor(inner?: MemoryDirectory) {
     super(inner);

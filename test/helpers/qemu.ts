@@ -10,9 +10,9 @@ export interface RunResult {
 }
 
 /** Run a program; never throws for a non-zero exit (the result carries the code). */
-export function run(program: string, args: string[]): Promise<RunResult> {
+export function run(program: string, args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    execFile(program, args, { maxBuffer: 16 << 20, encoding: 'utf8' }, (error, stdout, stderr) => {
+    execFile(program, args, { maxBuffer: 16 << 20, encoding: 'utf8', env }, (error, stdout, stderr) => {
       if (error && typeof (error as NodeJS.ErrnoException).code === 'string') {
         reject(new Error(`${program} could not be started: ${error.message}`));
         return;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { openStackDir, readDescriptor, descriptorChain, type DeltaDirectory } from '../../src/index.ts';
 import { run, runOk, describeCheck } from './qemu.ts';
 import { readWhole } from './images.ts';
+import { assertPloopAccepts } from './ploop.ts';
 
 /** One level of a QEMU chain: a parallels delta (default) or a raw base. */
 export interface ChainFile {
@@ -105,12 +106,13 @@ export function bytesHash(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** qemu-img check -f parallels is clean for every file (run side by side). */
-export async function assertQemuChecksClean(paths: string[], what: string): Promise<void> {
+/** qemu-img check -f parallels is clean for every file (run side by side), and ploop's check accepts each. */
+export async function assertChecksClean(paths: string[], what: string): Promise<void> {
   const results = await Promise.all(paths.map((p) => run('qemu-img', ['check', '-f', 'parallels', p])));
   results.forEach((r, i) => {
     assert.ok(r.code === 0 && /No errors were found/.test(r.stdout), `${what}: qemu-img check ${paths[i]} is not clean: ${describeCheck(r)}`);
   });
+  await Promise.all(paths.map((p) => assertPloopAccepts(p, what)));
 }
 
 /**

@@ -42,10 +42,11 @@ class CountingStore extends MemoryStore {
   }
 }
 
-/** A power-cut folder holding a fresh empty stack of SIZE bytes, not recording yet. */
-async function emptyStack(): Promise<PowerCutDirectory> {
+/** A power-cut folder holding a fresh empty stack of SIZE bytes, not recording yet (`sparse`: see PowerCutDirectory.sparseStores). */
+async function emptyStack(sparse = false): Promise<PowerCutDirectory> {
   const dir = new PowerCutDirectory();
   dir.recording = false;
+  dir.sparseStores = sparse;
   await initStack(dir, { size: SIZE, clusterSize: C });
   return dir;
 }
@@ -290,11 +291,13 @@ test('power cut at every point: without durable preallocation a fresh slot keeps
 /**
  * Power cuts at every point of a run that extends the file every few allocations. With
  * `durableWrites` the store writes the extension's last byte durably on its own (as NodeFileStore
- * does through O_DSYNC) and the engine does not flush for it; without, a write and a flush.
+ * does through O_DSYNC) and the engine does not flush for it; without, a write and a flush. With
+ * `sparse` the stores say they keep holes (as NodeFileStore): allocations also write the zeros
+ * around their payload, and the file left by the clean close must have no byte no write covered.
  */
-async function preallocationsUnderPowerCuts(durableWrites: boolean): Promise<void> {
+async function preallocationsUnderPowerCuts(durableWrites: boolean, sparse = false): Promise<void> {
   await withTempDir(async (qemuDir) => {
-    const dir = await emptyStack();
+    const dir = await emptyStack(sparse);
     dir.durableWrites = durableWrites;
     const initial = dir.state();
     dir.recording = true;
@@ -325,8 +328,11 @@ async function preallocationsUnderPowerCuts(durableWrites: boolean): Promise<voi
     assert.ok(t.unclean > 0);
     // The end state after the clean close: nothing leaked.
     const end = dir.materialiseReusing(initial, { k: dir.ops.length, fates: new Map() });
-    const report = await checkImage(end.files.get('root.hds')! as BlockStore);
+    const endFile = end.files.get('root.hds')! as BlockStore;
+    const report = await checkImage(endFile);
     assert.ok(report.clean && report.leakedClusters === 0, JSON.stringify(report.findings));
+    if (sparse) assert.deepEqual(dir.unwritten('root.hds', await endFile.size()), [], 'ranges of the closed file no write covered (holes in a real file)');
+    else assert.notDeepEqual(dir.unwritten('root.hds', await endFile.size()), [], 'a store without holes gets no zeros written');
     // Each extension made durable once: by a flush of the file, or by its durable write alone.
     const durable = dir.ops.filter((op, i) => op.kind === 'write' && op.data.length === 1 && dir.durableAt.has(i)).length;
     assert.ok(durable >= 4, `${durable} extension writes were made durable`);
@@ -339,6 +345,10 @@ test('power cut at every point of preallocations (also mid-extension), grown by 
 // only through a later flush, which the engine no longer calls for it) this test fails: "does
 // not open: corrupt BAT: entry 2 (host byte 131072) points past the end of the file".
 test('power cut at every point of preallocations grown by a durable write alone (O_DSYNC): no flush for the extension, the same guarantees', () => preallocationsUnderPowerCuts(true));
+
+// A sparse store (a file) gets the zeros around each payload written, as the ploop tools want
+// every cluster backed: the same guarantees, and the closed file has no unwritten byte.
+test('power cut at every point of preallocations on a sparse store (durable writes, zeros written around each payload): the same guarantees, and no hole in the closed file', () => preallocationsUnderPowerCuts(true, true));
 
 /** A MemoryStore whose next one-byte writes (preallocation extensions) or next flushes fail. */
 class FailingExtensions extends MemoryStore {

@@ -1,5 +1,5 @@
-// Forced interleavings of the md page update protocol (engine.md "The races the rework
-// closes"). Step gates in shared memory stop a runner inside its UPDATING window
+// Forced interleavings of the md page update protocol (docs/engine.md, 'The
+// races'). Step gates in shared memory stop a runner inside its UPDATING window
 // (GATE_UPDATING) or the writeback coordinator after its BAT writes (GATE_COMPLETE), so that
 // each race is played out step by step instead of hoped for. Every scenario runs twice: with
 // the in-thread PloopImage (the same state machine, one thread) and with a pool of 2 worker

@@ -1,9 +1,9 @@
-// The runner pool under load (engine.md "Mapping to ploop-wasm"): N worker threads share one
-// WebAssembly memory and change BAT entries of the same md pages at once, while the
-// coordinator writes those pages back. Thousands of random writes and discards in concurrent
-// groups of disjoint byte ranges that share clusters and md pages (a 32 MiB disk of 64 KiB
-// clusters has one md page), flushes between groups; then every byte is compared with the
-// model, again after reopening, and QEMU checks the file and converts it to the same bytes.
+// The runner pool under load (docs/engine.md, 'Workers, one shared memory and Atomics'): N worker
+// threads share one WebAssembly memory and change BAT entries of the same md pages at once, while
+// the coordinator writes those pages back. Thousands of random writes and discards in concurrent
+// groups of disjoint byte ranges that share clusters and md pages (a 32 MiB disk of 64 KiB clusters
+// has one md page), flushes between groups; then every byte is compared with the model, again after
+// reopening, and QEMU checks the file and converts it to the same bytes.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +18,7 @@ import { runWorkload } from '../helpers/workload.ts';
 import { readWhole, readFileImage } from '../helpers/images.ts';
 import { OFF, readU32, INUSE_MAGIC } from '../helpers/image-file.ts';
 import { assertQemuAgrees } from '../helpers/oracle.ts';
-import { assertQemuChecksClean, fileHash, qemuConvertChain } from '../helpers/stack.ts';
+import { assertChecksClean, fileHash, qemuConvertChain } from '../helpers/stack.ts';
 import { createImageFile } from '../helpers/race.ts';
 
 const C = 64 << 10;
@@ -118,7 +118,7 @@ test('two runners write through a two-delta stack: copy-on-write from the base, 
     } finally {
       await reopened.close();
     }
-    await assertQemuChecksClean([base, top], 'stack after 2 runners');
+    await assertChecksClean([base, top], 'stack after 2 runners');
     assertBytesEqual(await qemuConvertChain([base, top], join(dir, 'chain.raw')), model.bytes, 'qemu-img convert of the chain vs model');
   });
 });

@@ -1,4 +1,4 @@
-// The submit delay (engine.md "Where the upstream code still falls short"): upstream disabled
+// The submit delay (docs/engine.md, 'Beyond the upstream fix'): upstream disabled
 // it because it hung; ours gathers a burst of updates to one md page into few BAT writes, yet
 // no request waits much longer than the delay, a steady stream of updates does not postpone
 // a page's writeback forever, and a flush does not wait for the delay at all (HIGHPRIO).

@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir } from '../helpers/tmp.ts';
 import { run, runOk } from '../helpers/qemu.ts';
+import { assertPloopAccepts } from '../helpers/ploop.ts';
 import { qemuConvertChain } from '../helpers/stack.ts';
 import { inspectDisk, readDescriptor, descriptorChain } from '../../src/index.ts';
 import { NodeDirectory } from '../../src/stores/node-dir.ts';
@@ -32,7 +33,7 @@ async function mtype(raw: string, path: string): Promise<string> {
   return r.stdout;
 }
 
-test('the descriptor names a base and one snapshot delta, and qemu-img check accepts both', async () => {
+test('the descriptor names a base and one snapshot delta, and qemu-img check and ploop check accept both', async () => {
   const chain = descriptorChain(await readDescriptor(new NodeDirectory(sampleDir)));
   assert.deepEqual(chain.map((c) => c.file), files);
   assert.equal(files.length, 2);
@@ -40,6 +41,7 @@ test('the descriptor names a base and one snapshot delta, and qemu-img check acc
     const r = await run('qemu-img', ['check', '-f', 'parallels', join(sampleDir, f)]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /No errors were found/);
+    await assertPloopAccepts(join(sampleDir, f), `sample ${f}`);
   }
   // The delta holds only what changed: far fewer clusters than the base.
   const info = JSON.parse((await runOk('qemu-img', ['check', '--output=json', '-f', 'parallels', join(sampleDir, files[1])])).stdout) as { 'allocated-clusters': number };

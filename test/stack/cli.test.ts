@@ -15,7 +15,7 @@ import { qemuConvertToRaw } from '../helpers/qemu.ts';
 import { DiskModel, assertBytesEqual } from '../helpers/model.ts';
 import { Prng } from '../helpers/prng.ts';
 import { pokeU32, OFF, INUSE_MAGIC } from '../helpers/image-file.ts';
-import { assertPloopListsChain, chainPaths, qemuConvertChain, readStack } from '../helpers/stack.ts';
+import { assertChecksClean, assertPloopListsChain, chainPaths, qemuConvertChain, readStack } from '../helpers/stack.ts';
 import { cli, describeCli, type CliResult } from '../helpers/cli.ts';
 
 const TOPDELTA_GUID = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
@@ -50,16 +50,18 @@ test('init, write, snapshot, info --json and read work on a disk folder and on i
     const rng = new Prng(0xc11);
     const model = new DiskModel(4 << 20);
 
-    // A cluster size a descriptor cannot name is refused before any file is made.
+    // A cluster size a descriptor cannot name is refused before anything is made.
     let r = await cli(['init', path, '--size', '4M', '--cluster-size', '4K']);
-    assert.equal(r.code, 1, describeCli(['init'], r));
-    assert.match(r.stderr, /Blocksize/);
-    assert.deepEqual(await readdir(path), [], 'a refused init leaves the folder empty');
+    assert.equal(r.code, 2, describeCli(['init'], r));
+    assert.match(r.stderr, /--cluster-size: "4K" is 4096 bytes; a disk folder needs a power of two from 32 KiB to 64 MiB/);
+    await assert.rejects(readdir(path), /ENOENT/, 'a refused init leaves no folder');
 
     r = await ok(['init', path, '--size', String((4 << 20) - 1000), '--cluster-size', '64K']);
     assert.match(r.stdout.toString(), /created .*DiskDescriptor\.xml and root\.hds: 4 MiB, 64 KiB clusters/);
-    assert.deepEqual((await readdir(path)).sort(), ['DiskDescriptor.xml', 'root.hds']);
+    // DiskDescriptor.xml.lck is the folder's writer lock (ploop's, which ploop leaves there too).
+    assert.deepEqual((await readdir(path)).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds']);
     await assertPloopListsChain(path, dir, 'after init');
+    await assertChecksClean([join(path, 'root.hds')], 'after init');
     r = await cli(['init', path, '--size', '4M']);
     assert.equal(r.code, 1, 'init refuses a folder that has a descriptor');
 
@@ -89,6 +91,7 @@ test('init, write, snapshot, info --json and read work on a disk folder and on i
       assertBytesEqual(new Uint8Array(read.stdout), model.bytes, `read ${p}`);
     }
     assertBytesEqual(await qemuConvertChain(await chainPaths(path, dir), join(tmp, 'c.raw')), model.bytes, 'QEMU chain vs model');
+    await assertChecksClean(await chainPaths(path, dir), 'after init, write, snapshot and write');
   });
 });
 
@@ -113,7 +116,7 @@ test('check walks every delta of a folder (given as the folder or its descriptor
     const dirtyReports = JSON.parse(dirty.stdout.toString()) as Array<{ file: string; clean: boolean; findings: Array<{ kind: string }> }>;
     assert.deepEqual(dirtyReports.map((x) => [x.file, x.clean, x.findings.map((f) => f.kind)]), [[files[0], true, []], [files[1], false, ['unclean']]]);
     const repair = await ok(['check', path, '--repair']);
-    assert.match(repair.stdout.toString(), /1 corruptions/);
+    assert.match(repair.stdout.toString(), /\b1 corruption\n/);
     for (const f of files) {
       const store = await NodeFileStore.open(join(path, f));
       try {
@@ -146,6 +149,7 @@ test('merge --level, merge and merge --all take a four-delta folder down to root
       assert.deepEqual((await readdir(path)).filter((f) => !f.endsWith('.lck')).sort(), ['DiskDescriptor.xml', ...paths.map((p) => p.slice(path.length + 1))].sort(), `${what}: files`);
       assertBytesEqual(await readStack(dir), model.bytes, `${what}: our read`);
       await assertPloopListsChain(path, dir, what);
+      await assertChecksClean(paths, what);
       const qemu = deltas === 1 ? await qemuConvertToRaw(paths[0], join(tmp, 'r.raw')) : await qemuConvertChain(paths, join(tmp, 'r.raw'));
       assertBytesEqual(qemu, model.bytes, `${what}: QEMU`);
     };
@@ -225,4 +229,5 @@ test('delete removes a snapshot by merging the delta above it into it; the disk 
   assert.deepEqual(await readdir(folder).then((f) => f.filter((x) => x.startsWith('root.hds')).length), 2);
   assertBytesEqual(await readStack(dir), before, 'disk after delete');
   await assertPloopListsChain(folder, dir, "after delete");
+  await assertChecksClean(await chainPaths(folder, dir), 'after delete');
 }));

@@ -1,11 +1,11 @@
-// Crash safety of the stack operations (format.md 4.4 and 5.5; stack.ts's design: data before
-// metadata, a new delta complete before the descriptor names it, the descriptor replaced
-// atomically after the data it describes exists). Each operation runs once on a recording
-// directory; then the folder is rebuilt as a crash after every prefix of its operations left
-// it, also with the last write torn at a sector boundary, and with writes that no flush covered
-// yet lost (a volatile disk cache). Every such folder must open strictly, read exactly the data
-// from before the operation, and after check --repair of every delta be clean and still read it.
-// For merge-all and resize, running the command again on a crashed folder must finish the job.
+// Crash safety of the stack operations (docs/format.md, 'Deltas and stacks' and 'Resize';
+// stack.ts's design: data before metadata, a new delta complete before the descriptor names it, the
+// descriptor replaced atomically after the data it describes exists). Each operation runs once on a
+// recording directory; then the folder is rebuilt as a crash after every prefix of its operations
+// left it, also with the last write torn at a sector boundary, and with writes that no flush
+// covered yet lost (a volatile disk cache). Every such folder must open strictly, read exactly the
+// data from before the operation, and after check --repair of every delta be clean and still read
+// it. For merge-all and resize, running the command again on a crashed folder must finish the job.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,12 +1,12 @@
-// Delta stacks against an in-memory model (format.md 4, scenario 17): seeded random sequences
-// of write sessions (writes aligned and not, crossing clusters, all-zero ones, discards on the
-// top), snapshots, top merges, merges of middle deltas (--level) and merge-all, on a disk folder
-// in a temp dir. After every step: our read of the whole stack equals the model, every delta
-// passes qemu-img check and ploop's snapshot-list accepts the descriptor and lists the chain
-// (each asked once per distinct file content: same bytes, same verdict), QEMU's backing-chain
-// read equals the model, deltas the step must not touch are byte-identical, and the folder holds
-// exactly the chain's files. At the end everything is merged into root.hds, which plain qemu-img
-// convert turns into the model's bytes.
+// Delta stacks against an in-memory model (docs/format.md, 'Deltas and stacks'): seeded random
+// sequences of write sessions (writes aligned and not, crossing clusters, all-zero ones, discards
+// on the top), snapshots, top merges, merges of middle deltas (--level) and merge-all, on a disk
+// folder in a temp dir. After every step: our read of the whole stack equals the model, every delta
+// passes qemu-img check and ploop's snapshot-list accepts the descriptor and lists the chain (each
+// asked once per distinct file content: same bytes, same verdict), QEMU's backing-chain read equals
+// the model, deltas the step must not touch are byte-identical, and the folder holds exactly the
+// chain's files. At the end everything is merged into root.hds, which plain qemu-img convert turns
+// into the model's bytes.
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +23,7 @@ import { Prng } from '../helpers/prng.ts';
 import { runWorkload } from '../helpers/workload.ts';
 import { readU32, OFF } from '../helpers/image-file.ts';
 import {
-  assertPloopListsChain, assertQemuChecksClean, chainPaths, fileHash, qemuConvertChain, readStack,
+  assertPloopListsChain, assertChecksClean, chainPaths, fileHash, qemuConvertChain, readStack,
 } from '../helpers/stack.ts';
 
 const TOPDELTA_GUID = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
@@ -98,7 +98,7 @@ describe('delta stacks against a model', { concurrency: SCENARIOS.length }, () =
           const [ours, qemu, , ] = await Promise.all([
             readStack(dir),
             paths.length === 1 ? qemuConvertToRaw(paths[0], join(path, 'flat.raw')) : qemuConvertChain(paths, join(path, 'chain.raw')),
-            assertQemuChecksClean(unchecked, what),
+            assertChecksClean(unchecked, what),
             acceptedDescriptors.has(ddText) ? null : assertPloopListsChain(path, dir, what),
           ]);
           assertBytesEqual(ours, model.bytes, `${what}: our read of the stack vs model`);

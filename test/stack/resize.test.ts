@@ -1,4 +1,4 @@
-// Resize (format.md 5.5, scenario 18; ploop-tools.md 7 "Grow relocation"): growing so that the
+// Resize (docs/format.md, 'Resize'; ploop's grow relocates the same way): growing so that the
 // BAT needs more clusters relocates the data clusters in the way, then switches the header;
 // v1 grows too; shrinking refuses to drop data unless forced; a disk folder's resize updates
 // DiskDescriptor.xml and the grown stack still merges; and the CLI's resize command.
@@ -15,6 +15,7 @@ import { NodeFileStore, NodeDirectory } from '../../src/node.ts';
 import { LEVEL_NONE } from '../../src/core/bat-map.ts';
 import { withTempDir } from '../helpers/tmp.ts';
 import { qemuCreate, qemuIo, ioWrite, qemuConvertToRaw, qemuCheck, describeCheck } from '../helpers/qemu.ts';
+import { assertToolsAccept } from '../helpers/ploop.ts';
 import { DiskModel, assertBytesEqual, assertAllZero } from '../helpers/model.ts';
 import { Prng } from '../helpers/prng.ts';
 import { readFileImage, openFile, readWhole } from '../helpers/images.ts';
@@ -273,8 +274,7 @@ test('resizing a disk folder grows the top delta (relocating its first cluster),
     await assertPloopListsChain(path, dir, 'after resizeStack');
     const top = (await chainPaths(path, dir))[1];
     assert.equal(headerFields(new Uint8Array(await readFile(top))).nbSectors, big / 512);
-    const check = await qemuCheck(top);
-    assert.ok(check.clean, describeCheck(check));
+    await assertToolsAccept(top, 'the resized top');
 
     await write(big - 1000, 1000); // the new area takes writes
     const image = await openStackDir(dir, { onWarning: () => {} });
@@ -296,8 +296,7 @@ test('resizing a disk folder grows the top delta (relocating its first cluster),
     const root = join(path, 'root.hds');
     assert.deepEqual(await chainPaths(path, dir), [root]);
     assert.equal(headerFields(new Uint8Array(await readFile(root))).nbSectors, big / 512, 'root.hds grew to the disk size');
-    const rootCheck = await qemuCheck(root);
-    assert.ok(rootCheck.clean, describeCheck(rootCheck));
+    await assertToolsAccept(root, 'root.hds after merging the grown stack');
     await assertQemuChainEquals([root], raw, big, 'root.hds after merging the grown stack');
     await assertPloopListsChain(path, dir, 'after the merge');
     const stack = await openStackDir(dir, { onWarning: () => {} });
@@ -331,5 +330,40 @@ test('the CLI resize command grows an image with relocation, refuses a data-drop
     assert.equal(r.code, 0, describeCli(args, r));
     assert.match(r.stdout.toString(), /1 dropped/);
     await assertQemuAgrees(path, model.bytes.subarray(0, 1 << 20), 'after CLI forced shrink');
+  });
+});
+
+test('resize IMG on images we made (32 KiB clusters): a grow that relocates clusters, and a forced shrink that drops every cluster, leave files qemu-img and ploop check accept, CIF_Empty set again', async () => {
+  await withTempDir(async (dir) => {
+    const C = 32 << 10;
+    const ok = async (args: string[], stdin?: Uint8Array) => {
+      const r = await cli(args, stdin);
+      assert.equal(r.code, 0, describeCli(args, r));
+      return r;
+    };
+    const flags = async (path: string) => headerFields(new Uint8Array(await readFile(path))).flags;
+    // One BAT cluster holds 8176 entries (255 MiB of 32 KiB clusters); 300 MiB needs two.
+    const grown = join(dir, 'grown.hds');
+    await ok(['create', grown, '--size', '200M', '--cluster-size', '32K']);
+    const model = new DiskModel(300 << 20);
+    const rng = new Prng(0x5e1);
+    for (const offset of [3 * C, 70 * C + 100, (150 << 20) + 5]) {
+      const data = rng.bytes(40000);
+      model.write(offset, data);
+      await ok(['write', grown, '--offset', String(offset)], data);
+    }
+    const r = await ok(['resize', grown, '--size', '300M']);
+    assert.match(r.stdout.toString(), /200 MiB to 300 MiB; [1-9]\d* clusters? relocated/);
+    await assertQemuAgrees(grown, model.bytes, 'after the grow');
+    assert.equal(await flags(grown), 0, 'data: CIF_Empty clear');
+
+    const shrunk = join(dir, 'shrunk.hds');
+    await ok(['create', shrunk, '--size', '8M', '--cluster-size', '32K']);
+    await ok(['write', shrunk, '--offset', String(5 * C)], rng.bytes(70000));
+    assert.equal(await flags(shrunk), 0, 'data: CIF_Empty clear');
+    // Every cluster lies past the first 64 KiB: a forced shrink to 64 KiB drops them all.
+    await ok(['resize', shrunk, '--size', '64K', '--force']);
+    await assertQemuAgrees(shrunk, new Uint8Array(64 << 10), 'after the forced shrink');
+    assert.equal(await flags(shrunk), 1, 'no data left: CIF_Empty set');
   });
 });

@@ -66,7 +66,7 @@ export function renderChecks(box: HTMLElement, checks: DeltaCheck[]): void {
       box.append(div);
       continue;
     }
-    title.append(`${file}: `, el('span', report.clean ? 'no errors' : `${report.corruptions} corruptions, ${report.leakedClusters} leaked clusters`, report.clean ? 'clean' : 'dirty'));
+    title.append(`${file}: `, el('span', report.clean ? 'no errors' : `${count(report.corruptions, 'corruption')}, ${count(report.leakedClusters, 'leaked cluster')}`, report.clean ? 'clean' : 'dirty'));
     const facts = el('p', `${report.allocatedClusters}/${report.totalClusters} clusters allocated, ${report.fragmentedClusters} fragmented; image end ${report.imageEndOffset} of ${report.fileSize} bytes`, 'note');
     div.append(title, facts);
     if (report.findings.length) {
@@ -76,4 +76,9 @@ export function renderChecks(box: HTMLElement, checks: DeltaCheck[]): void {
     }
     box.append(div);
   }
+}
+
+/** "1 corruption", "2 corruptions". */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

@@ -140,7 +140,7 @@ function v86File(file: string): string {
       // a bundled copy of the CLI has no node_modules beside it: try the next place
     }
   }
-  throw new PloopError('ENOTSUP', 'boot: the v86 package is not installed (npm install v86)');
+  throw new PloopError('ENOTSUP', 'boot: the v86 package is not installed: it is an optional peer dependency of ploop-wasm, needed only to boot (npm install v86)');
 }
 
 async function bootImage(image: PloopImage, o: { bios: ArrayBuffer; vgaBios: ArrayBuffer; memoryBytes: number; until?: string; timeoutMs: number }): Promise<number> {

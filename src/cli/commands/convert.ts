@@ -1,48 +1,65 @@
 // SPDX-License-Identifier: MIT
 import { stat } from 'node:fs/promises';
+import { extname } from 'node:path';
 import { NodeFileStore } from '../../stores/node-fs.js';
 import type { BlockStore } from '../../stores/block-store.js';
 import { createImage, type CreateOptions } from '../../engine/create.js';
 import type { PloopImage } from '../../engine/image.js';
-import { isAllZero } from '../../engine/zero.js';
 import { LEVEL_NONE } from '../../core/bat-map.js';
-import { deriveGeometry, HEADER_BYTES, SECTOR_BYTES, type PloopFormat } from '../../format/header.js';
+import { deriveGeometry, serializeHeader, HEADER_BYTES, SECTOR_BYTES, CIF_EMPTY, type PloopFormat } from '../../format/header.js';
 import { PloopError } from '../../errors.js';
 import { openImageFile, isPloopFile } from '../open.js';
 import { parse, parseSize, UsageError } from '../args.js';
 import { Progress } from '../progress.js';
 import { OrderedWriter } from '../ordered-writer.js';
+import { RawInput, isZeroFast } from '../raw-input.js';
 import type { Command } from '../command.js';
 
 export const convert: Command = {
   name: 'convert',
   summary: 'convert between ploop and raw',
-  usage: `ploop-wasm convert IN OUT [--to raw|ploop] [--cluster-size SIZE] [--format v1|v2]
+  usage: `ploop-wasm convert IN OUT [--to raw|ploop] [--from raw|ploop] [--cluster-size SIZE] [--format v1|v2]
 
-  The input format is detected from its signature (ploop v1/v2, otherwise raw). The output is
-  raw by default for a ploop input and ploop for a raw input. Raw output is sparse; ploop output
-  allocates no cluster for all-zero data.
+  IN is a ploop image, a disk folder, or a raw disk image. Its format is detected from its
+  signature (ploop v1/v2); a file without one is read as raw, with a warning unless --from raw
+  says that is meant. The output format is --to, else OUT's extension (.raw or .img: raw,
+  .hds: ploop), else the other one than IN's. Raw output is sparse; ploop output allocates no
+  cluster for all-zero data.
   --to raw|ploop       output format
+  --from raw|ploop     input format: raw copies IN's bytes as they are (even a ploop file's);
+                       ploop refuses an IN without a ploop signature
   --cluster-size SIZE  cluster size of ploop output (default: the input's, or 1M)
   --format v1|v2       header version of ploop output (default v2)`,
   async run(argv) {
     const { values, positionals } = parse(argv, {
-      to: { type: 'string' }, 'cluster-size': { type: 'string' }, format: { type: 'string' },
+      to: { type: 'string' }, from: { type: 'string' }, 'cluster-size': { type: 'string' }, format: { type: 'string' },
     }, { min: 2, max: 2, names: 'IN OUT' });
     if (values.help) return -1;
     const [input, output] = positionals;
-    const inputIsPloop = await isPloopFile(input);
-    const to = (values.to as string | undefined) ?? (inputIsPloop ? 'raw' : 'ploop');
-    if (to !== 'raw' && to !== 'ploop') throw new UsageError(`--to: "${to}" is not raw or ploop`);
+    const from = values.from as string | undefined;
+    if (from !== undefined && from !== 'raw' && from !== 'ploop') throw new UsageError(`--from: "${from}" is not raw or ploop`);
+    if (values.to !== undefined && values.to !== 'raw' && values.to !== 'ploop') throw new UsageError(`--to: "${values.to}" is not raw or ploop`);
     const format = (values.format as string | undefined) ?? 'v2';
     if (format !== 'v1' && format !== 'v2') throw new UsageError(`--format: "${format}" is not v1 or v2`);
+    const clusterSizeOption = values['cluster-size'] ? parseSize(values['cluster-size'] as string, '--cluster-size') : undefined;
+    const signed = await isPloopFile(input);
+    if (from === 'ploop' && !signed) {
+      throw new PloopError('EFORMAT', `${input} is not a ploop image (no ploop signature at byte 0), expected one with --from ploop`, { path: input });
+    }
+    if (from === undefined && !signed) {
+      process.stderr.write(`ploop-wasm: warning: ${input} is not a ploop image (no ploop signature); reading it as raw (--from raw says so and silences this)\n`);
+    }
+    const inputIsPloop = from ? from === 'ploop' : signed;
+    const to = (values.to as 'raw' | 'ploop' | undefined) ?? formatOfName(output) ?? (inputIsPloop ? 'raw' : 'ploop');
     const source = inputIsPloop ? await openImageFile(input) : null;
-    // A raw input is only read, piece by piece, on this thread (see OrderedWriter).
-    const rawIn = source ? null : await NodeFileStore.open(input, { syncMaxBytes: SYNC_READ_BYTES });
+    // A raw input is only read, piece by piece, on this thread (see OrderedWriter and RawInput).
+    const rawIn = source ? null : RawInput.open(input, PIECE_BYTES);
     try {
-      const size = source ? source.size : await rawIn!.size();
-      const clusterSize = values['cluster-size'] ? parseSize(values['cluster-size'] as string, '--cluster-size') : source?.clusterSize;
-      const read: ReadAt = source ? (offset, into) => source.readInto(offset, into) : async (offset, into) => { into.fill(0, await rawIn!.read(offset, into)); };
+      const size = source ? source.size : rawIn!.size;
+      const clusterSize = clusterSizeOption ?? source?.clusterSize;
+      const read: ReadPiece = source
+        ? async (offset, into) => { await source.readInto(offset, into); return !isZeroFast(into); }
+        : async (offset, into) => rawIn!.readUnlessZero(offset, into);
       // The output is created empty: were it one of the input's files, the input would be gone.
       await refuseInputAsOutput(output, source ? inputFiles(source) : [input]);
       const outStore = await NodeFileStore.open(output, { create: true });
@@ -56,11 +73,17 @@ export const convert: Command = {
       progress.done();
     } finally {
       await source?.close();
-      await rawIn?.close();
+      rawIn?.close();
     }
     return 0;
   },
 };
+
+/** The output format OUT's name asks for: .raw and .img are raw, .hds is ploop; else null. */
+function formatOfName(path: string): 'raw' | 'ploop' | null {
+  const ext = extname(path).toLowerCase();
+  return ext === '.raw' || ext === '.img' ? 'raw' : ext === '.hds' ? 'ploop' : null;
+}
 
 /** The files a ploop input reads: every delta of its stack that is a file. */
 function inputFiles(source: PloopImage): string[] {
@@ -95,6 +118,7 @@ function withoutBarriers(store: NodeFileStore): BlockStore {
   return {
     name: store.name,
     writable: store.writable,
+    sparse: store.sparse,
     size: () => store.size(),
     read: (offset, into) => store.read(offset, into),
     write: (offset, data) => store.write(offset, data),
@@ -113,11 +137,11 @@ function withoutBarriers(store: NodeFileStore): BlockStore {
  */
 const PIECE_BYTES = 2 << 20;
 const WRITE_BUFFERS = 3;
-/** Reads up to this size run on this thread (a ploop cluster of raw → ploop is one read). */
-const SYNC_READ_BYTES = 8 << 20;
-
-/** Fill `into` with the input's bytes at `offset` (zeros past its end). */
-type ReadAt = (offset: number, into: Uint8Array) => Promise<void>;
+/**
+ * Fill `into` with the input's bytes at `offset` (zeros past its end) and say whether one of
+ * them is not zero; when none is, `into` may be left as it was (the piece is skipped).
+ */
+type ReadPiece = (offset: number, into: Uint8Array) => Promise<boolean>;
 
 /** One read from a delta file into the piece buffer, to be written at `offset`. */
 interface Piece { level: number; host: number; offset: number; length: number }
@@ -182,14 +206,13 @@ async function ploopToRaw(source: PloopImage, out: NodeFileStore, progress: Prog
 }
 
 /** raw → raw: pieces that are all zeros are not written (sparse output). */
-async function rawToRaw(read: ReadAt, size: number, out: NodeFileStore, progress: Progress): Promise<void> {
+async function rawToRaw(read: ReadPiece, size: number, out: NodeFileStore, progress: Progress): Promise<void> {
   const writer = new OrderedWriter(out, PIECE_BYTES, WRITE_BUFFERS);
   try {
     for (let offset = 0; offset < size; offset += PIECE_BYTES) {
       const length = Math.min(PIECE_BYTES, size - offset);
       const room = await writer.room(offset, length);
-      await read(offset, room);
-      if (!isAllZero(room)) writer.commit(length);
+      if (await read(offset, room)) writer.commit(length);
       progress.update(offset + length);
     }
     await writer.finish();
@@ -213,7 +236,7 @@ function mappedRanges(source: PloopImage): Array<{ offset: number; length: numbe
   return source.map().filter((e) => e.level !== LEVEL_NONE);
 }
 
-async function toPloop(read: ReadAt, size: number, out: NodeFileStore, options: CreateOptions, progress: Progress,
+async function toPloop(read: ReadPiece, size: number, out: NodeFileStore, options: CreateOptions, progress: Progress,
   mapped?: ReadonlyArray<{ offset: number; length: number }>): Promise<void> {
   const header = await createImage(withoutBarriers(out), options);
   const g = deriveGeometry(header, header.dataOff * SECTOR_BYTES);
@@ -240,13 +263,14 @@ async function toPloop(read: ReadAt, size: number, out: NodeFileStore, options: 
         }
       }
       const room = await writer.room(host, count * clusterBytes);
-      await read(offset, room.subarray(0, length));
-      room.fill(0, length);
+      const nonZero = await read(offset, room.subarray(0, length));
       progress.update(offset + length);
+      if (!nonZero) continue; // all zeros: no cluster (a hole of a sparse raw input, mostly)
+      room.fill(0, length);
       let kept = 0;
       for (let j = 0; j < count; j++) {
         const from = j * clusterBytes;
-        if (isAllZero(room.subarray(from, from + clusterBytes))) continue;
+        if (isZeroFast(room.subarray(from, from + clusterBytes))) continue;
         if (kept !== j) room.copyWithin(kept * clusterBytes, from, from + clusterBytes);
         const at = host + kept * clusterBytes;
         const entry = at / g.unitBytes;
@@ -264,4 +288,9 @@ async function toPloop(read: ReadAt, size: number, out: NodeFileStore, options: 
     await writer.settle();
   }
   await out.write(HEADER_BYTES, new Uint8Array(bat.buffer));
+  if (host > g.firstSlotByte) {
+    // Data was written: the image is no longer empty (createImage set CIF_Empty, as ploop's init does).
+    header.flags &= ~CIF_EMPTY;
+    await out.write(0, serializeHeader(header));
+  }
 }

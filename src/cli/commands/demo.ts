@@ -8,7 +8,7 @@ import { createImage } from '../../engine/create.js';
 import { PloopImage } from '../../engine/image.js';
 import { checkImage } from '../../engine/check.js';
 import { LEVEL_NONE } from '../../core/bat-map.js';
-import { parse, formatSize } from '../args.js';
+import { parse, formatSize, plural } from '../args.js';
 import type { Command } from '../command.js';
 
 export const demo: Command = {
@@ -46,7 +46,7 @@ export const demo: Command = {
       if (e.level !== LEVEL_NONE) say(`  ${formatSize(e.offset).padStart(10)} +${formatSize(e.length).padEnd(10)} → byte ${e.hostOffset}`);
     }
     const stats = image.stats;
-    say(`\n== engine: ${stats.clustersAllocated} clusters allocated, ${stats.clustersReleased} released, ${stats.dataWrites} data writes, ${stats.batPageWrites} BAT page writes`);
+    say(`\n== engine: ${plural(stats.clustersAllocated, 'cluster')} allocated, ${stats.clustersReleased} released, ${plural(stats.dataWrites, 'data write')}, ${plural(stats.batPageWrites, 'BAT page write')}`);
     await image.close();
     const checkStore = await NodeFileStore.open(path);
     const report = await checkImage(checkStore);

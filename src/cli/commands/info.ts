@@ -5,7 +5,7 @@ import { PloopImage } from '../../engine/image.js';
 import { openImageFile, stackDirOf, readStackDescriptor } from '../open.js';
 import { inspectDisk, type DiskReport } from '../../inspect/index.js';
 import { isBrowsable } from '../../fs/open.js';
-import { parse, formatSize } from '../args.js';
+import { parse, formatSize, plural } from '../args.js';
 import type { Command } from '../command.js';
 
 export const info: Command = {
@@ -67,7 +67,7 @@ export const info: Command = {
           `format extension: ${out.extOffset ? `at byte ${out.extOffset}` : 'none'}`,
           `geometry (CHS): ${out.cylinders}/${out.heads}/${out.tracks}`,
           ...(deltas ? ['delta stack (base first):', ...deltas.map((d) =>
-            `  level ${d.level}: ${d.file} ${d.type === 'Plain' ? 'raw' : d.format} ${formatSize(d.fileSize)}, ${d.allocatedClusters} clusters ${d.guid}`)] : []),
+            `  level ${d.level}: ${d.file} ${d.type === 'Plain' ? 'raw' : d.format} ${formatSize(d.fileSize)}, ${plural(d.allocatedClusters, 'cluster')} ${d.guid}`)] : []),
           ...disk.lines,
         ].join('\n') + '\n');
       }

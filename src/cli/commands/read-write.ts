@@ -1,21 +1,25 @@
 // SPDX-License-Identifier: MIT
+import { fstatSync } from 'node:fs';
 import { openImageFile } from '../open.js';
-import { parse, parseCount, required } from '../args.js';
+import { parse, parseSize, required } from '../args.js';
 import type { Command } from '../command.js';
 
 const CHUNK_BYTES = 4 << 20;
+/** Writes of stdin chunks in flight at most (their completion order does not matter). */
+const WRITES_IN_FLIGHT = 64;
 
 export const read: Command = {
   name: 'read',
   summary: 'write bytes of the virtual disk to stdout',
-  usage: `ploop-wasm read IMG --offset N --length N
+  usage: `ploop-wasm read IMG|DIR --offset N --length N
 
-  Writes LENGTH bytes of the virtual disk, starting at byte OFFSET, to stdout.`,
+  Writes LENGTH bytes of the virtual disk, starting at byte OFFSET, to stdout. Both take
+  bytes or K, M, G, T suffixes (1M, 10G) or 0x hex.`,
   async run(argv) {
     const { values, positionals } = parse(argv, { offset: { type: 'string' }, length: { type: 'string' } }, { min: 1, max: 1, names: 'IMG' });
     if (values.help) return -1;
-    const offset = parseCount(required(values, 'offset'), '--offset');
-    const length = parseCount(required(values, 'length'), '--length');
+    const offset = parseSize(required(values, 'offset'), '--offset');
+    const length = parseSize(required(values, 'length'), '--length');
     const image = await openImageFile(positionals[0]);
     try {
       for (let pos = 0; pos < length; pos += CHUNK_BYTES) {
@@ -32,24 +36,36 @@ export const read: Command = {
 export const write: Command = {
   name: 'write',
   summary: 'write stdin into the virtual disk',
-  usage: `ploop-wasm write IMG --offset N
+  usage: `ploop-wasm write IMG|DIR --offset N
 
-  Writes all of stdin into the virtual disk at byte OFFSET, then closes the image cleanly.`,
+  Writes all of stdin into the virtual disk at byte OFFSET (bytes or K, M, G, T suffixes, or
+  0x hex), then closes the image cleanly. A write that fails (past the end of the disk, …)
+  ends it: the chunks already written stay written.`,
   async run(argv) {
     const { values, positionals } = parse(argv, { offset: { type: 'string' } }, { min: 1, max: 1, names: 'IMG' });
     if (values.help) return -1;
-    const offset = parseCount(required(values, 'offset'), '--offset');
+    const offset = parseSize(required(values, 'offset'), '--offset');
+    // Node reads a folder given as stdin as an empty stream: nothing would be written, silently.
+    if (fstatSync(0).isDirectory()) throw new Error('stdin is a folder, expected the bytes to write (a file or a pipe)');
     const image = await openImageFile(positionals[0], { writable: true });
     try {
       let pos = offset;
-      const pending: Promise<void>[] = [];
+      // Each write's failure is kept here as it happens (a rejection nobody awaits yet would end
+      // the process with a stack trace); the first one stops the copy.
+      let failure: unknown = null;
+      const inFlight = new Set<Promise<void>>();
       for await (const chunk of process.stdin) {
         const bytes = chunk as Buffer;
-        pending.push(image.write(pos, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)));
+        const p: Promise<void> = image.write(pos, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length))
+          .catch((e: unknown) => { failure ??= e; })
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
         pos += bytes.length;
-        if (pending.length >= 64) await Promise.all(pending.splice(0));
+        if (inFlight.size >= WRITES_IN_FLIGHT) await Promise.race(inFlight);
+        if (failure) break;
       }
-      await Promise.all(pending);
+      await Promise.all(inFlight);
+      if (failure) throw failure;
     } finally {
       await image.close();
     }

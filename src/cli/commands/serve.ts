@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parse, parseCount, UsageError } from '../args.js';
 import type { Command } from '../command.js';
@@ -32,6 +33,7 @@ export const serve: Command = {
     );
     if (values.help) return -1;
     const root = positionals[0] ?? defaultWebRoot();
+    if (positionals[0] !== undefined) await checkRoot(root);
     const portText = (values.port as string | undefined) ?? process.env.PORT ?? '8080';
     const port = parseCount(portText, '--port');
     if (port > 65535) throw new UsageError(`--port: ${port} is not a TCP port (expected 0..65535)`);
@@ -51,3 +53,15 @@ export const serve: Command = {
     return 0;
   },
 };
+
+/** A DIR that is missing or a file would be served as nothing but 404s: refused at the start. */
+async function checkRoot(root: string): Promise<void> {
+  let s;
+  try {
+    s = await stat(root);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(code === 'ENOENT' ? `DIR: "${root}" does not exist, expected a folder to serve` : `DIR: "${root}" cannot be read (${code ?? e}), expected a folder to serve`);
+  }
+  if (!s.isDirectory()) throw new UsageError(`DIR: "${root}" is not a folder, expected a folder to serve`);
+}

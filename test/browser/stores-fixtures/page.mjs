@@ -147,6 +147,43 @@ export const routines = {
     return { second, readOnlyWrite, readOnlyTruncate, closedRead, missing };
   },
 
+  /**
+   * One writer at a time, readers told: a second writer of a store and of a disk folder is
+   * refused, a reader of the store gets a warning, the folder says who writes it.
+   */
+  async oneWriter({ kind, path, dir }) {
+    const caught = async (fn) => {
+      try {
+        await fn();
+        return null;
+      } catch (e) {
+        return { code: e.code, message: e.message };
+      }
+    };
+    await storeRemover[kind](path);
+    // OPFS readers and writers share a file through 'readwrite-unsafe' handles only.
+    const shared = kind === 'opfs' ? { shared: true } : {};
+    const writer = await opener[kind](path, { create: true, ...shared });
+    const reader = await opener[kind](path, { ...shared });
+    const storeWarnings = reader.openWarnings;
+    await reader.close();
+    const secondWriter = await caught(async () => (await opener[kind](path, { writable: true })).close());
+    await writer.close();
+    const freeStore = await caught(async () => (await opener[kind](path, { writable: true })).close());
+
+    await dirRemover[kind](dir);
+    const folder = await dirOpener[kind](dir);
+    await lib.initStack(folder, { size: 4 << 20, clusterSize: 1 << 20 });
+    const stack = await lib.openStackDir(folder, { writable: true });
+    const secondStack = await caught(async () => (await lib.openStackDir(folder, { writable: true })).close());
+    const snapshot = await caught(() => lib.snapshotStack(folder));
+    const folderWarning = await folder.writerWarning();
+    await stack.close();
+    const folderAfter = await folder.writerWarning();
+    const freeFolder = await caught(async () => (await lib.openStackDir(folder, { writable: true })).close());
+    return { storeWarnings, secondWriter, freeStore, secondStack, snapshot, folderWarning, folderAfter, freeFolder };
+  },
+
   /** Raw store semantics: sparse growth, short reads at the end, truncate drops and zeroes. */
   async storeSemantics({ kind, path }) {
     await storeRemover[kind](path);
@@ -315,8 +352,12 @@ export const routines = {
     const exclusive = await refusal({ writable: true });
     // A second shared writer that wants the lock (another page's image) is refused by it.
     const locked = await refusal({ writable: true, shared: true });
+    // A reader is let in, and told.
+    const reader = await lib.OpfsStore.open(path, { shared: true });
+    const readerWarnings = reader.openWarnings;
+    await reader.close();
     await a.close();
-    return { modes: [a.mode, worker.value?.mode], shared: [a.shared, worker.value?.shared], worker, size, n, seen: Array.from(seen), exclusive, locked };
+    return { modes: [a.mode, worker.value?.mode], shared: [a.shared, worker.value?.shared], worker, size, n, seen: Array.from(seen), exclusive, locked, readerWarnings };
   },
 
   async opfsSharedWorker({ path }) {
