@@ -17,8 +17,18 @@ import { FatTable, regionOf } from './table.js';
 
 /** A directory holds at most 65 536 entries (its entry index is 16 bits; Linux and mtools agree). */
 const MAX_DIR_BYTES = 65536 * ENTRY_BYTES;
+/** Parsed directories kept for lookups (a path walk reads each directory on it again). */
+const DIR_CACHE_ENTRIES = 200_000;
 /** Warnings kept; past this one line says how many more there were. */
 const MAX_WARNINGS = 100;
+
+/** One directory's entries, indexed for lookups. */
+interface Listing {
+  entries: DirEntry[];
+  byName: Map<string, DirEntry>;
+  byUpperName: Map<string, DirEntry>;
+  byShortName: Map<string, DirEntry>;
+}
 
 export interface FatNode extends FsNode {
   readonly stat: FsStat;
@@ -65,6 +75,8 @@ class FatDriver implements FsDriver<FatNode> {
   readonly #root: FatNode;
   #rootRegion: Promise<Uint8Array> | null = null;
   readonly #warned = new Set<string>();
+  readonly #listings = new Map<number, Listing>();
+  #listedEntries = 0;
   #dropped = 0;
 
   constructor(volume: VolumeReader, geometry: FatGeometry) {
@@ -104,19 +116,47 @@ class FatDriver implements FsDriver<FatNode> {
   }
 
   async lookup(dir: FatNode, name: string): Promise<FatNode | null> {
-    const entries = await this.#read(dir);
+    const listing = await this.#listing(dir);
     // As Windows and Linux: names match without regard to case, and the 8.3 alias matches too;
     // an exact match wins over a case-insensitive one.
-    const exact = entries.find((e) => e.name === name);
-    if (exact) return this.#node(dir, exact);
     const upper = name.toUpperCase();
-    const folded = entries.find((e) => e.name.toUpperCase() === upper) ?? entries.find((e) => e.shortName === upper);
-    return folded ? this.#node(dir, folded) : null;
+    const found = listing.byName.get(name) ?? listing.byUpperName.get(upper) ?? listing.byShortName.get(upper);
+    return found ? this.#node(dir, found) : null;
   }
 
   async list(dir: FatNode): Promise<Array<{ name: string; node: FatNode }>> {
-    const entries = await this.#read(dir);
+    const { entries } = await this.#listing(dir);
     return entries.map((e) => ({ name: e.name, node: this.#node(dir, e) }));
+  }
+
+  /** The entries of `dir`, from the cache of parsed directories or read now. */
+  async #listing(dir: FatNode): Promise<Listing> {
+    if (!dir.isRoot) this.#checkCycle(dir);
+    // Keyed by first cluster: two entries naming one cluster name the same bytes.
+    const key = dir.isRoot ? -1 : dir.firstCluster;
+    const cached = this.#listings.get(key);
+    if (cached) {
+      this.#listings.delete(key);
+      this.#listings.set(key, cached);
+      return cached;
+    }
+    const entries = await this.#read(dir);
+    const listing: Listing = { entries, byName: new Map(), byUpperName: new Map(), byShortName: new Map() };
+    // The first of equal names wins, as a linear search would find it.
+    for (const e of entries) {
+      if (!listing.byName.has(e.name)) listing.byName.set(e.name, e);
+      const upper = e.name.toUpperCase();
+      if (!listing.byUpperName.has(upper)) listing.byUpperName.set(upper, e);
+      if (!listing.byShortName.has(e.shortName)) listing.byShortName.set(e.shortName, e);
+    }
+    this.#listings.set(key, listing);
+    this.#listedEntries += entries.length;
+    while (this.#listedEntries > DIR_CACHE_ENTRIES && this.#listings.size > 1) {
+      const [oldest, old] = this.#listings.entries().next().value as [number, Listing];
+      this.#listings.delete(oldest);
+      this.#listedEntries -= old.entries.length;
+    }
+    return listing;
   }
 
   async readlink(node: FatNode): Promise<string> {
@@ -189,7 +229,6 @@ class FatDriver implements FsDriver<FatNode> {
       this.#rootRegion ??= this.#volume.read(this.#geometry.rootDirOffsetBytes, this.#geometry.rootDirEntries * ENTRY_BYTES, 'FAT root directory region');
       parser.push(await this.#rootRegion, this.#geometry.rootDirOffsetBytes);
     } else {
-      this.#checkCycle(dir);
       const what = `directory ${path}`;
       const chain = this.#chainOf(dir, what);
       const cb = this.#geometry.clusterBytes;
