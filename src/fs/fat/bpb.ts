@@ -74,6 +74,10 @@ export function parseBootSector(boot: Uint8Array): FatGeometry {
   const kind: FatKind = countClusters <= FAT12_MAX_CLUSTERS ? 'fat12' : countClusters <= FAT16_MAX_CLUSTERS ? 'fat16' : 'fat32';
   if (countClusters > FAT32_MAX_CLUSTERS) throw corrupt('count of data clusters', countClusters, `at most ${FAT32_MAX_CLUSTERS}`);
 
+  if (kind !== 'fat32' && rootDirEntries === 0) {
+    throw corrupt(`root directory entries (BPB_RootEntCnt) of a ${kind.toUpperCase()}`, 0, 'at least 1');
+  }
+
   // The FAT must hold an entry for every cluster (two reserved entries come first).
   const entryBits = kind === 'fat12' ? 12 : kind === 'fat16' ? 16 : 32;
   const fatBytes = fatSectors * bytesPerSector;
@@ -99,8 +103,6 @@ export function parseBootSector(boot: Uint8Array): FatGeometry {
       activeFat = extFlags & 0x0f;
       if (activeFat >= fatCount) throw corrupt('active FAT (BPB_ExtFlags bits 0-3)', activeFat, `less than the ${fatCount} FATs`);
     }
-  } else if (rootDirEntries === 0) {
-    throw corrupt(`root directory entries (BPB_RootEntCnt) of a ${kind.toUpperCase()}`, 0, 'at least 1');
   }
 
   // Extended boot signature 0x29: serial number and label follow.
