@@ -10,69 +10,7 @@ import { Prng } from '../helpers/prng.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 import { PloopError } from '../../src/errors.ts';
 import type { Filesystem } from '../../src/fs/types.ts';
-import { mcopyTree, memoryDisk, mkfsFat, openFatDisk, walkFs } from './fat-images.ts';
-
-/** Where things are in an image, from its BPB (read independently of the reader under test). */
-class Layout {
-  readonly bytes: Uint8Array;
-  readonly view: DataView;
-  readonly bits: 12 | 16 | 32;
-  constructor(bytes: Uint8Array, bits: 12 | 16 | 32) {
-    this.bytes = bytes;
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.bits = bits;
-  }
-  get bytesPerSector() { return this.view.getUint16(11, true); }
-  get sectorsPerCluster() { return this.bytes[13]; }
-  get reserved() { return this.view.getUint16(14, true); }
-  get fats() { return this.bytes[16]; }
-  get rootEntries() { return this.view.getUint16(17, true); }
-  get fatSectors() { return this.view.getUint16(22, true) || this.view.getUint32(36, true); }
-  get clusterBytes() { return this.bytesPerSector * this.sectorsPerCluster; }
-  get dataOffset() {
-    return (this.reserved + this.fats * this.fatSectors) * this.bytesPerSector + Math.ceil((this.rootEntries * 32) / this.bytesPerSector) * this.bytesPerSector;
-  }
-  clusterOffset(c: number) { return this.dataOffset + (c - 2) * this.clusterBytes; }
-  /** Set the FAT entry of cluster `c` in every FAT. */
-  setFat(c: number, value: number) {
-    for (let f = 0; f < this.fats; f++) {
-      const base = (this.reserved + f * this.fatSectors) * this.bytesPerSector;
-      if (this.bits === 16) this.view.setUint16(base + 2 * c, value, true);
-      else if (this.bits === 32) this.view.setUint32(base + 4 * c, value, true);
-      else {
-        const at = base + c + (c >> 1);
-        const pair = this.view.getUint16(at, true);
-        this.view.setUint16(at, c & 1 ? (pair & 0x000f) | (value << 4) : (pair & 0xf000) | value, true);
-      }
-    }
-  }
-  getFat(c: number): number {
-    const base = this.reserved * this.bytesPerSector;
-    if (this.bits === 16) return this.view.getUint16(base + 2 * c, true);
-    if (this.bits === 32) return this.view.getUint32(base + 4 * c, true) & 0x0fffffff;
-    const pair = this.view.getUint16(base + c + (c >> 1), true);
-    return c & 1 ? pair >> 4 : pair & 0xfff;
-  }
-  /** Byte offset of the short entry with this 11-byte name (it must be unique). */
-  entry(name83: string): number {
-    const needle = Buffer.from(name83, 'latin1');
-    const buf = Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
-    const at = buf.indexOf(needle);
-    assert.ok(at >= 0 && buf.indexOf(needle, at + 1) < 0, `one entry named ${name83}`);
-    return at;
-  }
-  firstCluster(entryAt: number) { return (this.view.getUint16(entryAt + 20, true) << 16) | this.view.getUint16(entryAt + 26, true); }
-  setFirstCluster(entryAt: number, c: number) {
-    this.view.setUint16(entryAt + 26, c & 0xffff, true);
-    if (this.bits === 32) this.view.setUint16(entryAt + 20, c >>> 16, true);
-  }
-  /** The clusters of the chain from `c`. */
-  chain(c: number): number[] {
-    const out = [c];
-    for (let n = this.getFat(c); n >= 2 && n < (this.bits === 12 ? 0xff8 : this.bits === 16 ? 0xfff8 : 0x0ffffff8); n = this.getFat(n)) out.push(n);
-    return out;
-  }
-}
+import { Layout, mcopyTree, memoryDisk, mkfsFat, openFatDisk, walkFs } from './fat-images.ts';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 const bases = new Map<number, Uint8Array>();
