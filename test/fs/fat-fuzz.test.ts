@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Prng } from '../helpers/prng.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 import { PloopError } from '../../src/errors.ts';
-import type { Filesystem } from '../../src/fs/types.ts';
+import type { FileTree } from '../../src/fs/tree.ts';
 import type { DiskReader } from '../../src/fs/volume.ts';
 import { Layout, mcopyTree, mkfsFat, openFatDisk, walkFs } from './fat-images.ts';
 
@@ -179,7 +179,7 @@ function mutate(prng: Prng, seed: Seed, patch: Map<number, number>): string[] {
 }
 
 /** Walk the tree and read every file; stop after MAX_ENTRIES entries. */
-async function exercise(fs: Filesystem): Promise<number> {
+async function exercise(fs: FileTree): Promise<number> {
   let seen = 0;
   const todo = ['/'];
   while (todo.length > 0 && seen < MAX_ENTRIES) {

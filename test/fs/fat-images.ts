@@ -94,7 +94,7 @@ export function memoryDisk(bytes: Uint8Array): DiskReader & { bytesRead: number 
 }
 
 /** Our FAT reader on a whole disk. */
-export async function openFatDisk(disk: DiskReader): Promise<Filesystem> {
+export async function openFatDisk(disk: DiskReader): Promise<FileTree> {
   const volume = volumeOf(disk, 0, disk.size);
   return new FileTree(await openFat(volume), volume);
 }

@@ -11,7 +11,6 @@ import { makeTempDir } from '../helpers/tmp.ts';
 import { PloopError } from '../../src/errors.ts';
 import { openIso9660 } from '../../src/fs/iso9660/index.ts';
 import { FileTree } from '../../src/fs/tree.ts';
-import type { Filesystem } from '../../src/fs/types.ts';
 import { volumeOf, type DiskReader } from '../../src/fs/volume.ts';
 import { memoryDisk, run } from './fat-images.ts';
 
@@ -25,12 +24,12 @@ let base: Uint8Array;
 /** Volume offsets of every directory record of the tree (the inode numbers a clean walk gives). */
 let records: number[] = [];
 
-async function openBytes(disk: DiskReader): Promise<Filesystem> {
+async function openBytes(disk: DiskReader): Promise<FileTree> {
   const volume = volumeOf(disk, 0, disk.size);
   return new FileTree(await openIso9660(volume), volume);
 }
 
-async function walk(fs: Filesystem, dir = '/', out: number[] = [], limit = 5000): Promise<number[]> {
+async function walk(fs: FileTree, dir = '/', out: number[] = [], limit = 5000): Promise<number[]> {
   for (const e of await fs.readdir(dir)) {
     if (out.length >= limit) break;
     out.push(e.inode);

@@ -11,7 +11,6 @@ import { Prng } from '../helpers/prng.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 import { openIso9660 } from '../../src/fs/iso9660/index.ts';
 import { FileTree } from '../../src/fs/tree.ts';
-import type { Filesystem } from '../../src/fs/types.ts';
 import { volumeOf } from '../../src/fs/volume.ts';
 import { memoryDisk, run } from './fat-images.ts';
 
@@ -78,7 +77,7 @@ function walkSource(dir: string, prefix = '', out = new Map<string, Seen>()): Ma
   return out;
 }
 
-async function walkIso(fs: Filesystem, dir = '/', out = new Map<string, Seen>()): Promise<Map<string, Seen>> {
+async function walkIso(fs: FileTree, dir = '/', out = new Map<string, Seen>()): Promise<Map<string, Seen>> {
   for (const e of await fs.readdir(dir)) {
     const seen: Seen = { type: e.type, size: e.size, mode: e.mode, mtime: e.mtime, uid: e.uid };
     if (e.type === 'symlink') seen.target = e.target;
@@ -89,7 +88,7 @@ async function walkIso(fs: Filesystem, dir = '/', out = new Map<string, Seen>())
   return out;
 }
 
-async function openIso(path: string): Promise<Filesystem & { bytesRead: number }> {
+async function openIso(path: string): Promise<FileTree & { bytesRead: number }> {
   const disk = memoryDisk(new Uint8Array(readFileSync(path)));
   const volume = volumeOf(disk, 0, disk.size);
   return Object.assign(new FileTree(await openIso9660(volume), volume), { get bytesRead() { return disk.bytesRead; } });

@@ -23,7 +23,6 @@ const DELETED = 0xe5;
 const LAST_LONG_ENTRY = 0x40;
 /** 255 UTF-16 units need 20 long-name entries of 13. */
 const MAX_LONG_ENTRIES = 20;
-const LONG_ENTRY_UNITS = 13;
 
 /** NT reserved byte (DIR_NTRes) flags set by Windows, Linux and mtools for all-lowercase 8.3 parts. */
 const NT_LOWERCASE_BASE = 0x08;
@@ -227,4 +226,3 @@ function hexBytes(b: Uint8Array, off: number, length: number): string {
   return Array.from(b.subarray(off, off + length), (x) => x.toString(16).padStart(2, '0')).join(' ');
 }
 
-export const LONG_NAME_UNITS = MAX_LONG_ENTRIES * LONG_ENTRY_UNITS;

@@ -39,7 +39,7 @@ function corrupt(what: string, message: string, data: Record<string, unknown> = 
   return new PloopError('ECORRUPT', `${what}: Rock Ridge ${message}`, { structure: 'Rock Ridge system use area', ...data });
 }
 
-/** The 4-letter-free check: does this system use area (root ".") start with SUSP's SP entry? Returns LEN_SKP. */
+/** LEN_SKP of SUSP's SP entry when the system use area (of the root's ".") starts with one, else null. */
 export function suspSkip(systemUse: Uint8Array): number | null {
   if (systemUse.length >= 7 && ascii(systemUse, 0, 2) === 'SP' && systemUse[4] === 0xbe && systemUse[5] === 0xef) return systemUse[6];
   return null;
@@ -97,11 +97,8 @@ export async function readRockRidge(systemUse: Uint8Array, skip: number, readBlo
         }
         break;
       case 'PN':
-        if (e.length >= 20) {
-          // Linux's old_encode_dev of the low word (the high word is 0 on Linux-made images).
-          const dev = u32(e, 12);
-          rr.rdev = dev;
-        }
+        // The low 32 bits of the device number, as mkisofs and xorriso store Linux's dev_t.
+        if (e.length >= 20) rr.rdev = u32(e, 12);
         break;
       case 'NM': {
         const flags = e[4];
