@@ -16,8 +16,7 @@ import { Prng } from '../helpers/prng.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 import { PloopError } from '../../src/errors.ts';
 import type { FileTree } from '../../src/fs/tree.ts';
-import type { DiskReader } from '../../src/fs/volume.ts';
-import { Layout, mcopyTree, mkfsFat, openFatDisk, walkFs } from './fat-images.ts';
+import { Layout, mcopyTree, mkfsFat, openFatDisk, overlayDisk as overlay, walkFs } from './fat-images.ts';
 
 const CASES = Number(process.env.FAT_FUZZ_CASES ?? 10000);
 const SEED = Number(process.env.FAT_FUZZ_SEED ?? 0xfa7f022);
@@ -103,18 +102,6 @@ function startWatchdog(): { beat: (label: string) => void; stop: () => void } {
       Atomics.add(counter, 0, 1);
     },
     stop: () => void worker.terminate(),
-  };
-}
-
-/** The seed's bytes with `patch` (offset → byte) laid over them, without copying the image. */
-function overlay(base: Uint8Array, patch: Map<number, number>): DiskReader {
-  return {
-    size: base.length,
-    async read(offset, length) {
-      const out = base.slice(offset, offset + length);
-      for (const [at, value] of patch) if (at >= offset && at < offset + length) out[at - offset] = value;
-      return out;
-    },
   };
 }
 

@@ -93,6 +93,18 @@ export function memoryDisk(bytes: Uint8Array): DiskReader & { bytesRead: number 
   return disk;
 }
 
+/** `base` with `patch` (offset → byte) laid over it, without copying the image: fuzz cases. */
+export function overlayDisk(base: Uint8Array, patch: Map<number, number>): DiskReader {
+  return {
+    size: base.length,
+    async read(offset, length) {
+      const out = base.slice(offset, offset + length);
+      for (const [at, value] of patch) if (at >= offset && at < offset + length) out[at - offset] = value;
+      return out;
+    },
+  };
+}
+
 /** Our FAT reader on a whole disk. */
 export async function openFatDisk(disk: DiskReader): Promise<FileTree> {
   const volume = volumeOf(disk, 0, disk.size);

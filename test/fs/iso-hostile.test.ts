@@ -12,7 +12,7 @@ import { PloopError } from '../../src/errors.ts';
 import { openIso9660 } from '../../src/fs/iso9660/index.ts';
 import { FileTree } from '../../src/fs/tree.ts';
 import { volumeOf, type DiskReader } from '../../src/fs/volume.ts';
-import { memoryDisk, run } from './fat-images.ts';
+import { memoryDisk, overlayDisk, run } from './fat-images.ts';
 
 const CASES = Number(process.env.ISO_FUZZ_CASES ?? 5000);
 const SEED = Number(process.env.ISO_FUZZ_SEED ?? 0x150f022);
@@ -137,17 +137,6 @@ test('a Rock Ridge continuation (CE) area that continues into itself', async () 
   await assertCorrupt(async () => (await openBytes(memoryDisk(b))).readdir('/'), /\/LONG_LIN.*Rock Ridge continuation \(CE\) chain is longer than 16 areas/);
 });
 
-function overlay(patch: Map<number, number>): DiskReader {
-  return {
-    size: base.length,
-    async read(offset, length) {
-      const out = base.slice(offset, offset + length);
-      for (const [at, v] of patch) if (at >= offset && at < offset + length) out[at - offset] = v;
-      return out;
-    },
-  };
-}
-
 test(`ISO metadata mutations: ${CASES} cases end in a result or a PloopError`, { timeout: 5 * 60_000 }, async () => {
   const prng = new Prng(SEED);
   let walked = 0;
@@ -172,7 +161,7 @@ test(`ISO metadata mutations: ${CASES} cases end in a result or a PloopError`, {
     try {
       await Promise.race([
         (async () => {
-          await walk(await openBytes(overlay(patch)));
+          await walk(await openBytes(overlayDisk(base, patch)));
           walked++;
         })(),
         new Promise<never>((_, reject) => {

@@ -5,6 +5,7 @@
 // checksum does not match is dropped and the 8.3 name is used, as Windows and Linux do.
 
 import { u16, u32 } from '../../inspect/bytes.js';
+import { nameProblem, wellFormed } from '../names.js';
 
 export const ENTRY_BYTES = 32;
 
@@ -102,18 +103,6 @@ export function fatTime(date: number, time: number, hundredths = 0): number | nu
   return ms / 1000 + Math.min(hundredths, 199) / 100;
 }
 
-/** Replace unpaired surrogates (a hostile or damaged long name) with U+FFFD. */
-function wellFormed(s: string): string {
-  return s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
-}
-
-function nameProblem(name: string): string | null {
-  if (name === '' ) return 'an empty name';
-  if (name === '.' || name === '..') return `the name "${name}"`;
-  if (name.includes('/')) return `a "/" in the name "${name}"`;
-  if (name.includes('\0')) return 'a NUL in the name';
-  return null;
-}
 
 /**
  * Reads one directory's entries from its bytes, fed in order (cluster by cluster, or the fixed

@@ -6,6 +6,7 @@
 
 import { PloopError } from '../../errors.js';
 import { S_IFDIR, S_IFMT, S_IFREG, typeOfMode, type FsDriver, type FsNode, type FsStat, type VolumeReader } from '../types.js';
+import { nameProblem, wellFormed } from '../names.js';
 import { BlockCache } from '../volume.js';
 import { FLAG_ASSOCIATED, FLAG_DIRECTORY, FLAG_MULTI_EXTENT, parseRecord, readDescriptors, type DirRecord } from './records.js';
 import { readRockRidge, suspSkip, type RockRidge } from './rockridge.js';
@@ -59,13 +60,6 @@ function pathOf(node: IsoNode): string {
   return '/' + names.reverse().join('/');
 }
 
-function nameProblem(name: string): string | null {
-  if (name === '') return 'an empty name';
-  if (name === '.' || name === '..') return `the name "${name}"`;
-  if (name.includes('/')) return `a "/" in the name "${name}"`;
-  if (name.includes('\0')) return 'a NUL in the name';
-  return null;
-}
 
 class IsoDriver implements FsDriver<IsoNode> {
   readonly kind = 'iso9660' as const;
@@ -324,6 +318,5 @@ function stripVersion(s: string): string {
 function utf16be(raw: Uint8Array): string {
   let s = '';
   for (let i = 0; i + 1 < raw.length; i += 2) s += String.fromCharCode((raw[i] << 8) | raw[i + 1]);
-  // Unpaired surrogates cannot become UTF-8 names.
-  return s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  return wellFormed(s);
 }
