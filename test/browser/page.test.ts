@@ -315,14 +315,14 @@ test('at 1400 px (and 900 px) every row of cards is full, and each label stays o
     }
   };
   full(layout);
-  assert.deepEqual(layout.rows.map((r) => r.map((c) => c.id)), [['header-h', 'check-h'], ['parts-h'], ['bat-h'], ['hex-h'], ['change-h', 'export-h', 'save-h']]);
+  assert.deepEqual(layout.rows.map((r) => r.map((c) => c.id)), [['header-h', 'check-h'], ['parts-h'], ['files-h'], ['bat-h'], ['hex-h'], ['change-h', 'export-h', 'save-h']]);
   assert.ok(layout.labels.length >= 8, `${layout.labels.length} labels`);
   for (const l of layout.labels) assert.ok(l.sameLine && l.before, `"${l.label}" is on the line of its field, before it`);
   await screenshot(page, 'page-1400');
   await page.setViewportSize({ width: 900, height: 900 });
   layout = await measure();
   full(layout);
-  assert.deepEqual(layout.rows.map((r) => r.map((c) => c.id)), [['header-h', 'check-h'], ['parts-h'], ['bat-h'], ['hex-h'], ['change-h', 'export-h'], ['save-h']]);
+  assert.deepEqual(layout.rows.map((r) => r.map((c) => c.id)), [['header-h', 'check-h'], ['parts-h'], ['files-h'], ['bat-h'], ['hex-h'], ['change-h', 'export-h'], ['save-h']]);
   for (const l of layout.labels) assert.ok(l.sameLine && l.before, `900 px: "${l.label}" is on the line of its field, before it`);
   await page.close();
 });
