@@ -60,7 +60,8 @@ export function entryRow(e: FsEntry, onOpen: (e: FsEntry) => void): HTMLTableRow
   const button = document.createElement('button');
   button.type = 'button';
   button.className = `link ${e.type}`;
-  button.textContent = (e.type === 'dir' ? '📁 ' : e.type === 'symlink' ? '🔗 ' : '') + e.name;
+  // A trailing slash marks a folder, as `ls -F` does (no icon font is needed).
+  button.textContent = e.type === 'dir' ? `${e.name}/` : e.name;
   button.setAttribute('aria-label', `${e.type === 'dir' ? 'Open folder' : e.type === 'symlink' ? 'Follow link' : 'Show file'} ${e.name}`);
   button.addEventListener('click', () => onOpen(e));
   name.append(button);
