@@ -13,37 +13,10 @@ import { openExt, type ExtNode } from '../../src/fs/ext/index.ts';
 import { FileTree } from '../../src/fs/tree.ts';
 import type { FsEntry, VolumeReader } from '../../src/fs/types.ts';
 
+export { fileDisk, type CountingDisk } from '../helpers/fs-trees.ts';
+import { fileDisk, type CountingDisk } from '../helpers/fs-trees.ts';
+
 export const run = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20 });
-
-/** A DiskReader over a file, counting reads and bytes. */
-export interface CountingDisk extends DiskReader {
-  reads: number;
-  bytes: number;
-  close(): void;
-}
-
-export function fileDisk(path: string): CountingDisk {
-  const fd = openSync(path, 'r');
-  const disk: CountingDisk = {
-    size: fstatSync(fd).size,
-    reads: 0,
-    bytes: 0,
-    async read(offset, length) {
-      disk.reads++;
-      disk.bytes += length;
-      const b = new Uint8Array(length);
-      let done = 0;
-      while (done < length) {
-        const n = readSync(fd, b, done, length - done, offset + done);
-        if (n === 0) break;
-        done += n;
-      }
-      return b;
-    },
-    close: () => closeSync(fd),
-  };
-  return disk;
-}
 
 export interface OpenedExt {
   tree: FileTree<ExtNode>;

@@ -57,28 +57,7 @@ export function mdirPaths(image: string): string[] {
     .sort();
 }
 
-/** A file read through a file descriptor, counting the bytes asked for. */
-export function fileDisk(path: string): DiskReader & { bytesRead: number; close(): void } {
-  const fd = openSync(path, 'r');
-  const size = fstatSync(fd).size;
-  const disk = {
-    size,
-    bytesRead: 0,
-    async read(offset: number, length: number) {
-      disk.bytesRead += length;
-      const out = new Uint8Array(length);
-      let done = 0;
-      while (done < length) {
-        const n = readSync(fd, out, done, length - done, offset + done);
-        if (n === 0) break;
-        done += n;
-      }
-      return out;
-    },
-    close: () => closeSync(fd),
-  };
-  return disk;
-}
+export { fileDisk } from '../helpers/fs-trees.ts';
 
 /** Bytes in memory as a disk. */
 export function memoryDisk(bytes: Uint8Array): DiskReader & { bytesRead: number } {

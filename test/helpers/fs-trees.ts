@@ -4,7 +4,9 @@
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, linkSync, mkdirSync, openSync, readFileSync, symlinkSync, utimesSync, writeFileSync, writeSync, chmodSync, lutimesSync, ftruncateSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, symlinkSync, utimesSync, writeFileSync, writeSync, chmodSync, lutimesSync, ftruncateSync } from 'node:fs';
+import { preadFully } from '../../src/stores/node-sync-io.ts';
+import type { DiskReader } from '../../src/fs/volume.ts';
 import { join } from 'node:path';
 
 export function sh(command: string, args: string[], env: Record<string, string> = {}): string {
@@ -127,5 +129,30 @@ export function makePartitionedDisk(dir: string, scheme: 'gpt' | 'mbr', partitio
     if (p.fs !== 'none') sh('dd', [`if=${part}`, `of=${disk}`, 'bs=1M', `seek=${startMiB}`, 'conv=notrunc,sparse', 'status=none']);
     startMiB += p.sizeMiB;
   }
+  return disk;
+}
+
+/** A DiskReader over a file (a raw disk or one filesystem), counting the reads and bytes asked for. */
+export interface CountingDisk extends DiskReader {
+  reads: number;
+  bytesRead: number;
+  close(): void;
+}
+
+export function fileDisk(path: string): CountingDisk {
+  const fd = openSync(path, 'r');
+  const disk: CountingDisk = {
+    size: fstatSync(fd).size,
+    reads: 0,
+    bytesRead: 0,
+    async read(offset, length) {
+      disk.reads++;
+      disk.bytesRead += length;
+      const out = new Uint8Array(length);
+      preadFully(fd, out, 0, length, offset);
+      return out;
+    },
+    close: () => closeSync(fd),
+  };
   return disk;
 }

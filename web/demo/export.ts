@@ -73,7 +73,12 @@ export async function rawParts(image: DiskReader, signal: AbortSignal, progress:
 
 /** Offer `parts` as a download named `name`. */
 export function download(parts: BlobPart[], name: string): void {
-  const url = URL.createObjectURL(new Blob(parts, { type: 'application/octet-stream' }));
+  offerBlob(new Blob(parts, { type: 'application/octet-stream' }), name);
+}
+
+/** Offer a Blob (or a File, which OPFS backs with disk) as a download named `name`. */
+export function offerBlob(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
   const a = document.createElement('a');
   a.href = url;
   a.download = name;
@@ -81,5 +86,5 @@ export function download(parts: BlobPart[], name: string): void {
   a.click();
   a.remove();
   // Revoked later, not at once: the browser may still be reading the Blob for the download.
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  setTimeout(() => URL.revokeObjectURL(url), 10 * 60_000);
 }

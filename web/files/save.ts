@@ -4,6 +4,8 @@
 // no memory), and that file is offered as the download. Without OPFS the chunks become a Blob,
 // which Chromium pages out to disk past its memory limit.
 
+import { offerBlob } from '../demo/export.js';
+
 const DOWNLOADS_DIR = 'ploop-wasm-downloads';
 /** A finished download file is removed after this long (the browser reads it meanwhile). */
 const KEEP_MS = 10 * 60_000;
@@ -16,7 +18,7 @@ export async function saveStream(name: string, chunks: AsyncIterable<Uint8Array>
       signal.throwIfAborted();
       parts.push(chunk as Uint8Array<ArrayBuffer>);
     }
-    offer(new Blob(parts, { type: 'application/octet-stream' }), name);
+    offerBlob(new Blob(parts, { type: 'application/octet-stream' }), name);
     return;
   }
   const { dir, entry, handle } = opfs;
@@ -32,7 +34,7 @@ export async function saveStream(name: string, chunks: AsyncIterable<Uint8Array>
     await dir.removeEntry(entry).catch(() => {});
     throw e;
   }
-  offer(await handle.getFile(), name);
+  offerBlob(await handle.getFile(), name);
   setTimeout(() => void dir.removeEntry(entry).catch(() => {}), KEEP_MS);
 }
 
@@ -47,15 +49,4 @@ async function opfsTarget(name: string): Promise<{ dir: FileSystemDirectoryHandl
   } catch {
     return null;
   }
-}
-
-function offer(blob: Blob, name: string): void {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), KEEP_MS);
 }
