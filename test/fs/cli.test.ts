@@ -165,6 +165,9 @@ test('info lists the partitions with their filesystems, labels and sizes', async
     [1, 1 << 20, 48 << 20, 'ext4', 'ctroot', true],
     [2, 49 << 20, 40 << 20, 'fat32', 'ESP', true],
   ]);
+  const raw = JSON.parse((await ok(['info', disk, '--json'])).toString());
+  assert.equal(raw.format, 'raw');
+  assert.deepEqual(raw.partitions.map((p: Record<string, unknown>) => p.filesystem), ['ext4', 'fat32'], 'a raw disk image gets its partitions too');
   const text = (await ok(['info', ploop])).toString();
   assert.match(text, /partitions \(GPT, disk id [0-9A-F-]+\):\n {2}1: 48 MiB at byte 1048576, Linux filesystem: ext4 "ctroot"\n {2}2: 40 MiB at byte 51380224, Microsoft basic data: FAT32 "ESP"/);
 });

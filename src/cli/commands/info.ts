@@ -2,7 +2,9 @@
 import { INUSE_MAGIC } from '../../format/header.js';
 import { LEVEL_NONE } from '../../core/bat-map.js';
 import { PloopImage } from '../../engine/image.js';
-import { openImageFile, stackDirOf, readStackDescriptor } from '../open.js';
+import { openImageFile, stackDirOf, readStackDescriptor, isPloopFile } from '../open.js';
+import { NodeFileStore } from '../../stores/node-fs.js';
+import { diskOfStore, type DiskReader } from '../../fs/open.js';
 import { inspectDisk, type DiskReport } from '../../inspect/index.js';
 import { isBrowsable } from '../../fs/open.js';
 import { parse, formatSize, plural } from '../args.js';
@@ -18,6 +20,8 @@ export const info: Command = {
   For a disk folder (DiskDescriptor.xml) the fields describe the top delta, allocatedClusters
   counts clusters any delta maps, and "deltas" lists the stack base first: level, file, guid,
   type, fileSize, allocatedClusters (mapped in that delta's own BAT).
+  A raw disk image (no ploop signature, but a partition table or a filesystem on it) gets
+  format "raw", virtualSize and fileSize with the partitions.
   "partitionTable" is mbr, gpt or none; "partitions" lists number (as Linux numbers them),
   start, size, type, filesystem (ext4, fat32, … or null), label and browsable (ls, cat and
   extract can read it); "filesystem" is the whole disk's when there is no partition table.`,
@@ -25,6 +29,10 @@ export const info: Command = {
     const { values, positionals } = parse(argv, { json: { type: 'boolean' } }, { min: 1, max: 1, names: 'IMG' });
     if (values.help) return -1;
     const dir = await stackDirOf(positionals[0]);
+    if (!dir && !(await isPloopFile(positionals[0]))) {
+      const raw = await describeRaw(positionals[0], !!values.json);
+      if (raw) return 0;
+    }
     const image = await openImageFile(positionals[0], { lenient: true, onWarning: () => {} });
     try {
       const deltas = dir ? await describeDeltas(dir) : undefined;
@@ -111,7 +119,7 @@ async function describeDeltas(dir: import('../../stores/node-dir.js').NodeDirect
 }
 
 /** The partitions and filesystems on the virtual disk, as JSON fields and as text lines. */
-async function describeDisk(image: PloopImage): Promise<{ json: Record<string, unknown>; lines: string[] }> {
+async function describeDisk(image: DiskReader): Promise<{ json: Record<string, unknown>; lines: string[] }> {
   let report: DiskReport;
   try {
     report = await inspectDisk((offset, length) => image.read(offset, length), image.size);
@@ -138,4 +146,24 @@ async function describeDisk(image: PloopImage): Promise<{ json: Record<string, u
       ...report.partitions.map((p) => `  ${p.number}: ${formatSize(p.sizeBytes)} at byte ${p.startBytes}, ${p.typeName}${p.name ? ` "${p.name}"` : ''}: ${fsName(p.filesystem)}`),
     ],
   };
+}
+
+/**
+ * A raw disk image: its size and partitions, as qemu-img info says "file format: raw". Only when
+ * there is a partition table or a filesystem to show; anything else is reported as the ploop
+ * image it was probably meant to be (false).
+ */
+async function describeRaw(path: string, json: boolean): Promise<boolean> {
+  const store = await NodeFileStore.open(path);
+  try {
+    const disk = await diskOfStore(store);
+    const described = await describeDisk(disk);
+    if (described.json.partitionTable === 'none' && described.json.filesystem === null) return false;
+    if (described.json.partitionTable === null) return false;
+    if (json) process.stdout.write(JSON.stringify({ file: path, format: 'raw', virtualSize: disk.size, fileSize: disk.size, ...described.json }) + '\n');
+    else process.stdout.write([`image: ${path}`, 'file format: raw', `virtual size: ${formatSize(disk.size)} (${disk.size} bytes)`, ...described.lines].join('\n') + '\n');
+    return true;
+  } finally {
+    await store.close();
+  }
 }
