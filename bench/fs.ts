@@ -17,6 +17,10 @@ import { volumeOf } from '../src/fs/volume.js';
 import { openExt } from '../src/fs/ext/index.js';
 import { FileTree } from '../src/fs/tree.js';
 import type { FsEntry } from '../src/fs/types.js';
+import { openFilesystem } from '../src/fs/open.js';
+import { HttpRangeStore } from '../src/stores/http-range.js';
+import { PloopImage } from '../src/engine/image.js';
+import { startStaticServer } from '../src/server/static-server.js';
 
 const MiB = 1 << 20;
 
@@ -129,12 +133,15 @@ export async function fsBench(reps: number): Promise<Row[]> {
       const listShare = probe.counter.bytes / fstatSync(openSync(image, 'r')).size;
       probe.close();
       void counter;
+      const http = await httpListing(dir, image, dirs);
       const n = entries.length;
       const rows: Row[] = [
         { name: `list a tree (${n} entries, stat each)`, ours: n / median(listOurs), theirs: n / median(listTheirs), unit: 'entries/s', ratio: median(listTheirs) / median(listOurs), against: 'debugfs ls -l of every dir' },
         { name: `extract a tree (${(treeBytes / MiB).toFixed(0)} MiB, ${n} entries)`, ours: treeBytes / MiB / median(exOurs), theirs: treeBytes / MiB / median(exTheirs), unit: 'MiB/s', ratio: median(exTheirs) / median(exOurs), against: 'debugfs rdump' },
         { name: 'one 256 MiB file', ours: 256 / median(bigOurs), theirs: 256 / median(bigTheirs), unit: 'MiB/s', ratio: median(bigTheirs) / median(bigOurs), against: 'debugfs dump' },
         { name: 'listing / of a 1 GiB ext4: share of the image read', ours: listShare * 100, theirs: 1, unit: '%', ratio: listShare * 100, against: '1 % (the goal: well under)' },
+        { name: 'listing / of the ext4 in a ploop image over HTTP (open included): share of the image fetched', ours: http.root.share * 100, theirs: 1, unit: '%', ratio: http.root.share * 100, against: `1 % (${(http.root.bytes / 1024).toFixed(0)} KiB in ${http.root.requests} requests)` },
+        { name: `then every one of its ${dirs.length} directories (the whole tree, stat each entry): share fetched in all`, ours: http.tree.share * 100, theirs: 1, unit: '%', ratio: http.tree.share * 100, against: `1 % (${(http.tree.bytes / 1024).toFixed(0)} KiB in ${http.tree.requests} requests)` },
       ];
       return rows;
     } finally {
@@ -142,6 +149,32 @@ export async function fsBench(reps: number): Promise<Row[]> {
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The ext4 as a ploop image (qemu-img convert) behind an HTTP server: what listing every directory fetches. */
+interface Fetched { bytes: number; requests: number; share: number }
+
+async function httpListing(dir: string, raw: string, dirs: string[]): Promise<{ root: Fetched; tree: Fetched }> {
+  const www = join(dir, 'www');
+  mkdirSync(www);
+  execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'parallels', raw, join(www, 'fs.hds')]);
+  const server = await startStaticServer({ root: www });
+  try {
+    const store = await HttpRangeStore.open(new URL('fs.hds', server.url).href);
+    const image = await PloopImage.open(store);
+    try {
+      const fetched = (): Fetched => ({ bytes: store.stats.bytesFetched, requests: store.stats.requests, share: store.stats.bytesFetched / image.size });
+      const fs = await openFilesystem(image);
+      await fs.readdir('/');
+      const root = fetched();
+      for (const d of dirs) await fs.readdir(d);
+      return { root, tree: fetched() };
+    } finally {
+      await image.close();
+    }
+  } finally {
+    await server.close();
   }
 }
 
