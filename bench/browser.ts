@@ -28,7 +28,7 @@ export async function browserBench(reps: number): Promise<Row[]> {
   try {
     const page = await session.open('b/blank.html');
     const call = async <T>(name: string, arg: unknown): Promise<T> => {
-      const r = await page.evaluate(async ([n, a]) => (await import('/b/bench.mjs')).run(n, a), [name, arg] as const) as Result;
+      const r = await page.evaluate(async ([n, a]) => (await import(String('/b/bench.mjs'))).run(n, a), [name, arg] as const) as Result;
       if (!r.ok) throw new Error(`browser bench ${name}: ${r.message}`);
       return r.value as T;
     };

@@ -34,11 +34,11 @@ export class BlobStore implements BlockStore {
     return bytes.byteLength;
   }
 
-  async write(): Promise<void> {
+  async write(_offset: number, _data: Uint8Array): Promise<void> {
     throw readOnly(this.name, 'write');
   }
 
-  async truncate(): Promise<void> {
+  async truncate(_size: number): Promise<void> {
     throw readOnly(this.name, 'truncate');
   }
 

@@ -18,7 +18,7 @@ after(async () => {
 test('with COOP/COEP the page is isolated and the bundle creates and reads an image', async () => {
   const page = await isolated.open();
   const result = await page.evaluate(async () => {
-    const lib = await import('./ploop.js');
+    const lib = await import(String('./ploop.js'));
     const store = new lib.MemoryStore();
     await lib.createImage(store, { size: 8 << 20, clusterSize: 64 << 10 });
     const image = await lib.open(store, { writable: true });
@@ -34,7 +34,7 @@ test('with COOP/COEP the page is isolated and the bundle creates and reads an im
 test('without the headers the page is not isolated and the bundle still works', async () => {
   const page = await plain.open();
   const result = await page.evaluate(async () => {
-    const lib = await import('./ploop.js');
+    const lib = await import(String('./ploop.js'));
     const store = new lib.MemoryStore();
     await lib.createImage(store, { size: 8 << 20 });
     const image = await lib.open(store, { writable: true });

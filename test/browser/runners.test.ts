@@ -55,7 +55,7 @@ async function judge(run: PageRun, what: string): Promise<void> {
 for (const [runners, seed] of [[1, 0xb101], [2, 0xb102], [4, 0xb104]]) {
   test(`${runners} Web Worker runner${runners > 1 ? 's' : ''} on a cross-origin isolated page: random concurrent writes and discards read back the model, checkImage and qemu-img find the image clean, qemu-img reads the model (seed ${seed})`, { timeout: 90_000 }, async () => {
     const page = await isolated.open();
-    const run = await page.evaluate(async (args) => (await import('/rt/workload.mjs')).run(args), { runners, seed, groups: 24, opens: 1 }) as PageRun;
+    const run = await page.evaluate(async (args) => (await import(String('/rt/workload.mjs'))).run(args), { runners, seed, groups: 24, opens: 1 }) as PageRun;
     await page.close();
     assert.equal(run.isolated, true, 'page is cross-origin isolated');
     assert.equal(run.runnerCount, runners, 'runner count');
@@ -70,7 +70,7 @@ for (const [runners, seed] of [[1, 0xb101], [2, 0xb102], [4, 0xb104]]) {
 
 test('without COOP/COEP (no SharedArrayBuffer) the same API runs one in-thread runner, says so once through onWarning, and passes the same checks', { timeout: 90_000 }, async () => {
   const page = await plain.open();
-  const run = await page.evaluate(async (args) => (await import('/rt/workload.mjs')).run(args), { runners: 2, seed: 0xb100, groups: 24, opens: 2 }) as PageRun;
+  const run = await page.evaluate(async (args) => (await import(String('/rt/workload.mjs'))).run(args), { runners: 2, seed: 0xb100, groups: 24, opens: 2 }) as PageRun;
   assert.equal(run.isolated, false, 'page is not cross-origin isolated');
   assert.equal(run.runnerCount, 0, 'fell back to the in-thread runner');
   assert.equal(run.warnings.length, 1, `one warning for two opens: ${JSON.stringify(run.warnings)}`);

@@ -195,7 +195,7 @@ test('get_as_file exports once the writes v86 queued are in the image', async ()
   const image = await newImage();
   try {
     const g = gated(imageBlockDevice(image));
-    const disk = new V86Disk(g.device, { exportFile: async () => new Blob([await image.read(0, 512)]) });
+    const disk = new V86Disk(g.device, { exportFile: async () => new Blob([(await image.read(0, 512)) as Uint8Array<ArrayBuffer>]) });
     disk.set(0, new Uint8Array(512).fill(0x33));
     const file = disk.get_as_file('disk.img');
     await tick();
