@@ -17,6 +17,11 @@ export async function readData(ctx: ExtContext, inode: Inode, offset: number, le
   const end = offset + length;
   const first = Math.floor(offset / bs);
   const runs = (await mapBlocks(ctx, inode, first, Math.ceil(end / bs) - first)).filter((r) => r.physical >= 0);
+  // One run that covers the whole request (a contiguous file): the volume's bytes are the answer, with no copy.
+  if (runs.length === 1 && runs[0].logical * bs <= offset && (runs[0].logical + runs[0].count) * bs >= end) {
+    const r = runs[0];
+    return ctx.volume.read(r.physical * bs + (offset - r.logical * bs), length, `inode ${inode.ino}: data at byte ${offset}`);
+  }
   const out = new Uint8Array(length);
   const readRun = async (i: number) => {
     const r = runs[i];
