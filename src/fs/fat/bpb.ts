@@ -86,35 +86,10 @@ export function parseBootSector(boot: Uint8Array): FatGeometry {
     throw corrupt('sectors per FAT', fatSectors, `enough for ${countClusters + 2} ${kind.toUpperCase()} entries (it holds ${fatEntries})`);
   }
 
-  let rootCluster = 0;
-  let fsInfoSector = 0;
-  let activeFat = 0;
-  if (kind === 'fat32') {
-    if (rootDirEntries !== 0) throw corrupt('root directory entries (BPB_RootEntCnt) of a FAT32', rootDirEntries, '0');
-    const version = u16(boot, 42);
-    if (version !== 0) throw corrupt('FAT32 version (BPB_FSVer)', version, '0.0');
-    rootCluster = u32(boot, 44);
-    if (rootCluster < 2 || rootCluster > countClusters + 1) throw corrupt('root cluster (BPB_RootClus)', rootCluster, `2 to ${countClusters + 1}`);
-    fsInfoSector = u16(boot, 48);
-    if (fsInfoSector >= reservedSectors) fsInfoSector = 0;
-    // ExtFlags bit 7: mirroring off, and bits 0-3 name the one FAT that is kept up to date.
-    const extFlags = u16(boot, 40);
-    if (extFlags & 0x80) {
-      activeFat = extFlags & 0x0f;
-      if (activeFat >= fatCount) throw corrupt('active FAT (BPB_ExtFlags bits 0-3)', activeFat, `less than the ${fatCount} FATs`);
-    }
-  }
-
-  // Extended boot signature 0x29: serial number and label follow.
-  const ext = kind === 'fat32' ? 64 : 36;
-  let label: string | null = null;
-  let serial: string | null = null;
-  if (boot[ext + 2] === 0x29) {
-    const id = u32(boot, ext + 3).toString(16).toUpperCase().padStart(8, '0');
-    serial = `${id.slice(0, 4)}-${id.slice(4)}`;
-    const text = textField(boot, ext + 7, 11);
-    label = text === 'NO NAME' ? null : text;
-  }
+  const { rootCluster, fsInfoSector, activeFat } = kind === 'fat32'
+    ? fat32Fields(boot, { reservedSectors, fatCount, rootDirEntries, countClusters })
+    : { rootCluster: 0, fsInfoSector: 0, activeFat: 0 };
+  const { label, serial } = volumeId(boot, kind === 'fat32' ? 64 : 36);
 
   const clusterBytes = bytesPerSector * sectorsPerCluster;
   return {
@@ -135,4 +110,31 @@ export function parseBootSector(boot: Uint8Array): FatGeometry {
     label,
     serial,
   };
+}
+
+/** The FAT32 part of the BPB: root cluster, FSInfo sector, and the FAT in use when mirroring is off. */
+function fat32Fields(boot: Uint8Array, g: { reservedSectors: number; fatCount: number; rootDirEntries: number; countClusters: number }): { rootCluster: number; fsInfoSector: number; activeFat: number } {
+  if (g.rootDirEntries !== 0) throw corrupt('root directory entries (BPB_RootEntCnt) of a FAT32', g.rootDirEntries, '0');
+  const version = u16(boot, 42);
+  if (version !== 0) throw corrupt('FAT32 version (BPB_FSVer)', version, '0.0');
+  const rootCluster = u32(boot, 44);
+  if (rootCluster < 2 || rootCluster > g.countClusters + 1) throw corrupt('root cluster (BPB_RootClus)', rootCluster, `2 to ${g.countClusters + 1}`);
+  let fsInfoSector = u16(boot, 48);
+  if (fsInfoSector >= g.reservedSectors) fsInfoSector = 0;
+  // ExtFlags bit 7: mirroring off, and bits 0-3 name the one FAT that is kept up to date.
+  const extFlags = u16(boot, 40);
+  let activeFat = 0;
+  if (extFlags & 0x80) {
+    activeFat = extFlags & 0x0f;
+    if (activeFat >= g.fatCount) throw corrupt('active FAT (BPB_ExtFlags bits 0-3)', activeFat, `less than the ${g.fatCount} FATs`);
+  }
+  return { rootCluster, fsInfoSector, activeFat };
+}
+
+/** Extended boot signature 0x29 at `ext` + 2: the serial number and the label follow it. */
+function volumeId(boot: Uint8Array, ext: number): { label: string | null; serial: string | null } {
+  if (boot[ext + 2] !== 0x29) return { label: null, serial: null };
+  const id = u32(boot, ext + 3).toString(16).toUpperCase().padStart(8, '0');
+  const text = textField(boot, ext + 7, 11);
+  return { serial: `${id.slice(0, 4)}-${id.slice(4)}`, label: text === 'NO NAME' ? null : text };
 }

@@ -84,8 +84,7 @@ export async function readRockRidge(systemUse: Uint8Array, skip: number, readBlo
     rdev: null, symlink: null, childBlock: null, relocated: false,
   };
   let name: string | null = null;
-  let link: string[] | null = null;
-  let component: string | null = null; // a symlink component continued in the next record
+  let link: SymlinkParts | null = null;
   for (const [sig, e] of await entries(systemUse, skip, readBlock, blockBytes, what)) {
     switch (sig) {
       case 'PX':
@@ -107,49 +106,13 @@ export async function readRockRidge(systemUse: Uint8Array, skip: number, readBlo
         if (name.length > MAX_NAME_CHARS) throw corrupt(what, `name (NM) is longer than ${MAX_NAME_CHARS} characters`);
         break;
       }
-      case 'SL': {
-        link ??= [];
-        for (let off = 5; off + 2 <= e.length; ) {
-          const cflags = e[off];
-          const clen = e[off + 1];
-          if (off + 2 + clen > e.length) throw corrupt(what, `symlink (SL) component of ${clen} bytes runs past its entry`);
-          let text: string;
-          if (cflags & 0x02) text = '.';
-          else if (cflags & 0x04) text = '..';
-          else if (cflags & 0x08) text = '';
-          else text = new TextDecoder('utf-8').decode(e.subarray(off + 2, off + 2 + clen));
-          if (component !== null) {
-            component += text;
-          } else {
-            component = text;
-            if (cflags & 0x08) link.length = 0; // root: an absolute target starts here
-          }
-          if (!(cflags & 0x01)) {
-            link.push(component);
-            component = null;
-          }
-          off += 2 + clen;
-        }
-        if (link.join('/').length > MAX_TARGET_BYTES) throw corrupt(what, `symlink target (SL) is longer than ${MAX_TARGET_BYTES} bytes`);
+      case 'SL':
+        link ??= { parts: [], component: null };
+        symlinkParts(e, link, what);
         break;
-      }
-      case 'TF': {
-        const flags = e[4];
-        const size = flags & 0x80 ? 17 : 7;
-        let off = 5;
-        const take = (bit: number): number | null => {
-          if (!(flags & bit)) return null;
-          if (off + size > e.length) return null;
-          const t = size === 17 ? longDate(e, off) : recordDate(e, off);
-          off += size;
-          return t;
-        };
-        rr.birthtime = take(0x01);
-        rr.mtime = take(0x02);
-        rr.atime = take(0x04);
-        rr.ctime = take(0x08);
+      case 'TF':
+        times(e, rr);
         break;
-      }
       case 'CL':
         if (e.length >= 12) rr.childBlock = u32(e, 4);
         break;
@@ -158,11 +121,61 @@ export async function readRockRidge(systemUse: Uint8Array, skip: number, readBlo
         break;
     }
   }
-  if (component !== null) link?.push(component);
   rr.name = name;
   if (link !== null) {
+    const parts = link.component !== null ? [...link.parts, link.component] : link.parts;
     // A leading root component gives "" and so a leading "/".
-    rr.symlink = link.length === 1 && link[0] === '' ? '/' : link.join('/');
+    rr.symlink = parts.length === 1 && parts[0] === '' ? '/' : parts.join('/');
   }
   return rr;
+}
+
+/** A symlink target being read from SL entries: its finished components, and one continued in the next entry. */
+interface SymlinkParts {
+  parts: string[];
+  component: string | null;
+}
+
+/** The components of one SL entry, added to `link`. */
+function symlinkParts(e: Uint8Array, link: SymlinkParts, what: string): void {
+  for (let off = 5; off + 2 <= e.length; ) {
+    const cflags = e[off];
+    const clen = e[off + 1];
+    if (off + 2 + clen > e.length) throw corrupt(what, `symlink (SL) component of ${clen} bytes runs past its entry`);
+    let text: string;
+    if (cflags & 0x02) text = '.';
+    else if (cflags & 0x04) text = '..';
+    else if (cflags & 0x08) text = '';
+    else text = new TextDecoder('utf-8').decode(e.subarray(off + 2, off + 2 + clen));
+    if (link.component !== null) {
+      link.component += text;
+    } else {
+      link.component = text;
+      if (cflags & 0x08) link.parts.length = 0; // root: an absolute target starts here
+    }
+    if (!(cflags & 0x01)) {
+      link.parts.push(link.component);
+      link.component = null;
+    }
+    off += 2 + clen;
+  }
+  if (link.parts.join('/').length > MAX_TARGET_BYTES) throw corrupt(what, `symlink target (SL) is longer than ${MAX_TARGET_BYTES} bytes`);
+}
+
+/** The times of a TF entry (7-byte record dates, or 17-byte long ones), in its flag order. */
+function times(e: Uint8Array, rr: RockRidge): void {
+  const flags = e[4];
+  const size = flags & 0x80 ? 17 : 7;
+  let off = 5;
+  const take = (bit: number): number | null => {
+    if (!(flags & bit)) return null;
+    if (off + size > e.length) return null;
+    const t = size === 17 ? longDate(e, off) : recordDate(e, off);
+    off += size;
+    return t;
+  };
+  rr.birthtime = take(0x01);
+  rr.mtime = take(0x02);
+  rr.atime = take(0x04);
+  rr.ctime = take(0x08);
 }
