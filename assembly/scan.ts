@@ -11,7 +11,10 @@ import { claimSlot } from "./alloc";
 
 /** Entry points into the header/BAT area (below the data area). */
 export const PROBLEM_METADATA: u32 = 1;
-/** Entry's cluster ends past the end of the file. */
+/**
+ * Entry's cluster starts past the end of the file. One that starts inside and ends past it (a
+ * file cut short) is QEMU's and ours to read: the bytes that exist, zeros after them.
+ */
 export const PROBLEM_OUTSIDE: u32 = 2;
 /** Entry is not a whole number of clusters from the start of the data area. */
 export const PROBLEM_MISALIGNED: u32 = 3;
@@ -50,7 +53,7 @@ export function loadTopBat(ctx: usize, fileBytes: f64, out: usize, maxOut: u32):
     const host = <f64>value * unit;
     let kind: u32 = 0;
     if (host < firstSlot) kind = PROBLEM_METADATA;
-    else if (host + clusterBytes > fileBytes) kind = PROBLEM_OUTSIDE;
+    else if (host > fileBytes) kind = PROBLEM_OUTSIDE;
     else {
       const rel = (host - firstSlot) / clusterBytes;
       if (rel != Math.floor(rel)) kind = PROBLEM_MISALIGNED;
@@ -81,7 +84,7 @@ export function loadLowerBat(ctx: usize, level: u32, src: usize, entries: u32, f
     const host = <f64>value * unit;
     let kind: u32 = 0;
     if (host < firstSlotByte) kind = PROBLEM_METADATA;
-    else if (host + clusterBytes > fileBytes) kind = PROBLEM_OUTSIDE;
+    else if (host > fileBytes) kind = PROBLEM_OUTSIDE;
     else if ((host - firstSlotByte) / clusterBytes != Math.floor((host - firstSlotByte) / clusterBytes)) kind = PROBLEM_MISALIGNED;
     if (kind == 0) {
       // lowerLevels[c]: the newest level below the top that maps c (discard must not expose it).

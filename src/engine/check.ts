@@ -4,16 +4,20 @@
 // entries and clusters used twice. Repairs copy data before they change the BAT, and flush in
 // between.
 
-import { serializeHeader, INUSE_MAGIC, CLOSED_V21_MAGIC, SECTOR_BYTES, CIF_EMPTY, type PloopHeader, type PloopFormat } from '../format/header.js';
+import { serializeHeader, inUseValid, inUseMessage, INUSE_MAGIC, CLOSED_V21_MAGIC, SECTOR_BYTES, CIF_EMPTY, type PloopHeader, type PloopFormat } from '../format/header.js';
 import { LEVEL_NONE, MD_PAGE_BYTES, BatMap, type BatProblem } from '../core/bat-map.js';
 import type { BlockStore } from '../stores/block-store.js';
 import { PloopImage } from './image.js';
 import { unbackedBytesAtLeast, scanZeroRanges, fillZeroRanges, type ZeroRange } from './holes.js';
 
-/** Most bytes a repair appends to reach the data area: ploop's largest cluster (64 MiB). */
-const MAX_DATA_AREA_GROWTH = 64 << 20;
+/**
+ * Most bytes a repair writes in one piece: ploop's largest cluster (64 MiB). A header that claims
+ * more (QEMU allows up to 2 GiB) is more likely wrong than the data, and a repair that writes
+ * gigabytes of zeros for it would not make the image right.
+ */
+const PLOOP_MAX_CLUSTER_BYTES = 64 << 20;
 
-export type CheckFindingKind = 'unclean' | 'data-off' | 'ext-off' | 'metadata' | 'outside' | 'misaligned' | 'duplicate' | 'leak' | 'empty-flag' | 'holes';
+export type CheckFindingKind = 'unclean' | 'data-off' | 'ext-off' | 'ext-checksum' | 'metadata' | 'outside' | 'misaligned' | 'duplicate' | 'leak' | 'short-file' | 'empty-flag' | 'holes';
 
 export interface CheckFinding {
   kind: CheckFindingKind;
@@ -79,9 +83,11 @@ export async function checkImage(store: BlockStore, options: CheckOptions = {}):
     const header = image.header;
     const g = image.geometry;
     let headerChanged = false;
-    // 1. Unclean: the in-use flag is still set.
-    if (header.inUse === INUSE_MAGIC) {
-      list({ kind: 'unclean', severity: 'corruption', message: 'image was not closed correctly (in-use flag set)', fixed: repair });
+    let dataOffRepaired = false;
+    // 1. Unclean: the in-use flag is still set, or the field holds none of its values.
+    if (header.inUse === INUSE_MAGIC || !inUseValid(header)) {
+      const message = header.inUse === INUSE_MAGIC ? 'image was not closed correctly (in-use flag set)' : `${inUseMessage(header)}; QEMU reads it as closed`;
+      list({ kind: 'unclean', severity: 'corruption', message, fixed: repair });
       if (repair) {
         header.inUse = header.extOff !== 0 ? CLOSED_V21_MAGIC : 0;
         headerChanged = true;
@@ -95,11 +101,12 @@ export async function checkImage(store: BlockStore, options: CheckOptions = {}):
       // that only up to ploop's largest cluster: more means the header's cluster size is what
       // is wrong, and growing a store by gigabytes would not make the image right.
       const growBy = g.minDataOffSectors * SECTOR_BYTES - report.fileSize;
-      const fixable = growBy <= MAX_DATA_AREA_GROWTH;
+      const fixable = growBy <= PLOOP_MAX_CLUSTER_BYTES;
       const why = fixable ? '' : `; not repaired: the file would have to grow by ${growBy} bytes`;
       list({ kind: 'data-off', severity: 'corruption', message: `data_off field has incorrect value ${header.dataOff}${short}, expected ${g.minDataOffSectors}${why}`, fixed: repair && fixable });
       if (repair && fixable) {
         header.dataOff = g.minDataOffSectors;
+        dataOffRepaired = true;
         headerChanged = true;
       }
     }
@@ -112,15 +119,32 @@ export async function checkImage(store: BlockStore, options: CheckOptions = {}):
         headerChanged = true;
       }
     }
+    // 3b. The format extension's magic and MD5 (QEMU refuses the image when they are wrong).
+    if (image.findings.extProblem) {
+      list({ kind: 'ext-checksum', severity: 'corruption', message: `${image.findings.extProblem}; QEMU refuses to open the image; the repair drops the extension (dirty bitmaps for backup tools, which can no longer be trusted) and leaves every data cluster as it is`, fixed: repair });
+      if (repair) {
+        // Its cluster is free from now on: unused space inside the file, or a leak at its end.
+        image.bat.freeSlot(image.bat.slotOf(header.extOff * SECTOR_BYTES));
+        header.extOff = 0;
+        if (header.inUse === CLOSED_V21_MAGIC) header.inUse = 0;
+        headerChanged = true;
+      }
+    }
     // 4. BAT entries: into metadata, outside the file, misaligned, duplicated.
     const { batProblems, batProblemCount } = image.findings;
-    morePasses = batProblemCount > batProblems.length;
-    for (const p of batProblems) list({ kind: p.kind, severity: 'corruption', message: describe(p, g.clusterBytes), clusterIndex: p.clusterIndex, fixed: repair });
+    // Relocating a bad entry copies its whole cluster: not for a cluster size beyond ploop's.
+    const relocatable = g.clusterBytes <= PLOOP_MAX_CLUSTER_BYTES;
+    const fixes = (p: BatProblem) => repair && (p.kind === 'outside' || relocatable);
+    const notFixed = `; not repaired: relocating it would write a whole ${g.clusterBytes}-byte cluster, more than ploop's largest (${PLOOP_MAX_CLUSTER_BYTES})`;
+    for (const p of batProblems) {
+      list({ kind: p.kind, severity: 'corruption', message: describe(p, g.clusterBytes) + (repair && !fixes(p) ? notFixed : ''), clusterIndex: p.clusterIndex, fixed: fixes(p) });
+    }
     for (let i = batProblems.length; i < batProblemCount; i++) {
       report.corruptions++;
-      if (repair) report.corruptionsFixed++;
+      if (repair && relocatable) report.corruptionsFixed++;
     }
-    if (repair && batProblemCount > 0) await repairBat(image, batProblems);
+    morePasses = batProblemCount > batProblems.length && relocatable;
+    if (repair && batProblemCount > 0) await repairBat(image, batProblems.filter(fixes));
     // CIF_Empty: set iff no cluster is mapped, as ploop's check wants it (QEMU ignores it). An
     // image in use may disagree (the flag is cleared with the in-use flag): the unclean finding
     // covers that, and the repair sets it right with the rest of the header.
@@ -141,7 +165,7 @@ export async function checkImage(store: BlockStore, options: CheckOptions = {}):
       await store.flush();
     }
     // 5. Leaks: bytes past the end of the last used cluster.
-    const end = imageEnd(image, header);
+    const end = imageEnd(image, header, dataOffRepaired);
     report.imageEndOffset = end;
     const fileSize = await store.size();
     if (fileSize > end) {
@@ -154,12 +178,8 @@ export async function checkImage(store: BlockStore, options: CheckOptions = {}):
         await store.flush();
         report.leaksFixed = report.leakedClusters;
       }
-    } else if (fileSize < end && repair && !image.findings.dataOffValid && end - fileSize <= MAX_DATA_AREA_GROWTH) {
-      // The file was cut short inside the area data_off reserves, so even the minimum data_off
-      // points past its end and the repair above would not hold. Grow it with zeros up to the
-      // data area, as create does; no cluster is mapped there.
-      await store.truncate(end);
-      await store.flush();
+    } else if (fileSize < end) {
+      await shortFile(image, fileSize, end, repair, list);
     }
     // 6. Holes in the used part of the file (a file store only).
     await checkHoles(image, end, repair, list, report);
@@ -185,6 +205,27 @@ function newReport(image: PloopImage, fileSize: number): CheckReport {
     findings: [], totalClusters: image.geometry.batEntryCount, allocatedClusters: 0, fragmentedClusters: 0, freeClustersInside: 0,
     imageEndOffset: 0, fileSize, unbackedBytes: 0,
   };
+}
+
+/**
+ * A file that ends before its last used cluster does (a copy cut short): QEMU reads the bytes
+ * that are there and zeros after them, and so does this library, so it is no corruption; the
+ * repair grows the file with zeros to whole clusters, which changes no byte a read returns.
+ * When even the data area is missing (data_off past the end), the repair grows it as create
+ * does, but only by up to ploop's largest cluster: more means the cluster size is what is wrong.
+ */
+async function shortFile(image: PloopImage, fileSize: number, end: number, repair: boolean, list: (f: CheckFinding) => void): Promise<void> {
+  const growBy = end - fileSize;
+  const dataArea = !image.findings.dataOffValid;
+  if (dataArea && growBy > PLOOP_MAX_CLUSTER_BYTES) return;
+  const fixable = growBy <= PLOOP_MAX_CLUSTER_BYTES;
+  if (!dataArea) {
+    const what = fixable ? 'check --repair extends it with zeros' : `check --repair leaves it: ${growBy} bytes of zeros is more than ploop's largest cluster`;
+    list({ kind: 'short-file', severity: 'warning', message: `the file ends ${growBy} bytes before the end of its last used cluster (byte ${end}): QEMU and this library read zeros there, but the ploop tools refuse a file cut inside a cluster; ${what}`, fixed: repair && fixable });
+  }
+  if (!repair || !fixable) return;
+  await image.store.truncate(end);
+  await image.store.flush();
 }
 
 /**
@@ -243,16 +284,22 @@ function describe(p: BatProblem, clusterBytes: number): string {
   }
 }
 
-/** End of the used data: the end of the highest used slot, at least data_off. */
-function imageEnd(image: PloopImage, header: PloopHeader): number {
+/**
+ * End of the used data: the end of the highest used slot, at least data_off. A data_off the
+ * repair just lowered starts the data area there, not where the opened geometry put it.
+ */
+function imageEnd(image: PloopImage, header: PloopHeader, dataOffRepaired: boolean): number {
   const bat = image.bat;
-  return Math.max(bat.slotOffset(bat.usedSlotsEnd()), header.dataOff * SECTOR_BYTES, image.geometry.batEndByte, image.geometry.firstSlotByte);
+  const used = bat.usedSlotsEnd();
+  const dataStart = dataOffRepaired ? header.dataOff * SECTOR_BYTES : image.geometry.firstSlotByte;
+  return Math.max(used > 0 ? bat.slotOffset(used) : 0, header.dataOff * SECTOR_BYTES, image.geometry.batEndByte, dataStart);
 }
 
 /**
- * Entries into metadata or past the file end are zeroed (their data is gone). Misaligned and
- * duplicated entries get a private copy of their data in a new cluster: data written and
- * flushed first, then the BAT pages.
+ * Entries that start past the file's end are zeroed: there is no byte of theirs to keep, and
+ * they read zeros before as after. Every other bad entry (into the header/BAT area, misaligned,
+ * duplicated) gets a private copy of what it read in a new cluster, so the repair never changes
+ * what a read returns: data written and flushed first, then the BAT pages.
  */
 async function repairBat(image: PloopImage, problems: BatProblem[]): Promise<void> {
   const bat = image.bat;
@@ -261,10 +308,11 @@ async function repairBat(image: PloopImage, problems: BatProblem[]): Promise<voi
   const touchedPages = new Set<number>();
   const relocations: Array<{ clusterIndex: number; value: number }> = [];
   for (const p of problems) {
-    if (p.kind === 'metadata' || p.kind === 'outside') {
+    if (p.kind === 'outside') {
       bat.setEntryValue(p.clusterIndex, 0, bat.topLevel);
     } else {
       const data = new Uint8Array(g.clusterBytes);
+      // A cluster cut short by the end of the file reads zeros past it, as it did before.
       await store.read(p.hostOffset, data);
       const slot = bat.allocSlot();
       await store.write(bat.slotOffset(slot), data);

@@ -16,11 +16,12 @@
 // a clean close, which also trims unused clusters at the end of the file.
 
 import {
-  parseHeader, deriveGeometry, dataOffValid, serializeHeader, HEADER_BYTES, INUSE_MAGIC, CLOSED_V21_MAGIC, SECTOR_BYTES, CIF_EMPTY,
+  parseHeader, deriveGeometry, dataOffValid, dataOffError, inUseValid, inUseMessage, serializeHeader, HEADER_BYTES, INUSE_MAGIC, CLOSED_V21_MAGIC, SECTOR_BYTES, CIF_EMPTY,
   type Geometry, type PloopHeader,
 } from '../format/header.js';
 import { BatMap, LEVEL_NONE, type BatProblem, type Extent } from '../core/bat-map.js';
 import { getCore } from '../core/wasm.js';
+import { extensionProblem, MAX_VERIFIED_EXTENSION_BYTES } from '../format/extension.js';
 import type { BlockStore } from '../stores/block-store.js';
 import { readFully } from '../stores/block-store.js';
 import { PloopError, ioError } from '../errors.js';
@@ -95,6 +96,10 @@ export interface OpenFindings {
   batProblemCount: number;
   dataOffValid: boolean;
   extOffValid: boolean;
+  /** What is wrong with the format extension's magic or checksum, or null. */
+  extProblem: string | null;
+  /** Every damage the open found (top and lower deltas), one sentence each: what info and the page show. */
+  damage: string[];
 }
 
 export class PloopImage {
@@ -190,11 +195,16 @@ export class PloopImage {
     for (const d of deltas) for (const w of d.store.openWarnings ?? []) warn(w);
     const fileBytes = await store.size();
     const header = parseHeader(await readFully(store, 0, Math.min(HEADER_BYTES, Math.max(fileBytes, 0))));
-    const geometry = deriveGeometry(header, fileBytes, options.lenient);
+    // A read-only open takes a damaged image as QEMU reads it (an invalid data_off replaced by
+    // the minimum, bad entries read where they point), says so, and refuses nothing a reader can
+    // still show; a writer needs the image repaired first.
+    const tolerant = !!options.lenient || !options.writable;
+    const derived = deriveGeometry(header, fileBytes, tolerant);
     const core = await getCore();
+    core.assertRoom(derived.batEndByte);
+    const batBytes = await readFully(store, 0, derived.batEndByte);
+    const geometry = alignSlotGrid(derived, batBytes.subarray(HEADER_BYTES));
     const fileSlots = Math.max(0, Math.ceil((fileBytes - geometry.firstSlotByte) / geometry.clusterBytes));
-    core.assertRoom(geometry.batEndByte);
-    const batBytes = await readFully(store, 0, geometry.batEndByte);
     // A read-only open allocates nothing, so its slot bitmap only has to cover the slots the BAT
     // (and a format extension) can name; sizing it from the file size would let a store that
     // lies about its size (an HTTP server claiming a terabyte) cost memory in proportion.
@@ -217,32 +227,40 @@ export class PloopImage {
       bat.pages().set(batBytes);
       bat.setUnitBytes(deltas.length - 1, geometry.unitBytes);
       const { problems, problemCount } = bat.loadTop(fileBytes);
+      const damage: PloopError[] = [];
+      if (!dataOffValid(header, fileBytes)) damage.push(dataOffError(header, fileBytes));
+      if (problemCount > 0) damage.push(batProblemError(problems[0], problemCount, geometry, fileBytes));
       for (let level = deltas.length - 2; level >= 0; level--) {
-        lowerDeltas.unshift(await PloopImage.#loadLower(bat, level, deltas[level], geometry, options));
+        lowerDeltas.unshift(await PloopImage.#loadLower(bat, level, deltas[level], geometry, options, damage));
       }
       const extOffValid = PloopImage.#claimExtension(bat, header, geometry, fileBytes);
+      if (!extOffValid) damage.push(extOffError(bat, header, geometry, fileBytes));
+      const extProblem = extOffValid && header.extOff !== 0 ? await readExtensionProblem(store, header, geometry) : null;
+      if (extProblem) damage.push(new PloopError('ECORRUPT', `${extProblem} (QEMU refuses to open such an image); run check --repair`, { field: 'ext_off', value: header.extOff }));
       const findings: OpenFindings = {
         batProblems: problems, batProblemCount: problemCount,
         dataOffValid: dataOffValid(header, fileBytes),
         extOffValid,
+        extProblem,
+        damage: damage.map((e) => e.message.replace(/; run check --repair$/, '')),
       };
-      if (!options.lenient) {
-        if (problemCount > 0) throw batProblemError(problems[0], problemCount, geometry, fileBytes);
-        if (!extOffValid) {
-          // Inside the file and aligned, the cluster can only have been refused because an entry maps it.
-          const offset = header.extOff * SECTOR_BYTES;
-          const slot = bat.slotOf(offset);
-          const inside = Number.isInteger(slot) && slot >= 0 && offset + geometry.clusterBytes <= fileBytes;
-          const why = inside ? `names the cluster at byte ${offset}, which a BAT entry also maps` : `does not name a whole cluster inside the file (${fileBytes} bytes)`;
-          throw new PloopError('ECORRUPT', `invalid ploop header: ext_off ${header.extOff} sectors ${why}; run check --repair`, { field: 'ext_off', value: header.extOff });
-        }
+      if (damage.length > 0 && !options.lenient) {
+        if (options.writable) throw header.inUse === INUSE_MAGIC ? new PloopError(damage[0].code, `the image was not closed cleanly and is damaged: ${damage[0].message}`, damage[0].data) : damage[0];
+        warn(`the image is damaged, reading it as QEMU does (writing needs check --repair first): ${findings.damage.join('; ')}`);
       }
-      if (header.inUse === INUSE_MAGIC) {
+      const unclean = header.inUse === INUSE_MAGIC || !inUseValid(header);
+      const why = header.inUse === INUSE_MAGIC ? 'the image was not closed cleanly (in-use flag set)' : inUseMessage(header);
+      if (unclean) {
+        // A writer gets here only when the checks an open makes found nothing (every BAT entry,
+        // data_off, ext_off): what a crash leaves besides is space past the last cluster, which
+        // the clean close of this open trims, as check --repair would.
         warn(options.writable
-          ? 'the image was not closed cleanly (in-use flag set); opening it read-write anyway. Run `ploop-wasm check --repair` to look for leaked clusters.'
-          : 'the image was not closed cleanly (in-use flag set); run `ploop-wasm check`.');
+          ? `${why}; its header and BAT check clean, so it is opened read-write and closed cleanly (space past the last cluster trimmed)`
+          : `${why}; run \`ploop-wasm check\``);
       }
-      return new PloopImage(store, lowerDeltas, header, geometry, bat, fileBytes, findings, options);
+      const image = new PloopImage(store, lowerDeltas, header, geometry, bat, fileBytes, findings, options);
+      if (unclean && options.writable && !options.lenient) await image.#markInUse();
+      return image;
     } catch (e) {
       bat.dispose();
       throw e;
@@ -250,7 +268,7 @@ export class PloopImage {
   }
 
   /** Merge one lower delta into the map (levels are loaded newest first). */
-  static async #loadLower(bat: BatMap, level: number, source: DeltaSource, top: Geometry, options: OpenOptions): Promise<LowerDelta> {
+  static async #loadLower(bat: BatMap, level: number, source: DeltaSource, top: Geometry, options: OpenOptions, damage: PloopError[]): Promise<LowerDelta> {
     const name = source.name ?? `level ${level}`;
     const fileBytes = await source.store.size();
     if (source.kind === 'raw') {
@@ -262,7 +280,7 @@ export class PloopImage {
     let geometry: Geometry;
     try {
       header = parseHeader(await readFully(source.store, 0, Math.min(HEADER_BYTES, fileBytes)));
-      geometry = deriveGeometry(header, fileBytes, options.lenient);
+      geometry = deriveGeometry(header, fileBytes, !!options.lenient || !options.writable);
     } catch (e) {
       if (e instanceof PloopError) throw new PloopError(e.code, `delta ${name} (level ${level}): ${e.message}`, { ...e.data, level });
       throw e;
@@ -275,10 +293,15 @@ export class PloopImage {
     }
     bat.setUnitBytes(level, geometry.unitBytes);
     const batBytes = await readFully(source.store, HEADER_BYTES, 4 * geometry.batEntryCount);
+    geometry = alignSlotGrid(geometry, batBytes);
     const { problems, problemCount } = bat.loadLower(level, batBytes, geometry.batEntryCount, fileBytes, geometry.firstSlotByte);
-    if (problemCount > 0 && !options.lenient) {
+    if (!dataOffValid(header, fileBytes)) {
+      const e = dataOffError(header, fileBytes);
+      damage.push(new PloopError(e.code, `delta ${name} (level ${level}): ${e.message}`, { ...e.data, level }));
+    }
+    if (problemCount > 0) {
       const e = batProblemError(problems[0], problemCount, geometry, fileBytes);
-      throw new PloopError(e.code, `delta ${name} (level ${level}): ${e.message}`, { ...e.data, level });
+      damage.push(new PloopError(e.code, `delta ${name} (level ${level}): ${e.message}`, { ...e.data, level }));
     }
     return { level, kind: 'ploop', name, store: source.store, header, geometry };
   }
@@ -624,11 +647,48 @@ function preallocSlotsFor(bytes: number | undefined, g: Geometry, volatileStore:
   return Math.ceil(bytes / g.clusterBytes);
 }
 
+/**
+ * v1 BAT entries count sectors, so a v1 image's clusters may sit anywhere on the sector grid:
+ * QEMU reads them where they are. When data_off does not say where the cluster grid starts (0,
+ * or a value below the data), every cluster still shares one offset modulo the cluster size:
+ * the slot grid starts there. `entries` are the BAT's u32 values.
+ */
+function alignSlotGrid(g: Geometry, entries: Uint8Array): Geometry {
+  if (g.format !== 'v1') return g;
+  const view = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
+  let residue = -1;
+  for (let i = 0; i + 4 <= entries.byteLength && i < 4 * g.batEntryCount; i += 4) {
+    const host = view.getUint32(i, true) * SECTOR_BYTES;
+    if (host === 0 || host < g.firstSlotByte) continue;
+    const r = (host - g.firstSlotByte) % g.clusterBytes;
+    if (residue === -1) residue = r;
+    else if (r !== residue) return g; // clusters off one grid: misaligned entries, for check to report
+  }
+  return residue > 0 ? { ...g, firstSlotByte: g.firstSlotByte + residue } : g;
+}
+
+/** The format extension's problem (extension.ts), for a cluster no bigger than ploop makes. */
+async function readExtensionProblem(store: BlockStore, header: PloopHeader, g: Geometry): Promise<string | null> {
+  if (g.clusterBytes > MAX_VERIFIED_EXTENSION_BYTES) return null;
+  const offset = header.extOff * SECTOR_BYTES;
+  return extensionProblem(await readFully(store, offset, g.clusterBytes), offset);
+}
+
+/** The ext_off refusal: a cluster outside the file, or one a BAT entry also maps. */
+function extOffError(bat: BatMap, header: PloopHeader, g: Geometry, fileBytes: number): PloopError {
+  // Inside the file and aligned, the cluster can only have been refused because an entry maps it.
+  const offset = header.extOff * SECTOR_BYTES;
+  const slot = bat.slotOf(offset);
+  const inside = Number.isInteger(slot) && slot >= 0 && offset + g.clusterBytes <= fileBytes;
+  const why = inside ? `names the cluster at byte ${offset}, which a BAT entry also maps` : `does not name a whole cluster inside the file (${fileBytes} bytes)`;
+  return new PloopError('ECORRUPT', `invalid ploop header: ext_off ${header.extOff} sectors ${why}; run check --repair`, { field: 'ext_off', value: header.extOff });
+}
+
 function batProblemError(p: BatProblem, count: number, g: Geometry, fileBytes: number): PloopError {
   const what = {
     metadata: `points into the header/BAT area (data starts at byte ${g.firstSlotByte})`,
-    // Name the limit too: the cluster must end within the file.
-    outside: `points past the end of the file (its ${g.clusterBytes}-byte cluster ends at byte ${p.hostOffset + g.clusterBytes}, the file has ${fileBytes} bytes)`,
+    // Name the limit too: the cluster must start within the file (QEMU reads zeros past its end).
+    outside: `points past the end of the file (its cluster starts at byte ${p.hostOffset}, the file has ${fileBytes} bytes)`,
     misaligned: `is not a whole number of ${g.clusterBytes}-byte clusters from the data area at byte ${g.firstSlotByte}`,
     duplicate: 'points at a cluster another entry already uses',
   }[p.kind];

@@ -71,7 +71,7 @@ export interface Geometry {
   firstSlotByte: number;
   /** Bytes per BAT unit: 512 for v1 (sector entries), clusterBytes for v2. */
   unitBytes: number;
-  /** data_off QEMU and ploop accept as the minimum, in sectors (cluster-rounded). */
+  /** The lowest data_off QEMU accepts, in sectors (acceptedMinDataOffSectors: sector-rounded for v1, cluster-rounded for v2). */
   minDataOffSectors: number;
   /** md pages (4 KiB) that hold header + BAT. */
   mdPageCount: number;
@@ -129,10 +129,19 @@ export function parseHeader(bytes: Uint8Array): PloopHeader {
     fail('nb_sectors', `is ${header.nbSectors} (${needed} clusters of ${header.tracks} sectors), but bat_entries is only ${header.batEntries}`,
       { value: header.nbSectors, batEntries: header.batEntries });
   }
-  if (header.inUse !== 0 && header.inUse !== INUSE_MAGIC && header.inUse !== CLOSED_V21_MAGIC) {
-    fail('inuse', `is ${hex(header.inUse)}, expected 0, ${hex(INUSE_MAGIC)} or ${hex(CLOSED_V21_MAGIC)}`, { value: header.inUse });
-  }
+  // Any other in-use value is a damaged field, not a reason to refuse the image: QEMU reads it
+  // as closed, check reports it (inUseValid) and its repair, or a clean close, rewrites it.
   return header;
+}
+
+/** Is the in-use field one of its three values (0, "Ynot" while open, "v2.1" closed with a format extension)? */
+export function inUseValid(h: Pick<PloopHeader, 'inUse'>): boolean {
+  return h.inUse === 0 || h.inUse === INUSE_MAGIC || h.inUse === CLOSED_V21_MAGIC;
+}
+
+/** What check and open say of an in-use field that is none of its three values. */
+export function inUseMessage(h: Pick<PloopHeader, 'inUse'>): string {
+  return `the in-use field (header byte 44) is ${hex(h.inUse)}, expected 0, ${hex(INUSE_MAGIC)} (in use) or ${hex(CLOSED_V21_MAGIC)} (closed, with a format extension)`;
 }
 
 /** data_off's lower bound in sectors: header + BAT rounded up to whole clusters (QEMU min_off). */
@@ -141,11 +150,36 @@ export function minDataOffSectors(batEntries: number, tracks: number): number {
   return Math.ceil(sectors / tracks) * tracks;
 }
 
+/**
+ * The lowest data_off QEMU accepts (parallels_test_data_off): the end of the BAT rounded up to a
+ * sector for the old v1 magic, to a whole cluster for v2. What create writes is always the
+ * cluster-rounded minDataOffSectors, as ploop's init and qemu-img create do.
+ */
+export function acceptedMinDataOffSectors(h: Pick<PloopHeader, 'format' | 'batEntries' | 'tracks'>): number {
+  if (h.format === 'v1') return Math.ceil((HEADER_BYTES + 4 * h.batEntries) / SECTOR_BYTES);
+  return minDataOffSectors(h.batEntries, h.tracks);
+}
+
 /** Is data_off acceptable for a file of `fileBytes` (QEMU parallels_test_data_off)? */
 export function dataOffValid(h: PloopHeader, fileBytes: number): boolean {
   if (h.format === 'v1' && h.dataOff === 0) return true;
-  const min = minDataOffSectors(h.batEntries, h.tracks);
-  return h.dataOff >= min && h.dataOff * SECTOR_BYTES <= fileBytes;
+  return h.dataOff >= acceptedMinDataOffSectors(h) && h.dataOff * SECTOR_BYTES <= fileBytes;
+}
+
+/** The refusal of an invalid data_off: where it points, and the values that would do. */
+export function dataOffError(h: PloopHeader, fileBytes: number): PloopError {
+  const clusterBytes = h.tracks * SECTOR_BYTES;
+  const batEndByte = HEADER_BYTES + 4 * h.batEntries;
+  const minSectors = acceptedMinDataOffSectors(h);
+  const where = h.dataOff * SECTOR_BYTES < batEndByte ? 'inside the header/BAT area' : h.dataOff * SECTOR_BYTES > fileBytes ? 'past the end of the file' : 'not rounded to a whole cluster';
+  const fileSectors = Math.floor(fileBytes / SECTOR_BYTES);
+  const rounding = h.format === 'v1' ? 'a sector' : `a ${clusterBytes}-byte cluster`;
+  // A file shorter than the smallest valid data_off has no valid value to offer: say that.
+  const expected = minSectors <= fileSectors
+    ? `expected ${minSectors} to ${fileSectors} sectors`
+    : `expected at least ${minSectors} sectors (header and BAT rounded up to ${rounding}), but the file has only ${fileSectors} sectors`;
+  return new PloopError('ECORRUPT', `invalid ploop header: data_off is ${h.dataOff} sectors (${where}), ${expected}; run check --repair`,
+    { field: 'data_off', value: h.dataOff, expected: minSectors });
 }
 
 /**
@@ -161,20 +195,10 @@ export function deriveGeometry(h: PloopHeader, fileBytes: number, lenient = fals
       `invalid ploop header: bat_entries ${h.batEntries} needs a BAT ending at byte ${batEndByte}, but the file has only ${fileBytes} bytes`,
       { field: 'bat_entries', value: h.batEntries, fileBytes });
   }
-  const minSectors = minDataOffSectors(h.batEntries, h.tracks);
+  const minSectors = acceptedMinDataOffSectors(h);
   let dataOffSectors = h.dataOff;
   if (!dataOffValid(h, fileBytes)) {
-    if (!lenient) {
-      const where = h.dataOff * SECTOR_BYTES < batEndByte ? 'inside the header/BAT area' : h.dataOff * SECTOR_BYTES > fileBytes ? 'past the end of the file' : 'not rounded to a whole cluster';
-      const fileSectors = Math.floor(fileBytes / SECTOR_BYTES);
-      // A file shorter than the smallest valid data_off has no valid value to offer: say that.
-      const expected = minSectors <= fileSectors
-        ? `expected ${minSectors} to ${fileSectors} sectors`
-        : `expected at least ${minSectors} sectors (header and BAT rounded up to a ${clusterBytes}-byte cluster), but the file has only ${fileSectors} sectors`;
-      throw new PloopError('ECORRUPT',
-        `invalid ploop header: data_off is ${h.dataOff} sectors (${where}), ${expected}; run check --repair`,
-        { field: 'data_off', value: h.dataOff, expected: minSectors });
-    }
+    if (!lenient) throw dataOffError(h, fileBytes);
     dataOffSectors = minSectors;
   }
   let firstSlotByte: number;

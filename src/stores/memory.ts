@@ -54,7 +54,13 @@ export class MemoryStore implements BlockStore {
 
   #resize(size: number): void {
     if (size > this.#bytes.length) {
-      const grown = new Uint8Array(Math.max(size, Math.min(this.#bytes.length * 2, size + (64 << 20))));
+      let grown: Uint8Array;
+      try {
+        grown = new Uint8Array(Math.max(size, Math.min(this.#bytes.length * 2, size + (64 << 20))));
+      } catch (e) {
+        // Past the engine's largest typed array, or out of memory: a named error, not a RangeError.
+        throw new PloopError('ENOSPC', `memory store: cannot grow to ${size} bytes (${e instanceof Error ? e.message : e})`);
+      }
       grown.set(this.#bytes.subarray(0, this.#size));
       this.#bytes = grown;
     } else if (size < this.#size) {

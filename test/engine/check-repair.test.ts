@@ -13,7 +13,7 @@ import { withTempDir } from '../helpers/tmp.ts';
 import { qemuCreate, qemuIo, ioWrite, qemuCheck, qemuConvertToRaw, qemuIoKilledWhenReady, describeCheck, type RunResult } from '../helpers/qemu.ts';
 import { DiskModel, assertBytesEqual, assertAllZero } from '../helpers/model.ts';
 import { Prng } from '../helpers/prng.ts';
-import { openFile, readFileImage } from '../helpers/images.ts';
+import { openFile, readFileImage, readWhole } from '../helpers/images.ts';
 import { assertQemuAgrees } from '../helpers/oracle.ts';
 import { ascii, batEntry, pokeFile, pokeU32, readU32, OFF, INUSE_MAGIC } from '../helpers/image-file.ts';
 
@@ -46,15 +46,30 @@ function qemuCounts(r: RunResult): { errors: number; leaks: number } {
   return { errors: errors ? Number(errors[1]) : 0, leaks: leaks ? Number(leaks[1]) : 0 };
 }
 
-/** Opening without `lenient` must fail with a PloopError whose message names `mention`. */
-async function assertOpenFails(path: string, mention: RegExp): Promise<void> {
-  await assert.rejects(openFile(path), (e: unknown) => {
+/**
+ * A damaged image: a writable open is refused with ECORRUPT naming `mention`; a read-only one
+ * opens with one warning naming it, and reads every byte as qemu-img convert does.
+ */
+async function assertReadOnlyLikeQemu(path: string, mention: RegExp): Promise<void> {
+  await assert.rejects(openFile(path, { writable: true }), (e: unknown) => {
     assert.ok(e instanceof PloopError, `expected a PloopError, got ${String(e)}`);
     assert.equal(e.code, 'ECORRUPT');
     assert.match(e.message, mention);
+    assert.match(e.message, /check --repair/);
     return true;
   });
-  await assert.rejects(openFile(path, { writable: true }), PloopError);
+  const warnings: string[] = [];
+  const image = await openFile(path, { onWarning: (m) => warnings.push(m) });
+  let ours: Uint8Array;
+  try {
+    ours = await readWhole(image);
+  } finally {
+    await image.close();
+  }
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0], /damaged, reading it as QEMU does/);
+  assert.match(warnings[0], mention);
+  assertBytesEqual(ours, await qemuConvertToRaw(path, `${path}.qemu.raw`), 'read-only read of the damaged image vs qemu-img convert');
 }
 
 /** After a repair: our check finds nothing, qemu-img check is clean, the data reads `expected`. */
@@ -102,7 +117,7 @@ test('an image with the in-use flag poked to "Ynot" is reported unclean by both 
   });
 });
 
-test('a BAT entry pointing past the end of the file is an "outside" finding; open refuses it and repair zeroes the entry so the cluster reads zeros', async () => {
+test('a BAT entry pointing past the end of the file is an "outside" finding; a writer is refused, a reader reads as QEMU does, and repair zeroes the entry so the cluster reads zeros', async () => {
   await withTempDir(async (dir) => {
     const { path, raw } = await fixture(dir);
     await pokeU32(path, OFF.bat + 4 * 0, 5); // last cluster is 2; 5 is past the end (iotest: last + 2)
@@ -115,7 +130,7 @@ test('a BAT entry pointing past the end of the file is an "outside" finding; ope
     assert.match(report.findings[0].message, /cluster 0 is outside image/);
     assert.deepEqual({ errors: report.corruptions, leaks: report.leakedClusters }, qemuCounts(qemu), 'same counts as qemu-img check');
 
-    await assertOpenFails(path, /entry 0\b/);
+    await assertReadOnlyLikeQemu(path, /entry 0\b/);
 
     const repaired = await ourCheck(path, true);
     assert.ok(repaired.clean);
@@ -163,7 +178,7 @@ for (const extra of [MiB, MiB + 512]) {
   });
 }
 
-test('BAT[1] := BAT[0] is a duplicate at entry 1; repair gives entry 1 its own copy, so a later write to cluster 0 leaves cluster 1 alone', async () => {
+test('BAT[1] := BAT[0] is a duplicate at entry 1 (read as QEMU does, not written); repair gives entry 1 its own copy, so a later write to cluster 0 leaves cluster 1 alone', async () => {
   await withTempDir(async (dir) => {
     const { path, raw } = await fixture(dir);
     await pokeU32(path, OFF.bat + 4 * 1, 1);
@@ -172,7 +187,7 @@ test('BAT[1] := BAT[0] is a duplicate at entry 1; repair gives entry 1 its own c
     assert.match(report.findings[0].message, /duplicate offset in BAT entry 1\b/);
     assert.equal(report.corruptions, 1);
     assert.equal(report.clean, false);
-    await assertOpenFails(path, /entry 1\b/);
+    await assertReadOnlyLikeQemu(path, /entry 1\b/);
 
     const repaired = await ourCheck(path, true);
     assert.ok(repaired.clean);
@@ -196,7 +211,7 @@ test('BAT[1] := BAT[0] is a duplicate at entry 1; repair gives entry 1 its own c
   });
 });
 
-test('data_off = 0xffffffff is a "data-off" finding; open refuses it naming data_off, and repair restores the minimum with the data intact', async () => {
+test('data_off = 0xffffffff is a "data-off" finding; a writer is refused naming data_off, a reader reads as QEMU does, and repair restores the minimum with the data intact', async () => {
   await withTempDir(async (dir) => {
     const { path, raw } = await fixture(dir);
     await pokeU32(path, OFF.dataOff, 0xffffffff);
@@ -204,7 +219,7 @@ test('data_off = 0xffffffff is a "data-off" finding; open refuses it naming data
     assert.deepEqual(report.findings.map((f) => f.kind), ['data-off']);
     assert.match(report.findings[0].message, /data_off/);
     assert.equal(report.corruptions, 1);
-    await assertOpenFails(path, /data_off/);
+    await assertReadOnlyLikeQemu(path, /data_off/);
 
     const repaired = await ourCheck(path, true);
     assert.ok(repaired.clean);

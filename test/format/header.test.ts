@@ -3,8 +3,9 @@
 
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import {
-  parseHeader, serializeHeader, newHeader, deriveGeometry, minDataOffSectors, dataOffValid,
+  parseHeader, serializeHeader, newHeader, deriveGeometry, minDataOffSectors, dataOffValid, inUseValid, inUseMessage,
   HEADER_BYTES, MAX_TRACKS, MAX_BAT_ENTRIES, INUSE_MAGIC, CLOSED_V21_MAGIC, SIGNATURE_V1, SIGNATURE_V2,
   type PloopHeader,
 } from '../../src/format/header.ts';
@@ -48,6 +49,19 @@ async function smallImage(format: 'v1' | 'v2'): Promise<Uint8Array> {
 }
 
 const openBytes = (bytes: Uint8Array) => PloopImage.open(new MemoryStore(bytes), { onWarning: () => {} });
+
+/**
+ * A damaged image: a writable open is refused with ECORRUPT matching `patterns`; a read-only
+ * open reads it as QEMU does and warns in the same words (issue #19: an inspector shows it).
+ */
+async function refusedForWriting(bytes: Uint8Array, ...patterns: RegExp[]): Promise<PloopError> {
+  const e = await rejectsWith(() => PloopImage.open(new MemoryStore(bytes.slice()), { writable: true, onWarning: () => {} }), 'ECORRUPT', ...patterns);
+  const warnings: string[] = [];
+  const img = await PloopImage.open(new MemoryStore(bytes.slice(), { writable: false }), { onWarning: (m) => warnings.push(m) });
+  await img.close();
+  for (const p of patterns) assert.match(warnings.join('\n'), p, 'the read-only open warns in the same words');
+  return e;
+}
 
 describe('header round trip', () => {
   test('a v2 header survives serializeHeader then parseHeader with every field, 64-bit ones included', () => {
@@ -204,9 +218,11 @@ describe('malformed headers are refused with a specific PloopError', () => {
     await rejectsWith(() => parseHeader(headerBytes(base(), { 40: 1 })), 'EFORMAT', /nb_sectors is 4295098368/);
   });
 
-  test('an inuse value other than 0, "Ynot" or "v2.1" is EFORMAT naming it in hex and the three allowed values', async () => {
-    await rejectsWith(() => parseHeader(headerBytes(base(), { 44: 0xdeadbeef })), 'EFORMAT', /inuse is 0xdeadbeef, expected 0, 0x746f6e59 or 0x312e3276/);
-    for (const ok of [0, INUSE_MAGIC, CLOSED_V21_MAGIC]) assert.equal(parseHeader(headerBytes(base(), { 44: ok })).inUse, ok);
+  test('an inuse value other than 0, "Ynot" or "v2.1" parses (QEMU reads it as closed) and is named in hex with the three allowed values', async () => {
+    const h = parseHeader(headerBytes(base(), { 44: 0xdeadbeef }));
+    assert.equal(inUseValid(h), false);
+    assert.match(inUseMessage(h), /in-use field \(header byte 44\) is 0xdeadbeef, expected 0, 0x746f6e59 \(in use\) or 0x312e3276/);
+    for (const ok of [0, INUSE_MAGIC, CLOSED_V21_MAGIC]) assert.equal(inUseValid(parseHeader(headerBytes(base(), { 44: ok }))), true);
   });
 
   test('a file shorter than 64 bytes is EFORMAT naming its size and the 64 a header needs, from parseHeader and from open', async () => {
@@ -251,7 +267,7 @@ describe('headers that do not fit the file', () => {
     const h = parseHeader(bytes);
     assert.equal(dataOffValid(h, bytes.length), false);
     await rejectsWith(() => deriveGeometry(h, bytes.length), 'ECORRUPT', /data_off is 1 sectors \(inside the header\/BAT area\), expected 24 to 48 sectors/);
-    await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /data_off is 1 sectors \(inside the header\/BAT area\)/);
+    await refusedForWriting(bytes, /data_off is 1 sectors \(inside the header\/BAT area\)/);
     // With lenient the minimum replaces it.
     assert.equal(deriveGeometry(h, bytes.length, true).firstSlotByte, 12288);
   });
@@ -262,10 +278,10 @@ describe('headers that do not fit the file', () => {
     setU32(bytes, 48, 0xffffffff);
     const e = await rejectsWith(() => deriveGeometry(parseHeader(bytes), bytes.length), 'ECORRUPT', /data_off is 4294967295 sectors \(past the end of the file\), expected 24 to 48 sectors/);
     assert.equal(e.data.field, 'data_off');
-    await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /data_off is 4294967295 sectors \(past the end of the file\)/);
+    await refusedForWriting(bytes, /data_off is 4294967295 sectors \(past the end of the file\)/);
     // One sector past the end is already too far; exactly the end is allowed.
     setU32(bytes, 48, 49);
-    await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /data_off is 49 sectors \(past the end/);
+    await refusedForWriting(bytes, /data_off is 49 sectors \(past the end/);
     setU32(bytes, 48, 48);
     assert.equal(dataOffValid(parseHeader(bytes), bytes.length), true);
   });
@@ -273,7 +289,7 @@ describe('headers that do not fit the file', () => {
   test('a v2 data_off between the BAT end and the cluster-rounded minimum is ECORRUPT "not rounded to a whole cluster"', async () => {
     const bytes = await smallImage('v2');
     setU32(bytes, 48, 17); // BAT ends at byte 8256 = sector 16.1; minimum is 24
-    await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /data_off is 17 sectors \(not rounded to a whole cluster\), expected 24/);
+    await refusedForWriting(bytes, /data_off is 17 sectors \(not rounded to a whole cluster\), expected 24/);
   });
 
   test('a v1 data_off of 0 is valid and puts data right after the sector-rounded BAT', () => {
@@ -285,7 +301,7 @@ describe('headers that do not fit the file', () => {
   });
 });
 
-describe('bad BAT entries are refused at open with ECORRUPT naming the entry', () => {
+describe('bad BAT entries: a writable open is refused with ECORRUPT naming the entry, a read-only one reads as QEMU does and warns', () => {
   test('the reference images open and read back what was written (v1 sector units, v2 cluster units)', async () => {
     for (const format of ['v1', 'v2'] as const) {
       const bytes = await smallImage(format);
@@ -303,28 +319,28 @@ describe('bad BAT entries are refused at open with ECORRUPT naming the entry', (
   test('an entry pointing into the header/BAT area is ECORRUPT naming the entry, its byte and where data starts', async () => {
     const bytes = await smallImage('v2');
     setU32(bytes, 64 + 4 * 5, 1); // entry 5 → cluster 1 = byte 4096, inside the BAT
-    const e = await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /entry 5 \(host byte 4096\) points into the header\/BAT area \(data starts at byte 12288\)/);
+    const e = await refusedForWriting(bytes, /entry 5 \(host byte 4096\) points into the header\/BAT area \(data starts at byte 12288\)/);
     assert.equal(e.data.kind, 'metadata');
   });
 
   test('an entry pointing past the end of the file is ECORRUPT naming the entry, its byte and the file size', async () => {
     const bytes = await smallImage('v2');
-    setU32(bytes, 64 + 4 * 7, 6); // cluster 6 = bytes 24576..28671, the file has 24576
-    const e = await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /entry 7 \(host byte 24576\) points past the end of the file/, /cluster ends at byte 28672, the file has 24576 bytes/);
+    setU32(bytes, 64 + 4 * 7, 7); // cluster 7 = bytes 28672..32767, the file has 24576
+    const e = await refusedForWriting(bytes, /entry 7 \(host byte 28672\) points past the end of the file/, /cluster starts at byte 28672, the file has 24576 bytes/);
     assert.equal(e.data.kind, 'outside');
   });
 
   test('two entries naming one cluster are ECORRUPT naming the later entry as the duplicate', async () => {
     const bytes = await smallImage('v2');
     setU32(bytes, 64 + 4 * 1, u32At(bytes, 64));
-    const e = await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /entry 1 \(host byte 12288\) points at a cluster another entry already uses/);
+    const e = await refusedForWriting(bytes, /entry 1 \(host byte 12288\) points at a cluster another entry already uses/);
     assert.equal(e.data.kind, 'duplicate');
   });
 
   test('a v1 entry that is not a whole number of clusters from the data area is ECORRUPT "misaligned"', async () => {
     const bytes = await smallImage('v1');
     setU32(bytes, 64, u32At(bytes, 64) + 1); // one sector off
-    const e = await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /entry 0 \(host byte 12800\) is not a whole number of 4096-byte clusters from the data area at byte 12288/);
+    const e = await refusedForWriting(bytes, /entry 0 \(host byte 12800\) is not a whole number of 4096-byte clusters from the data area at byte 12288/);
     assert.equal(e.data.kind, 'misaligned');
   });
 
@@ -332,29 +348,31 @@ describe('bad BAT entries are refused at open with ECORRUPT naming the entry', (
     const bytes = await smallImage('v2');
     setU32(bytes, 64 + 4 * 10, 1);
     setU32(bytes, 64 + 4 * 11, 99);
-    await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /entry 10 .*\(2 bad entries in all\)/);
+    await refusedForWriting(bytes, /entry 10 .*\(2 bad entries in all\)/);
   });
 
   test('ext_off outside the file, or not on a cluster, is ECORRUPT naming ext_off, its value and the file size', async () => {
     const bytes = await smallImage('v2');
     setU32(bytes, 56, 48); // sector 48 = byte 24576 = the end of the file
-    const e = await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /ext_off 48 sectors does not name a whole cluster inside the file \(24576 bytes\)/);
+    const e = await refusedForWriting(bytes, /ext_off 48 sectors does not name a whole cluster inside the file \(24576 bytes\)/);
     assert.equal(e.data.field, 'ext_off');
     setU32(bytes, 56, 0);
     setU32(bytes, 60, 1); // 2^32 sectors
-    await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /ext_off 4294967296 sectors/);
+    await refusedForWriting(bytes, /ext_off 4294967296 sectors/);
     setU32(bytes, 60, 0);
     setU32(bytes, 56, 25); // inside the file but not on a cluster
-    await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /ext_off 25 sectors/);
+    await refusedForWriting(bytes, /ext_off 25 sectors/);
     setU32(bytes, 56, 24); // the cluster BAT[0] uses
-    await rejectsWith(() => openBytes(bytes), 'ECORRUPT', /ext_off 24 sectors/);
+    await refusedForWriting(bytes, /ext_off 24 sectors/);
   });
 
   test('an ext_off naming a free data cluster is accepted and that cluster is never handed out', async () => {
     const bytes = await smallImage('v2');
     const withExt = new Uint8Array(bytes.length + 4096);
     withExt.set(bytes);
-    setU32(withExt, 56, 48); // the cluster appended above
+    setU32(withExt, 56, 48); // the cluster appended above: magic, MD5 of the rest, no features
+    new DataView(withExt.buffer).setBigUint64(bytes.length, 0xab234cef23dcea87n, true);
+    withExt.set(createHash('md5').update(withExt.subarray(bytes.length + 24)).digest(), bytes.length + 8);
     const img = await PloopImage.open(new MemoryStore(withExt), { writable: true });
     try {
       assert.equal(img.bat.slotUsed(3), true);

@@ -237,13 +237,29 @@ function assertZero(bytes: Uint8Array, what: string): void {
   assert.equal(i, -1, `${what}: non-zero byte at ${i}`);
 }
 
+/** `n` bytes of the file at `host`, zeros past its end (what QEMU and we read there). */
+function fileAt(file: Uint8Array, host: number, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  if (host < file.length) out.set(file.subarray(host, Math.min(file.length, host + n)));
+  return out;
+}
+
+/** Did the open find the image damaged (it then reads as QEMU does, and refuses writers)? */
+function damaged(img: PloopImage): boolean {
+  const f = img.findings;
+  return f.batProblemCount > 0 || !f.dataOffValid || !f.extOffValid || f.extProblem !== null;
+}
+
 /**
  * Read the whole virtual disk through the image and compare with what the BAT says: a mapped
- * extent reads the file's bytes at its host offset, a hole reads zeros. Holes past
- * FULL_READ_LIMIT are sampled at both ends.
+ * extent reads the file's bytes at its host offset (zeros past the file's end, as QEMU reads a
+ * cluster the file ends inside), a hole reads zeros. Holes past FULL_READ_LIMIT are sampled at
+ * both ends. An undamaged image also has every mapped cluster past the header and BAT, starting
+ * inside the file, and no host cluster used twice.
  */
 async function readWholeDisk(img: PloopImage, file: Uint8Array): Promise<void> {
   const extents = img.map();
+  const strict = !damaged(img);
   let pos = 0;
   const seen = new Set<number>();
   for (const e of extents) {
@@ -257,19 +273,21 @@ async function readWholeDisk(img: PloopImage, file: Uint8Array): Promise<void> {
       }
       continue;
     }
-    // An image that opened has every mapped cluster inside the file, past the header and BAT,
-    // and no host cluster used twice.
-    assert.ok(e.hostOffset >= img.geometry.firstSlotByte, `extent at ${e.offset} maps host ${e.hostOffset}, inside the metadata`);
-    assert.ok(e.hostOffset + e.length <= file.length, `extent at ${e.offset} maps host ${e.hostOffset}+${e.length}, past the file (${file.length})`);
-    for (let c = e.firstClusterIndex; c * img.clusterSize < e.offset + e.length; c++) {
-      const host = img.bat.lookup(c);
-      assert.ok(!seen.has(host), `host ${host} mapped twice`);
-      seen.add(host);
+    if (strict) {
+      assert.ok(e.hostOffset >= img.geometry.firstSlotByte, `extent at ${e.offset} maps host ${e.hostOffset}, inside the metadata`);
+      assert.ok(e.hostOffset <= file.length, `extent at ${e.offset} maps host ${e.hostOffset}+${e.length}, past the file (${file.length})`);
+      for (let c = e.firstClusterIndex; c * img.clusterSize < e.offset + e.length; c++) {
+        const host = img.bat.lookup(c);
+        assert.ok(!seen.has(host), `host ${host} mapped twice`);
+        seen.add(host);
+      }
     }
-    for (let at = 0; at < e.length; at += FULL_READ_LIMIT) {
-      const n = Math.min(FULL_READ_LIMIT, e.length - at);
+    // A mapped run longer than FULL_READ_LIMIT (a lying cluster size of up to 2 GiB) is sampled
+    // at both ends, like a long hole.
+    const pieces = e.length <= FULL_READ_LIMIT ? [[0, e.length]] : [[0, 65536], [e.length - 65536, 65536]];
+    for (const [at, n] of pieces) {
       const got = await img.read(e.offset + at, n);
-      assert.deepEqual(got, file.subarray(e.hostOffset + at, e.hostOffset + at + n), `data at virtual ${e.offset + at}`);
+      assert.deepEqual(got, fileAt(file, e.hostOffset + at, n), `data at virtual ${e.offset + at}`);
     }
   }
   assert.equal(pos, img.size);
@@ -314,7 +332,7 @@ async function writeCycle(bytes: Uint8Array, label: string): Promise<void> {
   assert.equal(after.clean, true, `${label}: after write and close: ${JSON.stringify(after.findings)}`);
 }
 
-interface Tally { cases: number; opened: number; refused: Map<string, number>; checked: number; repaired: number; repairedClean: number }
+interface Tally { cases: number; opened: number; damaged: number; refused: Map<string, number>; checked: number; repaired: number; repairedClean: number }
 
 async function runCase(bytes: Uint8Array, label: string, tally: Tally): Promise<void> {
   // 1. Strict read-only open; on success, read everything.
@@ -325,8 +343,11 @@ async function runCase(bytes: Uint8Array, label: string, tally: Tally): Promise<
     const pe = onlyPloopError(e, `${label}: open`);
     tally.refused.set(pe.code, (tally.refused.get(pe.code) ?? 0) + 1);
   }
+  let isDamaged = false;
   if (img) {
     tally.opened++;
+    isDamaged = damaged(img);
+    if (isDamaged) tally.damaged++;
     try {
       await readWholeDisk(img, bytes);
     } catch (e) {
@@ -338,7 +359,11 @@ async function runCase(bytes: Uint8Array, label: string, tally: Tally): Promise<
       await img.close();
     }
   }
-  if (img) await writeCycle(bytes, label);
+  if (img && !isDamaged) await writeCycle(bytes, label);
+  if (img && isDamaged) {
+    // A damaged image is read, never written before a repair.
+    await assert.rejects(PloopImage.open(new MemoryStore(bytes.slice()), { writable: true, onWarning: () => {} }), (e: unknown) => e instanceof PloopError && e.code === 'ECORRUPT', `${label}: a writer is refused`);
+  }
   // 2. check, read-only.
   try {
     assertReportSane(await checkImage(new MemoryStore(bytes.slice(), { writable: false })), `${label}: check`);
@@ -447,7 +472,7 @@ describe('mutation fuzzing', () => {
       assert.equal(report.clean, expectClean, `${s.name}: ${JSON.stringify(report.findings)}`);
     }
     baselineMemory = core.memory.buffer.byteLength;
-    const tally: Tally = { cases: 0, opened: 0, refused: new Map(), checked: 0, repaired: 0, repairedClean: 0 };
+    const tally: Tally = { cases: 0, opened: 0, damaged: 0, refused: new Map(), checked: 0, repaired: 0, repairedClean: 0 };
     const started = performance.now();
     let slowest = 0;
     for (let i = 0; i < CASES; i++) {
@@ -467,12 +492,14 @@ describe('mutation fuzzing', () => {
       tally.cases++;
     }
     const refused = [...tally.refused.entries()].map(([code, n]) => `${code} ${n}`).join(', ');
-    t.diagnostic(`fuzz: ${tally.cases} cases in ${Math.round(performance.now() - started)} ms (slowest ${Math.round(slowest)} ms); opened ${tally.opened}; refused ${refused}; check finished ${tally.checked}; repair finished ${tally.repaired}, clean afterwards ${tally.repairedClean}`);
+    t.diagnostic(`fuzz: ${tally.cases} cases in ${Math.round(performance.now() - started)} ms (slowest ${Math.round(slowest)} ms); opened ${tally.opened} (${tally.damaged} damaged, read only); refused ${refused}; check finished ${tally.checked}; repair finished ${tally.repaired}, clean afterwards ${tally.repairedClean}`);
     assert.equal(tally.cases, CASES);
     if (only) return;
     // The campaign must exercise both outcomes and every kind of refusal that matters.
     assert.ok(tally.opened > CASES / 20, `only ${tally.opened} mutated images opened`);
-    for (const code of ['EFORMAT', 'ECORRUPT']) assert.ok((tally.refused.get(code) ?? 0) > CASES / 50, `too few ${code}: ${refused}`);
+    // Damaged images open read-only (their writers are refused with ECORRUPT in runCase).
+    assert.ok((tally.refused.get('EFORMAT') ?? 0) > CASES / 50, `too few EFORMAT: ${refused}`);
+    assert.ok(tally.damaged > CASES / 50, `only ${tally.damaged} damaged images opened read-only`);
     assert.ok(tally.repairedClean > CASES / 10, `repair ended clean only ${tally.repairedClean} times`);
   });
 
@@ -532,18 +559,22 @@ describe('lying size fields', () => {
     assert.equal(v1Report.leakedBytes, 8192 - 512, 'bytes after the sector-rounded BAT are a leak');
     assert.equal(await v1Store.size(), 512);
 
-    // v2 needs data_off >= one 2 GiB cluster: refused, and repair does not grow the file by 2 GiB.
+    // v2 needs data_off >= one 2 GiB cluster: refused for writing (read-only, it reads as QEMU
+    // does: all zeros), and repair does not grow the file by 2 GiB.
     const v2 = fileOf({ tracks: MAX_TRACKS, nbSectors: 16 * MAX_TRACKS });
-    await assert.rejects(PloopImage.open(new MemoryStore(v2.slice(), { writable: false })), { code: 'ECORRUPT', message: /data_off is 8 sectors/ });
+    await assert.rejects(PloopImage.open(new MemoryStore(v2.slice()), { writable: true }), { code: 'ECORRUPT', message: /data_off is 8 sectors/ });
+    const v2Read = await PloopImage.open(new MemoryStore(v2.slice(), { writable: false }), { onWarning: () => {} });
+    assertZero(await v2Read.read(0, 4096), 'v2 read-only');
+    await v2Read.close();
     const v2Store = new MemoryStore(v2.slice());
     const v2Report = await checkImage(v2Store, { repair: true });
     assert.equal(v2Report.clean, false);
     assert.match(v2Report.findings.find((f) => f.kind === 'data-off')!.message, /not repaired: the file would have to grow by 2143288832 bytes/);
     assert.equal(await v2Store.size(), 8192);
 
-    // ext_off 2^63 sectors: refused at open, cleared by repair.
+    // ext_off 2^63 sectors: refused for writing, cleared by repair.
     const ext = fileOf({ extOff: 2 ** 63 });
-    await assert.rejects(PloopImage.open(new MemoryStore(ext.slice(), { writable: false })), { code: 'ECORRUPT', message: /ext_off 9223372036854776000 sectors/ });
+    await assert.rejects(PloopImage.open(new MemoryStore(ext.slice()), { writable: true }), { code: 'ECORRUPT', message: /ext_off 9223372036854776000 sectors/ });
     const extStore = new MemoryStore(ext.slice());
     assert.equal((await checkImage(extStore, { repair: true })).clean, true);
     assert.equal((await checkImage(extStore)).clean, true);

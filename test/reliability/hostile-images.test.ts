@@ -30,7 +30,7 @@ const WHOLE_READ_LIMIT = 4 << 20;
 const MAX_FILE = 1 << 20;
 const RUNS = Number(process.env.HOSTILE_RUNS ?? 1000);
 
-const tried = { images: 0, truncated: 0, corpus: 0, opened: 0, refused: 0, repairedThenOpened: 0 };
+const tried = { images: 0, truncated: 0, corpus: 0, opened: 0, damaged: 0, refused: 0, repairedThenOpened: 0 };
 let core: WasmCore;
 let memoryAtStart = 0;
 
@@ -192,12 +192,21 @@ function rangesToRead(file: Uint8Array, image: PloopImage): Array<[number, numbe
   return out;
 }
 
-async function judge(file: Uint8Array, what: string): Promise<'opened' | 'refused'> {
-  let outcome: 'opened' | 'refused' = 'refused';
-  // 1. Strict, read-only open: a PloopError, or an image that reads what the BAT maps.
+/**
+ * 'opened': sound, read back correctly, and a writer may open it; 'damaged': read back as QEMU
+ * reads it (bad entries where they point), and a writer is refused with ECORRUPT naming the
+ * damage; 'refused': not even a reader can open it (a header that cannot describe a disk).
+ */
+type Outcome = 'opened' | 'damaged' | 'refused';
+
+const FIELD_NAMED = /signature|version|tracks|bat_entries|nb_sectors|inuse|data_off|ext_off|entry \d+|header needs|format extension/;
+
+async function judge(file: Uint8Array, what: string): Promise<Outcome> {
+  let outcome: Outcome = 'refused';
+  // 1. Read-only open: a PloopError, or an image that reads what the BAT maps.
   try {
     const image = await PloopImage.open(new MemoryStore(file, { writable: false }), { onWarning: () => {} });
-    outcome = 'opened';
+    outcome = image.findings.damage.length > 0 ? 'damaged' : 'opened';
     try {
       for (const [offset, length] of rangesToRead(file, image)) {
         const got = await image.read(offset, length);
@@ -212,7 +221,16 @@ async function judge(file: Uint8Array, what: string): Promise<'opened' | 'refuse
     if (e instanceof assert.AssertionError) throw e;
     const err = onlyPloopError(e, `${what}: open`);
     assert.ok(['EFORMAT', 'ECORRUPT'].includes(err.code), `${what}: open refused with ${err.code}: ${err.message}`);
-    assert.match(err.message, /signature|version|tracks|bat_entries|nb_sectors|inuse|data_off|ext_off|entry \d+|header needs/, `${what}: the message names the field: ${err.message}`);
+    assert.match(err.message, FIELD_NAMED, `${what}: the message names the field: ${err.message}`);
+  }
+  // 1b. A damaged image is never opened for writing: the error names what is wrong.
+  if (outcome === 'damaged') {
+    await assert.rejects(PloopImage.open(new MemoryStore(file.slice()), { writable: true, onWarning: () => {} }), (e: unknown) => {
+      const err = onlyPloopError(e, `${what}: writable open`);
+      assert.equal(err.code, 'ECORRUPT', `${what}: ${err.message}`);
+      assert.match(err.message, FIELD_NAMED, `${what}: the message names the field: ${err.message}`);
+      return true;
+    }, `${what}: a writer must be refused`);
   }
   // 2. check, then check --repair on a copy: a report or a PloopError; "clean" after repair means it opens.
   try {
@@ -242,8 +260,8 @@ test(`${RUNS} structured hostile images (lying header fields, bad BAT entries, v
     const outcome = await withTimeout(judge(file, `image ${JSON.stringify(spec)}`), CASE_TIMEOUT_MS, 'case');
     tried[outcome]++;
   }), { numRuns: RUNS, seed: 0x40571e, endOnFailure: true });
-  assert.ok(tried.opened > RUNS / 8 && tried.refused > RUNS / 8, `a mix of opened (${tried.opened}) and refused (${tried.refused}) images`);
-  t.diagnostic(`hostile images tried: ${tried.images} (${tried.opened} opened and read correctly, ${tried.refused} refused with a PloopError; ${tried.repairedThenOpened} repaired clean then opened)`);
+  assert.ok(tried.opened > RUNS / 8 && tried.damaged > RUNS / 8 && tried.refused > RUNS / 50, `a mix of opened (${tried.opened}), damaged (${tried.damaged}) and refused (${tried.refused}) images`);
+  t.diagnostic(`hostile images tried: ${tried.images} (${tried.opened} opened and read correctly, ${tried.damaged} damaged: read as QEMU does, writer refused; ${tried.refused} refused with a PloopError; ${tried.repairedThenOpened} repaired clean then opened)`);
 });
 
 test('engine-made images (v1/v2, several cluster sizes) truncated or extended anywhere: a PloopError or a correct read', { timeout: 60_000 }, async (t) => {
@@ -288,8 +306,10 @@ test('the hostile-image corpus (test/fixtures/hostile) replays with the recorded
     if (c.expect === 'opens') assert.equal(outcome, 'opened', `${what}: expected to open`);
     else {
       const expect = c.expect;
-      assert.equal(outcome, 'refused', `${what}: expected a refusal`);
-      await assert.rejects(PloopImage.open(new MemoryStore(file, { writable: false }), { onWarning: () => {} }), (e: unknown) => {
+      // ECORRUPT: damage a reader reads through and a writer is refused for; EFORMAT: no open at all.
+      const damaged = expect.code === 'ECORRUPT';
+      assert.equal(outcome, damaged ? 'damaged' : 'refused', `${what}: expected ${damaged ? 'a read-only open and a refused writer' : 'a refusal'}`);
+      await assert.rejects(PloopImage.open(new MemoryStore(file.slice(), { writable: damaged }), { writable: damaged, onWarning: () => {} }), (e: unknown) => {
         assert.ok(e instanceof PloopError, `${what}: ${String(e)}`);
         assert.equal(e.code, expect.code, `${what}: ${e.message}`);
         assert.match(e.message, new RegExp(expect.message), what);
