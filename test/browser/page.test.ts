@@ -3,11 +3,12 @@
 // drop, and the keyboard. Changes, export and persistence are in page-*.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { screenshot } from '../helpers/browser.ts';
-import { qemuCreate, qemuIo, runOk } from '../helpers/qemu.ts';
+import { qemuCreate, qemuIo, qemuConvertToRaw, runOk } from '../helpers/qemu.ts';
 import { qemuChainSpec, qemuConvertChain } from '../helpers/stack.ts';
 import { usePageSession, waitIdle, fieldText, batPixel, legendColors, sampleFiles } from './page-helpers.ts';
 
@@ -33,6 +34,7 @@ test('the page loads isolated with the sample: header, check, partitions and run
     'in-use': 'clear',
     'data-offset': '128 sectors (0x10000)',
     'allocated': '16 of 512 (3.1 %)',
+    'damage': 'none',
   });
   const { files } = sampleFiles();
   assert.deepEqual(await page.locator('[data-testid=deltas] li').allTextContents(), [files[0], `${files[1]} (top, read-only)`]);
@@ -195,6 +197,21 @@ test('open by file picker (one .hds) and by drag and drop (a whole disk folder)'
   assert.equal((await fieldText(page))['in-use'], 'set (not closed cleanly)');
   assert.equal(await page.getAttribute('[data-testid=check] [data-file="dirty.hds"]', 'data-clean'), 'false');
   assert.match(await page.textContent('[data-testid=check]') ?? '', /dirty\.hds: 1 corruption, 0 leaked clusters.*corruption: image was not closed correctly \(in-use flag set\)/);
+  // A damaged image (BAT[1] names cluster 0's slot too): it opens read-only and reads as QEMU
+  // reads it; the header says what is wrong and the check names the entry.
+  const damaged = join(fixture.tmpDir, 'damaged.hds');
+  await qemuCreate(damaged, '16M', '1M');
+  await qemuIo(damaged, ['write -P 0x5a 0 1M']);
+  const dbytes = readFileSync(damaged);
+  dbytes.writeUInt32LE(dbytes.readUInt32LE(64), 68);
+  writeFileSync(damaged, dbytes);
+  await page.setInputFiles('[data-testid=file-input]', damaged);
+  await waitIdle(page, 3);
+  assert.equal(await page.textContent('[data-testid=image-title]'), 'damaged.hds');
+  assert.match((await fieldText(page))['damage'], /^corrupt BAT: entry 1 \(host byte 1048576\) points at a cluster another entry already uses\. Read as QEMU reads it; check --repair before writing\.$/);
+  assert.match(await page.textContent('[data-testid=check]') ?? '', /damaged\.hds: 1 corruption.*duplicate offset in BAT entry 1\b/);
+  const qemuDigest = createHash('sha256').update(await qemuConvertToRaw(damaged, join(fixture.tmpDir, 'damaged.raw'))).digest('hex');
+  assert.equal(await page.evaluate(() => (globalThis as unknown as { ploopDemo: { digest(): Promise<string | null> } }).ploopDemo.digest()), qemuDigest, 'the page reads every byte as qemu-img convert does');
 
   // Drop the sample folder's three files, as a user drags them from a file manager (the page
   // fetches their bytes from the server to build the File objects).
@@ -208,7 +225,7 @@ test('open by file picker (one .hds) and by drag and drop (a whole disk folder)'
     return dt;
   }, ['DiskDescriptor.xml', ...files]);
   await page.dispatchEvent('[data-testid=drop-zone]', 'drop', { dataTransfer: transfer });
-  await waitIdle(page, 3);
+  await waitIdle(page, 4);
   assert.equal(await page.textContent('[data-testid=image-title]'), '3 dropped files');
   assert.equal((await fieldText(page))['allocated'], '16 of 512 (3.1 %)');
   assert.deepEqual(await page.locator('[data-testid=partitions] td[data-field=label]').allTextContents(), ['PLOOPSAMPLE', 'sample-swap']);

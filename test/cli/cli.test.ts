@@ -226,3 +226,33 @@ test('demo leaves a sample image that qemu-img and ploop check accept', () => wi
   assert.equal(r.code, 0, r.stderr);
   await assertToolsAccept(join(dir, 'sample.hds'), 'the demo image');
 }));
+
+test('info on a damaged image shows it as QEMU reads it and says which clusters are damaged (text and --json); read and convert work, write is refused', () => withTempDir(async (dir) => {
+  const path = join(dir, 'd.hds');
+  await qemuCreate(path, '4M', '1M');
+  await qemuIo(path, [ioWrite(0x11, 0, 1 << 20), ioWrite(0x22, 1 << 20, 1 << 20)]);
+  const bytes = await readFile(path);
+  bytes.writeUInt32LE(bytes.readUInt32LE(64), 68); // BAT[1] := BAT[0]
+  bytes.writeUInt32LE(40, 72); // BAT[2] past the end of the file
+  await writeFile(path, bytes);
+
+  const info = await cliJson(['info', path, '--json']);
+  assert.deepEqual(info.damagedClusters, [
+    { cluster: 1, problem: 'duplicate', hostOffset: 1 << 20 },
+    { cluster: 2, problem: 'outside', hostOffset: 40 << 20 },
+  ]);
+  assert.deepEqual(info.damage, ['corrupt BAT: entry 1 (host byte 1048576) points at a cluster another entry already uses (2 bad entries in all)']);
+  const text = (await cli(['info', path])).stdout.toString();
+  assert.match(text, /^damage: corrupt BAT: entry 1 .*\n {2}cluster 1: duplicate \(host byte 1048576\)\n {2}cluster 2: outside \(host byte 41943040\)\n {2}reads return what QEMU reads; run `ploop-wasm check --repair` before writing$/m);
+
+  const out = join(dir, 'd.raw');
+  const convert = await cli(['convert', path, out, '--to', 'raw']);
+  assert.equal(convert.code, 0, convert.stderr);
+  assert.match(convert.stderr, /the image is damaged, reading it as QEMU does/);
+  assert.deepEqual(new Uint8Array(await readFile(out)), await qemuConvertToRaw(path, join(dir, 'q.raw')));
+
+  const write = await cli(['write', path, '--offset', '0'], new Uint8Array(512));
+  assert.equal(write.code, 1);
+  assert.match(write.stderr, /^ploop-wasm write: corrupt BAT: entry 1 .*run check --repair \[ECORRUPT\]\n$/);
+  assert.deepEqual(await readFile(path), bytes, 'the refused write changed nothing');
+}));

@@ -25,6 +25,8 @@ export function renderHeader(): void {
     ['in-use', 'In-use flag', h.inUse === INUSE_MAGIC ? 'set (not closed cleanly)' : 'clear'],
     ['data-offset', 'Data offset', `${h.dataOff} sectors (${hex0x(h.dataOff * 512)})`],
     ['allocated', 'Allocated clusters', allocationSummary()],
+    // A damaged image opens read-only and reads as QEMU reads it; the check card lists each bad entry.
+    ['damage', 'Damage', image.findings.damage.length ? `${image.findings.damage.join('; ')}. Read as QEMU reads it; check --repair before writing.` : 'none'],
   ];
   const dl = $('header');
   dl.replaceChildren();

@@ -16,7 +16,10 @@ export const info: Command = {
   usage: `ploop-wasm info IMG|DIR [--json]
 
   --json   print one JSON object: format, virtualSize, clusterSize, batEntries, dataOffset,
-           inUse, allocatedClusters, fileSize, flags, extOffset, heads, cylinders, tracks.
+           inUse, allocatedClusters, fileSize, flags, extOffset, heads, cylinders, tracks,
+           damage (what is wrong, one sentence each; [] for a sound image) and damagedClusters
+           (cluster, problem: outside|misaligned|duplicate|metadata, hostOffset; the first 64).
+  A damaged image is shown as QEMU reads it; check --repair fixes it.
   For a disk folder (DiskDescriptor.xml) the fields describe the top delta, allocatedClusters
   counts clusters any delta maps, and "deltas" lists the stack base first: level, file, guid,
   type, fileSize, allocatedClusters (mapped in that delta's own BAT).
@@ -55,6 +58,8 @@ export const info: Command = {
         heads: h.heads,
         cylinders: h.cylinders,
         tracks: h.tracks,
+        damage: image.findings.damage,
+        damagedClusters: image.findings.batProblems.map((p) => ({ cluster: p.clusterIndex, problem: p.kind, hostOffset: p.hostOffset })),
         ...(deltas ? { deltas } : {}),
         ...disk.json,
       };
@@ -74,6 +79,7 @@ export const info: Command = {
           `flags: 0x${out.flags.toString(16)}`,
           `format extension: ${out.extOffset ? `at byte ${out.extOffset}` : 'none'}`,
           `geometry (CHS): ${out.cylinders}/${out.heads}/${out.tracks}`,
+          ...damageLines(image.findings),
           ...(deltas ? ['delta stack (base first):', ...deltas.map((d) =>
             `  level ${d.level}: ${d.file} ${d.type === 'Plain' ? 'raw' : d.format} ${formatSize(d.fileSize)}, ${plural(d.allocatedClusters, 'cluster')} ${d.guid}`)] : []),
           ...disk.lines,
@@ -166,4 +172,17 @@ async function describeRaw(path: string, json: boolean): Promise<boolean> {
   } finally {
     await store.close();
   }
+}
+
+/** "damage: none", or what is wrong and which clusters (read as QEMU reads them). */
+function damageLines(findings: PloopImage['findings']): string[] {
+  if (findings.damage.length === 0) return ['damage: none'];
+  const problems = findings.batProblems;
+  const more = findings.batProblemCount - problems.length;
+  return [
+    `damage: ${findings.damage.join('; ')}`,
+    ...problems.map((p) => `  cluster ${p.clusterIndex}: ${p.kind} (host byte ${p.hostOffset})`),
+    ...(more > 0 ? [`  … and ${plural(more, 'more bad entry', 'more bad entries')}`] : []),
+    '  reads return what QEMU reads; run `ploop-wasm check --repair` before writing',
+  ];
 }
