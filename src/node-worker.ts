@@ -15,9 +15,11 @@ export type NodeWorkerStarter = (entry: URL, options: WorkerOptions) => Worker;
 
 let starter: NodeWorkerStarter | null = null;
 
-/** Start the library's workers through `start` from now on (null: plain `new Worker`). */
-export function setNodeWorkerStarter(start: NodeWorkerStarter | null): void {
+/** Start the library's workers through `start` from now on (null: plain `new Worker`); returns the one before. */
+export function setNodeWorkerStarter(start: NodeWorkerStarter | null): NodeWorkerStarter | null {
+  const before = starter;
   starter = start;
+  return before;
 }
 
 /** Start the worker entry `name` that lies beside the module `from` (its import.meta.url). */
