@@ -13,10 +13,11 @@ import { randomFillSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImage, MemoryStore, PloopImage, NodeFileStore } from '../src/node.js';
-import { ParallelImage } from '../src/runners/pool.js';
+import { ParallelImage } from '../src/runners/pool-node.js';
 import { SharedMemoryStore } from '../src/stores/shared-memory.js';
 import type { StoreSpec } from '../src/runners/protocol.js';
 import { isMain, printRows, type Row } from './common.js';
+import '../test/helpers/source-workers.js';
 
 const DISK_BYTES = 256 << 20;
 const CLUSTER_BYTES = 1 << 20;
@@ -229,7 +230,7 @@ export async function runnerBatchScaling(options: { reps?: number; count?: numbe
     const file = join(dir, 'disk.hds');
     writeFileSync(file, bytes);
     if (options.ceiling !== false) await rawCeiling({ reps, count, file, log });
-    const targets: Array<{ store: string; spec: (writable: boolean) => StoreSpec; inThread: (writable: boolean) => Promise<BatchIo> }> = [
+    const targets: BatchTarget[] = [
       {
         store: 'shared-memory store',
         spec: (writable) => SharedMemoryStore.from(bytes).spec(writable),
@@ -249,53 +250,9 @@ export async function runnerBatchScaling(options: { reps?: number; count?: numbe
     // BENCH_BATCH_READS_ONLY=1: the read rows only (the file store's in-place writes take minutes).
     for (const { t, writing, shared } of cases) {
       if (writing && process.env.BENCH_BATCH_READS_ONLY === '1') continue;
-      const open = [
-        () => t.inThread(writing),
-        () => ParallelImage.open([t.spec(writing)], { writable: writing, runners: 1, onWarning: () => {}, fastPath }),
-        () => ParallelImage.open([t.spec(writing)], { writable: writing, runners: 2, onWarning: () => {}, fastPath }),
-      ];
-      // Interleaved: rep r measures in-thread, 1 runner and 2 runners back to back, so a change
-      // of load on the shared machine hits all three alike.
-      const xs: number[][] = [[], [], []];
-      const cpu = { main: 0, others: 0 };
-      const cpu1 = { main: 0, others: 0 };
-      /** CPU of the busiest thread other than main (the runner, with 1 runner). */
-      let busiest1 = 0;
-      for (let r = 0; r < reps; r++) {
-        for (let k = 0; k < 3; k++) {
-          const image = await open[k]();
-          try {
-            const before = threadCpuSeconds();
-            xs[k].push(await driveBatches(image, writing, count, 0x51ed + r, batch, inFlight, shared));
-            const after = threadCpuSeconds();
-            if (k === 1) {
-              let top = 0;
-              for (const [tid, sec] of after.byThread) top = Math.max(top, tid === String(process.pid) ? 0 : sec - (before.byThread.get(tid) ?? 0));
-              busiest1 += top;
-            }
-            const into = k === 2 ? cpu : k === 1 ? cpu1 : null;
-            if (into) {
-              into.main += after.main - before.main;
-              into.others += Math.max(0, after.others - before.others);
-            }
-          } finally {
-            await image.close();
-          }
-        }
-      }
-      const [inThread, runners1, runners2] = xs.map(median);
-      const perRequestUs = (seconds: number) => (seconds / (reps * count)) * 1e6;
-      const [m1, o1, m2, o2, r1] = [cpu1.main, cpu1.others, cpu.main, cpu.others, busiest1].map(perRequestUs);
-      // 1 runner: the coordinator and the runner each have a core (V8's helper threads fit
-      // beside them); 2 runners: each runner does half the work, and every thread of the
-      // process shares the two cores.
-      const oneRunnerBound = 1 / Math.max(m1, r1);
-      const twoRunnerBound = Math.min(1 / m2, 2 / o2, 2 / (m2 + o2));
-      const row: BatchScalingRow = {
-        name: `4K random ${writing ? 'write (in place)' : 'read'}, batches of ${batch} ×${inFlight}, ${t.store}${shared ? '' : ', private buffers'}`,
-        runners1, runners2, inThread, ratio: runners2 / runners1, mainCpuUs: m2, otherCpuUs: o2, batch, inFlight, shared,
-        mainCpuUs1: m1, otherCpuUs1: o1, cpuBoundRatio: twoRunnerBound / oneRunnerBound,
-      };
+      const { row, r1 } = await batchCaseRow(t, writing, shared, { reps, count, batch, inFlight, fastPath });
+      const [m1, o1, m2, o2] = [row.mainCpuUs1, row.otherCpuUs1, row.mainCpuUs, row.otherCpuUs];
+      const { inThread, runners1, runners2 } = row;
       rows.push(row);
       log(`${row.name.padEnd(72)} in-thread ${Math.round(inThread).toString().padStart(7)}  1 runner ${Math.round(runners1).toString().padStart(7)}  2 runners ${Math.round(runners2).toString().padStart(7)} IOPS   2 vs 1: ${row.ratio.toFixed(2)}x   ` +
         `(CPU/request µs, main + runners/others: 1 runner ${m1.toFixed(2)} + ${o1.toFixed(2)} (the runner thread ${r1.toFixed(2)}), 2 runners ${m2.toFixed(2)} + ${o2.toFixed(2)}; 2 vs 1 on 2 idle cores by CPU ${row.cpuBoundRatio.toFixed(2)}x; load average ${loadavg()[0].toFixed(1)})`);
@@ -304,6 +261,66 @@ export async function runnerBatchScaling(options: { reps?: number; count?: numbe
     rmSync(dir, { recursive: true, force: true });
   }
   return rows;
+}
+
+/** A store the batch rows run on: its spec for runners, and the in-thread image over it. */
+interface BatchTarget {
+  store: string;
+  spec: (writable: boolean) => StoreSpec;
+  inThread: (writable: boolean) => Promise<BatchIo>;
+}
+
+/** One row of runnerBatchScaling: in-thread, 1 and 2 runners measured interleaved, `reps` times. */
+async function batchCaseRow(t: BatchTarget, writing: boolean, shared: boolean, o: { reps: number; count: number; batch: number; inFlight: number; fastPath: boolean }): Promise<{ row: BatchScalingRow; r1: number }> {
+  const { reps, count, batch, inFlight, fastPath } = o;
+  const open = [
+    () => t.inThread(writing),
+    () => ParallelImage.open([t.spec(writing)], { writable: writing, runners: 1, onWarning: () => {}, fastPath }),
+    () => ParallelImage.open([t.spec(writing)], { writable: writing, runners: 2, onWarning: () => {}, fastPath }),
+  ];
+  // Interleaved: rep r measures in-thread, 1 runner and 2 runners back to back, so a change
+  // of load on the shared machine hits all three alike.
+  const xs: number[][] = [[], [], []];
+  const cpu = { main: 0, others: 0 };
+  const cpu1 = { main: 0, others: 0 };
+  /** CPU of the busiest thread other than main (the runner, with 1 runner). */
+  let busiest1 = 0;
+  for (let r = 0; r < reps; r++) {
+    for (let k = 0; k < 3; k++) {
+      const image = await open[k]();
+      try {
+        const before = threadCpuSeconds();
+        xs[k].push(await driveBatches(image, writing, count, 0x51ed + r, batch, inFlight, shared));
+        const after = threadCpuSeconds();
+        if (k === 1) {
+          let top = 0;
+          for (const [tid, sec] of after.byThread) top = Math.max(top, tid === String(process.pid) ? 0 : sec - (before.byThread.get(tid) ?? 0));
+          busiest1 += top;
+        }
+        const into = k === 2 ? cpu : k === 1 ? cpu1 : null;
+        if (into) {
+          into.main += after.main - before.main;
+          into.others += Math.max(0, after.others - before.others);
+        }
+      } finally {
+        await image.close();
+      }
+    }
+  }
+  const [inThread, runners1, runners2] = xs.map(median);
+  const perRequestUs = (seconds: number) => (seconds / (reps * count)) * 1e6;
+  const [m1, o1, m2, o2, r1] = [cpu1.main, cpu1.others, cpu.main, cpu.others, busiest1].map(perRequestUs);
+  // 1 runner: the coordinator and the runner each have a core (V8's helper threads fit
+  // beside them); 2 runners: each runner does half the work, and every thread of the
+  // process shares the two cores.
+  const oneRunnerBound = 1 / Math.max(m1, r1);
+  const twoRunnerBound = Math.min(1 / m2, 2 / o2, 2 / (m2 + o2));
+  const row: BatchScalingRow = {
+    name: `4K random ${writing ? 'write (in place)' : 'read'}, batches of ${batch} ×${inFlight}, ${t.store}${shared ? '' : ', private buffers'}`,
+    runners1, runners2, inThread, ratio: runners2 / runners1, mainCpuUs: m2, otherCpuUs: o2, batch, inFlight, shared,
+    mainCpuUs1: m1, otherCpuUs1: o1, cpuBoundRatio: twoRunnerBound / oneRunnerBound,
+  };
+  return { row, r1 };
 }
 
 /**

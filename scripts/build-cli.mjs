@@ -8,7 +8,7 @@
 //
 // Layout: dist/bin/cli/ is two levels below dist/, as dist/src/core/ is, so the WASM core's
 // '../../ploop.wasm' finds dist/ploop.wasm (a folder given as argument needs ploop.wasm two
-// levels up likewise); the runner pool starts ./runner-worker.js beside its chunk, so the
+// levels up likewise); the runner pool starts ./runner-node-worker.js beside its chunk, so the
 // worker is an entry here too (sharing chunks with the CLI), and so is NodeFileStore's I/O
 // thread, ./node-io-worker.js.
 
@@ -23,7 +23,7 @@ mkdirSync(out, { recursive: true });
 const result = await build({
   entryPoints: {
     'ploop-wasm': join(root, 'src/cli/run.ts'),
-    'runner-worker': join(root, 'src/runners/runner-worker.ts'),
+    'runner-node-worker': join(root, 'src/runners/runner-node-worker.ts'),
     'node-io-worker': join(root, 'src/stores/node-io-worker.ts'),
   },
   outdir: out,

@@ -25,7 +25,9 @@ function walk(dir, found = []) {
 mkdirSync(out, { recursive: true });
 
 const entryPoints = { ploop: join(root, 'src/browser.ts') };
-for (const worker of walk(join(root, 'src'))) entryPoints[basename(worker, '.ts')] = worker;
+// The runner's browser entry is runner-browser.worker.ts (beside the Node one, runner-node-worker.ts);
+// it ships as runner.worker.js, the name pages and bundler set-ups copy.
+for (const worker of walk(join(root, 'src'))) entryPoints[basename(worker, '.ts').replace(/-browser(?=\.worker$)/, '')] = worker;
 for (const page of readdirSync(join(root, 'web'))) {
   if (page.endsWith('.ts') && !page.endsWith('.d.ts')) entryPoints[basename(page, '.ts')] = join(root, 'web', page);
 }

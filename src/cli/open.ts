@@ -107,7 +107,7 @@ export async function openForIo(path: string, options: { writable?: boolean; run
     }
     // Imported here, not at the top: the runner pool brings worker_threads and its own modules,
     // which the commands that never start runners should not load at start-up.
-    const { ParallelImage } = await import('../runners/pool.js');
+    const { ParallelImage } = await import('../runners/pool-node.js');
     const image = await ParallelImage.open(paths, { writable: options.writable, runners: options.runners, onWarning: warnOnStderr });
     const close = image.close.bind(image);
     return Object.assign(image, {

@@ -389,11 +389,16 @@ export class BatMap {
     return checkStatus('piwb apply', this.core.exports.piwbApply(this.ctx, page, piwbAddress), { page });
   }
 
-  /** Step points for forced-interleaving tests (shared by every thread using this map). */
+  /**
+   * Step points for forced-interleaving tests (shared by every thread using this map). Made
+   * once: updates pass them on the hot path, where a disarmed gate costs one atomic load.
+   */
   get gates(): StepGates {
+    if (this.#gates !== null) return this.#gates;
     const at = this.#field(CTX.gates) >>> 2;
-    return new StepGates(this.core.i32.subarray(at, at + GATE_COUNT));
+    return (this.#gates = new StepGates(this.core.i32.subarray(at, at + GATE_COUNT)));
   }
+  #gates: StepGates | null = null;
 
   /** Take a piwb buffer from the pool: its id, or -1 when all are in use. */
   piwbAcquire(): number {
@@ -401,6 +406,19 @@ export class BatMap {
   }
   piwbRelease(id: number): void {
     checkStatus('piwb release', this.core.exports.piwbRelease(this.ctx, id), { id });
+    // Wake updaters waiting for a buffer (waitPiwb): they all wait on the bitmap's first word.
+    Atomics.notify(this.core.i32, this.#field(CTX.piwbBitmap) >>> 2);
+  }
+  /**
+   * Resolves once piwbRelease() gives a buffer back (on any thread), or after `timeoutMs`.
+   * Call it before piwbAcquire(): the wait registers at once, so a release in between is not
+   * missed (the timeout only bounds a stall, as in waitPage).
+   */
+  waitPiwb(timeoutMs = 20): Promise<unknown> {
+    const at = this.#field(CTX.piwbBitmap) >>> 2;
+    const i32 = this.core.i32;
+    const r = Atomics.waitAsync(i32, at, Atomics.load(i32, at), timeoutMs);
+    return r.async ? r.value : Promise.resolve(r.value);
   }
   piwbAddress(id: number): number {
     return this.core.exports.piwbAddress(this.ctx, id);

@@ -107,10 +107,11 @@ export async function updateEntry(bat: BatMap, clusterIndex: number, plan: Updat
 
 async function acquirePiwb(bat: BatMap): Promise<number> {
   for (;;) {
+    // Every buffer is pending or in writeback; one comes back when a BAT write completes.
+    const released = bat.waitPiwb();
     const id = bat.piwbAcquire();
     if (id >= 0) return id;
-    // Every buffer is pending or in writeback; one comes back when a BAT write completes.
-    await new Promise((r) => setTimeout(r, 1));
+    await released;
   }
 }
 
@@ -165,6 +166,9 @@ export class Writeback {
   readonly #requestsInFlight: () => number;
   /** Attachments registered whose BAT write has not completed yet. */
   #waiting = 0;
+  /** Resolves the promise of #nextRegister() (null: nobody waits for one). */
+  #onRegister: (() => void) | null = null;
+  #registered: Promise<void> | null = null;
 
   /**
    * `requestsInFlight` counts the image's requests not yet complete: when more are in flight
@@ -189,7 +193,18 @@ export class Writeback {
     if (a.madeDirty) this.#batch.add(a.page);
     if (a.allocatedSlot >= 0) this.#io.allocated?.(a.allocatedSlot);
     this.#schedule();
+    if (this.#onRegister !== null) {
+      const wake = this.#onRegister;
+      this.#onRegister = null;
+      this.#registered = null;
+      wake();
+    }
     return done;
+  }
+
+  /** Resolves when the next attachment is registered. */
+  #nextRegister(): Promise<void> {
+    return (this.#registered ??= new Promise<void>((resolve) => (this.#onRegister = resolve)));
   }
 
   /**
@@ -204,7 +219,8 @@ export class Writeback {
       const done = until.then(() => { settled = true; }, () => { settled = true; });
       while (!settled) {
         await this.drain();
-        await Promise.race([done, new Promise((r) => setTimeout(r, 1))]);
+        // Those requests queue pages only by attaching: wait for that, or for them to settle.
+        if (!settled && this.#batch.size === 0 && !this.#running) await Promise.race([done, this.#nextRegister()]);
       }
     }
     for (;;) {
@@ -217,12 +233,29 @@ export class Writeback {
       const cycles = this.stats.cycles;
       this.#startCycle();
       await this.#running;
-      // A page still UPDATING or with an attachment on its way stays queued: give it a moment.
-      // A cycle that took nothing settles in microtasks, so retrying at once would spin without
-      // ever yielding to the event loop, starving the very work that frees the page (a runner's
-      // attachment message, a timer, a step gate's wake-up): wait for a macrotask instead.
-      if (this.stats.cycles === cycles) await new Promise((r) => setTimeout(r, 1));
+      // A page still UPDATING or with an attachment on its way stays queued: wait until that
+      // changes. (A cycle that took nothing settles in microtasks, so retrying at once would
+      // spin without ever yielding to the event loop, starving the very work that frees the
+      // page: a runner's attachment message, a timer, a step gate's wake-up.)
+      if (this.stats.cycles === cycles) await this.#queuedPageMoved();
     }
+  }
+
+  /**
+   * Resolves when a page a cycle could not take may be ready: an attachment on its way was
+   * registered, or a page's UPDATING (or WRITEBACK) bit cleared (mdClear notifies its waiters).
+   */
+  #queuedPageMoved(): Promise<unknown> {
+    const bat = this.#bat;
+    const waits: Array<Promise<unknown>> = [this.#nextRegister()];
+    for (const page of this.#batch) {
+      if (bat.attachPending(page) > 0) continue;
+      const seen = bat.mdStatus(page);
+      // Ready already (it changed since the cycle looked): retrying takes it.
+      if ((seen & (MD_UPDATING | MD_WRITEBACK)) === 0) return Promise.resolve();
+      waits.push(bat.waitPage(page, seen));
+    }
+    return Promise.race(waits);
   }
 
   /** Pages queued or in writeback (for tests and stats). */
@@ -282,7 +315,11 @@ export class Writeback {
 
   async #cycle(): Promise<void> {
     const bat = this.#bat;
-    await bat.gates.pass(GATE_SUBMIT);
+    // Take pages after the caller's synchronous part: register() may run inside updateEntry (a
+    // runner in this thread), which clears the page's UPDATING bit only once attach returned.
+    await null;
+    const submitGate = bat.gates.pass(GATE_SUBMIT);
+    if (submitGate) await submitGate;
     const taken: PiwbRecord[] = [];
     for (const page of [...this.#batch]) {
       // An attachment still on its way from a runner: its piwb must wait for it.
@@ -341,7 +378,8 @@ export class Writeback {
         return e;
       }
     }));
-    await bat.gates.pass(GATE_COMPLETE);
+    const completeGate = bat.gates.pass(GATE_COMPLETE);
+    if (completeGate) await completeGate;
     // 3. Completion, WRITEBACK cleared last (race 6).
     taken.forEach((piwb, i) => this.#complete(piwb, results[i]));
   }

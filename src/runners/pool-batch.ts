@@ -15,7 +15,8 @@
 import type { WasmCore } from '../core/wasm.js';
 import type { PloopError } from '../errors.js';
 import { BatchFailures, waveEnds, type BatchOperation, type ReadRequest, type WriteRequest } from '../engine/batch.js';
-import { OP_READ, OP_WRITE, type RingBatch, type RingCaller } from './ring.js';
+import { OP_READ, OP_WRITE } from './ring.js';
+import type { RingBatch, RingCaller } from './ring-caller.js';
 
 /** Staging regions up to this size are kept for the next batch (per power-of-two size class). */
 const MAX_POOLED_STAGING_BYTES = 4 << 20;

@@ -8,9 +8,9 @@ import { wrap } from 'comlink';
 import type { RunnerApi, StoreSpec } from './protocol.js';
 import { openPortableStore, shareWritableOpfs } from './store-spec.js';
 import { OpfsStore } from '../stores/opfs.js';
-import { ParallelImage as ParallelImageCore, sharedMemoryAvailable, type ParallelOpenOptions as CoreOpenOptions, type PoolPlatform } from './pool-core.js';
+import { ParallelImage as ParallelImageCore, sharedMemoryAvailable, type ParallelOpenOptions as CoreOpenOptions, type PoolPlatform } from './pool-shared.js';
 
-export { sharedMemoryAvailable } from './pool-core.js';
+export { sharedMemoryAvailable } from './pool-shared.js';
 
 export interface ParallelOpenOptions extends CoreOpenOptions {
   /**

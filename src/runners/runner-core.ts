@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The body of a runner, the same in a Node worker_thread and a Web Worker: it instantiates the
 // WebAssembly core over the shared memory, opens its own stores from their specs, serves its
-// request ring (ring.ts) with ClusterIo, and sends its BAT changes to the coordinator's writeback
+// request ring (ring-server.ts) with ClusterIo, and sends its BAT changes to the coordinator's writeback
 // as attachments over a MessagePort. Only the store opener differs per platform.
 
 import { WasmCore } from '../core/wasm.js';
@@ -11,7 +11,8 @@ import { PloopError, type PloopErrorCode } from '../errors.js';
 import type { Attachment } from '../engine/writeback.js';
 import type { BlockStore } from '../stores/block-store.js';
 import type { AttachDone, RunnerApi, RunnerInit, StoreSpec } from './protocol.js';
-import { RingServer, OP_READ, OP_WRITE, OP_DISCARD, type RingFastHandler } from './ring.js';
+import { OP_READ, OP_WRITE, OP_DISCARD } from './ring.js';
+import { RingServer, type RingFastHandler } from './ring-server.js';
 import { FastPath, portableSyncAccess, type SyncAccess } from './fast-path.js';
 
 export type StoreOpener = (spec: StoreSpec) => Promise<BlockStore>;

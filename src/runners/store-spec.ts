@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Opening a store from its StoreSpec, for the kinds every platform has (browser-safe). The
-// Node runner adds 'node-fs' on top (runner-worker.ts, pool.ts).
+// Node runner adds 'node-fs' on top (runner-node-worker.ts, pool-node.ts).
 
 import type { BlockStore } from '../stores/block-store.js';
 import { SharedMemoryStore } from '../stores/shared-memory.js';

@@ -22,8 +22,8 @@
 // and ref()ed while a waitAsync is pending — a pending waitAsync alone does not keep Node's
 // loop alive, so a process whose last work is a request here would otherwise exit under it.
 
-import type { Worker, WorkerOptions } from 'node:worker_threads';
-import { createRequire } from 'node:module';
+import type { Worker } from 'node:worker_threads';
+import { startNodeWorker } from '../node-worker.js';
 import {
   SUBMITTED, SLEEPING, COMPLETED, READY, WAITING, RING_MASK, SUBMIT_RING_BYTES, COMPLETE_RING_BYTES, SLOT_COUNT, SLOT_BYTES,
   TOTAL_BYTES, H_OP, H_FD, H_LENGTH, H_RESULT, H_ERROR_BYTES, H_POSITION_F64, OP_READ, OP_WRITE, OP_ZERO, ZERO_MAX_BYTES,
@@ -74,6 +74,9 @@ class IoThread {
   #settling = false;
   #referenced = false;
   #dead: Error | null = null;
+  /** Resolves when the thread fails (#fail). */
+  readonly #died: Promise<void>;
+  #onDeath!: () => void;
   #ready = false;
   /** Requests the thread finished (for tests and diagnostics). */
   served = 0;
@@ -92,6 +95,7 @@ class IoThread {
     this.#f64 = new Float64Array(buffer);
     this.#bytes = new Uint8Array(buffer);
     for (let slot = SLOT_COUNT - 1; slot >= 0; slot--) this.#free.push(slot);
+    this.#died = new Promise<void>((resolve) => (this.#onDeath = resolve));
     this.#worker = spawnIoWorker({ buffer, spinMs: WORKER_SPIN_MS });
     this.#worker.unref();
     // A worker that dies (out of memory, killed) would leave its requests waiting forever.
@@ -113,6 +117,25 @@ class IoThread {
   /** True once the worker runs (it sets READY when it first looks at the ring). */
   ready(): boolean {
     return this.#ready || (this.#ready = Atomics.load(this.#control, READY) === 1);
+  }
+
+  /**
+   * Resolves true once the worker runs (it notifies READY), false if it failed first or did
+   * not start within `timeoutMs`. The worker is ref()ed meanwhile: a pending waitAsync alone
+   * does not keep Node's loop alive.
+   */
+  async whenReady(timeoutMs: number): Promise<boolean> {
+    if (this.ready()) return true;
+    if (this.#dead) return false;
+    const wait = Atomics.waitAsync(this.#control, READY, 0, timeoutMs);
+    if (!wait.async) return this.ready();
+    this.#worker.ref();
+    try {
+      await Promise.race([wait.value, this.#died]);
+    } finally {
+      if (!this.#referenced) this.#worker.unref();
+    }
+    return !this.#dead && this.ready();
   }
 
   submit(op: number, fd: number, data: Uint8Array, position: number, length = data.length): Promise<number> {
@@ -227,6 +250,7 @@ class IoThread {
   #fail(why: Error): void {
     if (this.#dead) return;
     this.#dead = why;
+    this.#onDeath();
     if (current === this) {
       current = null;
       warmup = 0;
@@ -287,14 +311,7 @@ export function ioThreadReady(): boolean {
  */
 export async function startIoThread(timeoutMs = 10_000): Promise<boolean> {
   if (startFailed) return false;
-  const started = thread();
-  const until = Date.now() + timeoutMs;
-  while (!started.ready()) {
-    // #fail() forgets a thread that died while starting.
-    if (current !== started || Date.now() > until) return false;
-    await new Promise((r) => setTimeout(r, 1));
-  }
-  return true;
+  return thread().whenReady(timeoutMs);
 }
 
 /** This JS thread's I/O thread: whether it runs, requests it finished, in flight, and waiting for a slot. */
@@ -342,23 +359,6 @@ function request(op: number, what: string, fd: number, bytes: Uint8Array, positi
   return thread().submit(op, fd, bytes, position);
 }
 
-/**
- * The built library starts dist/src/stores/node-io-worker.js, the CLI bundle its entry beside
- * the chunk (scripts/build-cli.mjs). Run from sources (tests under tsx) it starts the .ts file
- * through tsx's loader, which workers do not inherit (as runners/pool.ts does).
- */
 function spawnIoWorker(workerData: { buffer: SharedArrayBuffer; spinMs: number }): Worker {
-  // Loaded here, not imported: a process that never starts the thread never loads it.
-  const { Worker } = loadBuiltin<typeof import('node:worker_threads')>('node:worker_threads');
-  const self = import.meta.url;
-  const options: WorkerOptions = { workerData, name: 'ploop-io' };
-  if (!self.endsWith('.ts')) return new Worker(new URL('./node-io-worker.js', self), options);
-  const entry = new URL('./node-io-worker.ts', self).href;
-  const api = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(bootstrap, { ...options, eval: true });
-}
-
-function loadBuiltin<T>(id: string): T {
-  return (process.getBuiltinModule?.(id) as T | undefined) ?? (createRequire(import.meta.url)(id) as T);
+  return startNodeWorker('node-io-worker', import.meta.url, { workerData, name: 'ploop-io' });
 }

@@ -60,6 +60,7 @@ function serve(slot: number): void {
 let taken = 0;
 let completed = 0;
 Atomics.store(control, READY, 1);
+Atomics.notify(control, READY);
 for (;;) {
   let submitted = Atomics.load(control, SUBMITTED);
   if (submitted === taken) {

@@ -18,6 +18,7 @@ import { Prng } from '../helpers/prng.ts';
 import {
   NodeFileStore, NodeDirectory, PloopImage, ParallelImage, PloopError, createImage, initStack, openStackDir, snapshotStack,
 } from '../../src/node.ts';
+import '../helpers/source-workers.ts';
 
 const IMAGE_BYTES = 64 << 20;
 const CLUSTER = '1M';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { readFile, stat } from 'node:fs/promises';
 import { createImage, PloopImage, checkImage, type BlockStore } from '../../src/index.ts';
 import { NodeFileStore } from '../../src/node.ts';
-import { ParallelImage } from '../../src/runners/pool.ts';
+import { ParallelImage } from '../../src/runners/pool-node.ts';
 import { withTempDir } from '../helpers/tmp.ts';
 import { Prng } from '../helpers/prng.ts';
 import { DiskModel, assertBytesEqual } from '../helpers/model.ts';
@@ -17,6 +17,7 @@ import { assertQemuAgrees } from '../helpers/oracle.ts';
 import { assertToolsAccept, runPloop } from '../helpers/ploop.ts';
 import { cli } from '../helpers/cli.ts';
 import { headerFields, pokeU32, OFF, INUSE_MAGIC } from '../helpers/image-file.ts';
+import '../helpers/source-workers.ts';
 
 const MiB = 1 << 20;
 

@@ -13,6 +13,7 @@ import { Prng } from '../helpers/prng.ts';
 import { readWhole } from '../helpers/images.ts';
 import { assertQemuAgrees } from '../helpers/oracle.ts';
 import { qemuCreate, qemuIo, ioWrite } from '../helpers/qemu.ts';
+import '../helpers/source-workers.ts';
 
 const C = 64 << 10;
 const SIZE = 64 << 20;

@@ -18,6 +18,7 @@ import { openFile, readWhole } from '../helpers/images.ts';
 import { runWorkload } from '../helpers/workload.ts';
 import { assertQemuAgrees } from '../helpers/oracle.ts';
 import { ascii, batEntry, expectedImageEnd, headerFields, pokeFile, readU32, OFF, SIGNATURE_V1 } from '../helpers/image-file.ts';
+import '../helpers/source-workers.ts';
 
 test('a qemu image patched to the v1 magic and written by qemu-io has sector-unit BAT entries and reads like qemu-img convert', async () => {
   await withTempDir(async (dir) => {

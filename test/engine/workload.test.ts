@@ -17,6 +17,7 @@ import { Prng } from '../helpers/prng.ts';
 import { readWhole } from '../helpers/images.ts';
 import { runWorkload } from '../helpers/workload.ts';
 import { expectedImageEnd, headerFields, SIGNATURE_V1, SIGNATURE_V2 } from '../helpers/image-file.ts';
+import '../helpers/source-workers.ts';
 
 interface Variant {
   format: PloopFormat;

@@ -43,7 +43,7 @@ export function cliCommand(): Promise<string[]> {
     try {
       return [await bundleSources()];
     } catch {
-      return ['--import', 'tsx', SOURCE];
+      return ['--import', 'tsx', '--import', join(ROOT, 'test/helpers/source-workers.ts'), SOURCE];
     }
   })();
   return commandLine;
@@ -59,8 +59,8 @@ async function bundleSources(): Promise<string> {
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const outfile = join(dir, 'a/b/cli.mjs');
   await esbuild.build({ entryPoints: [SOURCE], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, logLevel: 'silent' });
-  // replay --runners starts ./runner-worker.js beside the bundle (an ES module, like the build's).
-  await esbuild.build({ entryPoints: [join(ROOT, 'src/runners/runner-worker.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: join(dir, 'a/b/runner-worker.js'), logLevel: 'silent' });
+  // replay --runners starts ./runner-node-worker.js beside the bundle (an ES module, like the build's).
+  await esbuild.build({ entryPoints: [join(ROOT, 'src/runners/runner-node-worker.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: join(dir, 'a/b/runner-node-worker.js'), logLevel: 'silent' });
   await writeFile(join(dir, 'a/b/package.json'), '{"type":"module"}\n');
   await copyFile(join(ROOT, 'dist/ploop.wasm'), join(dir, 'ploop.wasm'));
   return outfile;

@@ -15,6 +15,7 @@ import { Prng } from '../helpers/prng.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 import { qemuCreate, qemuIo, ioWrite, qemuConvertToRaw } from '../helpers/qemu.ts';
 import { rejectsWith } from '../helpers/errors.ts';
+import '../helpers/source-workers.ts';
 
 let core: WasmCore;
 before(async () => {

@@ -17,6 +17,7 @@ import { trackRequests } from '../helpers/power-cut.ts';
 import { FlushSnapshots, folderOf, randomKept } from '../helpers/power-cut-files.ts';
 import { assertCrashStateSound } from '../helpers/power-cut-check.ts';
 import { withTempDir } from '../helpers/tmp.ts';
+import '../helpers/source-workers.ts';
 
 const C = 32 << 10;
 const SIZE = 512 << 10;

@@ -16,6 +16,7 @@ import { fileHash } from '../helpers/stack.ts';
 import { pokeU32, OFF, INUSE_MAGIC } from '../helpers/image-file.ts';
 import { rejectsWith } from '../helpers/errors.ts';
 import { cli } from '../helpers/cli.ts';
+import '../helpers/source-workers.ts';
 
 const C = 64 << 10;
 const SIZE = 8 << 20;

@@ -18,6 +18,7 @@ import { assertQemuAgrees } from '../helpers/oracle.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import '../helpers/source-workers.ts';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 8);
 const SIZE = 16 << 20;

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createImage, MemoryStore, PloopImage, PloopError, checkImage } from '../../src/index.ts';
 import { SharedMemoryStore } from '../../src/stores/shared-memory.ts';
-import { ParallelImage } from '../../src/runners/pool.ts';
+import { ParallelImage } from '../../src/runners/pool-node.ts';
 import { withTempDir } from '../helpers/tmp.ts';
 import { Prng } from '../helpers/prng.ts';
 import { DiskModel, assertBytesEqual } from '../helpers/model.ts';
@@ -22,6 +22,7 @@ import { rejectsWith } from '../helpers/errors.ts';
 import { within, createImageFile } from '../helpers/race.ts';
 import { FaultyStore } from '../helpers/faulty-store.ts';
 import { JitterStore } from '../helpers/jitter-store.ts';
+import '../helpers/source-workers.ts';
 
 const C = 64 << 10;
 const SIZE = 16 << 20;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { PloopImage, PloopError, MemoryStore, createImage } from '../../src/index.ts';
 import { NodeFileStore } from '../../src/node.ts';
-import { ParallelImage } from '../../src/runners/pool.ts';
+import { ParallelImage } from '../../src/runners/pool-node.ts';
 import { SharedMemoryStore } from '../../src/stores/shared-memory.ts';
 import { FastPath, type SyncAccess } from '../../src/runners/fast-path.ts';
 import { BatMap } from '../../src/core/bat-map.ts';
@@ -23,6 +23,7 @@ import { DiskModel, assertBytesEqual } from '../helpers/model.ts';
 import { readWhole } from '../helpers/images.ts';
 import { createImageFile } from '../helpers/race.ts';
 import { assertChecksClean, qemuConvertChain } from '../helpers/stack.ts';
+import '../helpers/source-workers.ts';
 
 const C = 64 << 10;
 const SIZE = 8 << 20;

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PloopImage, PloopError } from '../../src/index.ts';
 import { NodeFileStore } from '../../src/node.ts';
-import { ParallelImage } from '../../src/runners/pool.ts';
+import { ParallelImage } from '../../src/runners/pool-node.ts';
 import { BatMap, MD_DIRTY, MD_UPDATING, MD_WRITEBACK } from '../../src/core/bat-map.ts';
 import { GATE_COMPLETE, GATE_SUBMIT, GATE_UPDATING } from '../../src/engine/step-gates.ts';
 import { updateEntry } from '../../src/engine/writeback.ts';
@@ -20,6 +20,7 @@ import { DiskModel, assertBytesEqual } from '../helpers/model.ts';
 import { readFileImage } from '../helpers/images.ts';
 import { assertQemuAgrees } from '../helpers/oracle.ts';
 import { createImageFile, fileBatEntries, sleep, track, waitFor, within, type Tracked } from '../helpers/race.ts';
+import '../helpers/source-workers.ts';
 
 const C = 4096;
 const SIZE = 8 << 20; // 2048 BAT entries: md pages 0, 1 and 2

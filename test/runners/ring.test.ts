@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createImage, MemoryStore, PloopError, checkImage } from '../../src/index.ts';
 import { SharedMemoryStore } from '../../src/stores/shared-memory.ts';
-import { ParallelImage } from '../../src/runners/pool.ts';
+import { ParallelImage } from '../../src/runners/pool-node.ts';
 import type { StoreSpec } from '../../src/runners/protocol.ts';
 import { withTempDir } from '../helpers/tmp.ts';
 import { Prng } from '../helpers/prng.ts';
@@ -18,6 +18,7 @@ import { assertQemuAgreesOnBytes } from '../helpers/oracle.ts';
 import { rejectsWith } from '../helpers/errors.ts';
 import { within } from '../helpers/race.ts';
 import { OFF } from '../helpers/image-file.ts';
+import '../helpers/source-workers.ts';
 
 const C = 64 << 10;
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PloopImage, type PloopFormat } from '../../src/index.ts';
 import { NodeFileStore } from '../../src/node.ts';
-import { ParallelImage } from '../../src/runners/pool.ts';
+import { ParallelImage } from '../../src/runners/pool-node.ts';
 import { withTempDir } from '../helpers/tmp.ts';
 import { Prng } from '../helpers/prng.ts';
 import { DiskModel, assertBytesEqual } from '../helpers/model.ts';
@@ -20,6 +20,7 @@ import { OFF, readU32, INUSE_MAGIC } from '../helpers/image-file.ts';
 import { assertQemuAgrees } from '../helpers/oracle.ts';
 import { assertChecksClean, fileHash, qemuConvertChain } from '../helpers/stack.ts';
 import { createImageFile } from '../helpers/race.ts';
+import '../helpers/source-workers.ts';
 
 const C = 64 << 10;
 const SIZE = 32 << 20;

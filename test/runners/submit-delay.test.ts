@@ -8,12 +8,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PloopImage } from '../../src/index.ts';
 import { NodeFileStore } from '../../src/node.ts';
-import { ParallelImage } from '../../src/runners/pool.ts';
+import { ParallelImage } from '../../src/runners/pool-node.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 import { DiskModel, assertBytesEqual } from '../helpers/model.ts';
 import { readFileImage } from '../helpers/images.ts';
 import { assertQemuAgrees } from '../helpers/oracle.ts';
 import { createImageFile, sleep, within } from '../helpers/race.ts';
+import '../helpers/source-workers.ts';
 
 const C = 4096;
 const SIZE = 8 << 20;

@@ -17,6 +17,7 @@ import { Prng } from '../helpers/prng.ts';
 import { pokeU32, OFF, INUSE_MAGIC } from '../helpers/image-file.ts';
 import { assertChecksClean, assertPloopListsChain, chainPaths, qemuConvertChain, readStack } from '../helpers/stack.ts';
 import { cli, describeCli, type CliResult } from '../helpers/cli.ts';
+import '../helpers/source-workers.ts';
 
 const TOPDELTA_GUID = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
 

@@ -19,6 +19,7 @@ import { DiskModel, assertBytesEqual, assertAllZero } from '../helpers/model.ts'
 import { Prng } from '../helpers/prng.ts';
 import { openFile, readWhole, readFileImage } from '../helpers/images.ts';
 import { assertPloopListsChain, assertChecksClean, fileHash, qemuConvertChain, readStack } from '../helpers/stack.ts';
+import '../helpers/source-workers.ts';
 
 const C = 4096;
 const SIZE = 4 << 20;

@@ -25,6 +25,7 @@ import { readU32, OFF } from '../helpers/image-file.ts';
 import {
   assertPloopListsChain, assertChecksClean, chainPaths, fileHash, qemuConvertChain, readStack,
 } from '../helpers/stack.ts';
+import '../helpers/source-workers.ts';
 
 const TOPDELTA_GUID = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
 

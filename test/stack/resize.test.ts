@@ -23,6 +23,7 @@ import { assertQemuAgrees } from '../helpers/oracle.ts';
 import { headerFields, batEntry, expectedImageEnd, pokeFile, pokeU32, OFF, SIGNATURE_V1 } from '../helpers/image-file.ts';
 import { assertPloopListsChain, assertQemuChainEquals, chainPaths, fileHash, qemuConvertChain, readStack } from '../helpers/stack.ts';
 import { cli, describeCli } from '../helpers/cli.ts';
+import '../helpers/source-workers.ts';
 
 const K4 = 4096;
 

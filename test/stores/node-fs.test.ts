@@ -11,6 +11,7 @@ import { NodeFileStore } from '../../src/node.ts';
 import { createImage, PloopImage, checkImage } from '../../src/index.ts';
 import { withTempDir } from '../helpers/tmp.ts';
 import { assertToolsAccept } from '../helpers/ploop.ts';
+import '../helpers/source-workers.ts';
 
 /** This process's descriptors open on `path`, with their open flags (from /proc/self/fdinfo). */
 function descriptorsOn(path: string): Array<{ fd: number; flags: number }> {

@@ -20,6 +20,7 @@ import { Prng } from '../helpers/prng.ts';
 import { runWorkload } from '../helpers/workload.ts';
 import { readWhole } from '../helpers/images.ts';
 import { assertQemuAgrees } from '../helpers/oracle.ts';
+import '../helpers/source-workers.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const SRC = join(ROOT, 'src');
@@ -300,7 +301,8 @@ test('several stores share the one I/O thread (no thread per store)', () => with
 /** Run a script (an ES module under tsx) in a fresh process. */
 function script(dir: string, body: string) {
   const file = join(dir, `s${Math.random().toString(36).slice(2)}.mts`);
-  writeFileSync(file, `import { pread, ioThreadStats } from ${JSON.stringify(join(SRC, 'stores/node-io-thread.ts'))};\nimport { openSync } from 'node:fs';\n${body}\n`);
+  const workers = JSON.stringify(join(ROOT, 'test/helpers/source-workers.ts'));
+  writeFileSync(file, `import ${workers};\nimport { pread, ioThreadStats } from ${JSON.stringify(join(SRC, 'stores/node-io-thread.ts'))};\nimport { openSync } from 'node:fs';\n${body}\n`);
   const started = performance.now();
   const r = spawnSync(process.execPath, ['--import', 'tsx', file], { encoding: 'utf8', timeout: 30000 });
   return { ...r, seconds: (performance.now() - started) / 1000 };

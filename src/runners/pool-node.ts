@@ -3,14 +3,15 @@
 // image file is named by its path (a 'node-fs' spec) or given as any other StoreSpec.
 
 import { wrap } from 'comlink';
-import { Worker } from 'node:worker_threads';
+import { startNodeWorker } from '../node-worker.js';
 import { NodeFileStore } from '../stores/node-fs.js';
+import { PloopError } from '../errors.js';
 import type { RunnerApi, StoreSpec } from './protocol.js';
 import { nodeEndpoint } from './node-endpoint.js';
 import { openPortableStore } from './store-spec.js';
-import { ParallelImage as ParallelImageCore, type ParallelOpenOptions, type PoolPlatform } from './pool-core.js';
+import { ParallelImage as ParallelImageCore, type ParallelOpenOptions, type PoolPlatform } from './pool-shared.js';
 
-export { sharedMemoryAvailable, type ParallelOpenOptions } from './pool-core.js';
+export { sharedMemoryAvailable, type ParallelOpenOptions } from './pool-shared.js';
 
 /**
  * Runners read and write files of up to this many bytes per request with blocking
@@ -21,8 +22,15 @@ const RUNNER_SYNC_IO_BYTES = 64 << 10;
 
 const nodePlatform: PoolPlatform = {
   spawn() {
-    const worker = spawnRunnerWorker();
-    return { api: wrap<RunnerApi>(nodeEndpoint(worker)), terminate: () => worker.terminate() };
+    const worker = startNodeWorker('runner-node-worker', import.meta.url);
+    const failure = new Promise<never>((_, reject) => {
+      const fail = (why: string) => reject(new PloopError('EIO', `the runner worker ${why}`));
+      worker.once('error', (e) => fail(`failed: ${e instanceof Error ? e.message : String(e)}`));
+      worker.once('exit', (code) => fail(`exited (code ${code})`));
+    });
+    // Looked at only while the runner starts (startRunner).
+    failure.catch(() => {});
+    return { api: wrap<RunnerApi>(nodeEndpoint(worker)), terminate: () => worker.terminate(), failure };
   },
   // The coordinator's own handle stays asynchronous: its thread serves the caller.
   openStore: (spec) => (spec.kind === 'node-fs' ? NodeFileStore.open(spec.path, { writable: spec.writable }) : openPortableStore(spec)),
@@ -39,17 +47,4 @@ export class ParallelImage extends ParallelImageCore {
     const [image, runners] = await ParallelImage.prepare(nodePlatform, specs, options);
     return new ParallelImage(image, runners);
   }
-}
-
-/**
- * The built library starts dist/src/runners/runner-worker.js. Run from sources (tests under
- * tsx) it starts the .ts file through tsx's loader, which workers do not inherit.
- */
-function spawnRunnerWorker(): Worker {
-  const self = import.meta.url;
-  if (!self.endsWith('.ts')) return new Worker(new URL('./runner-worker.js', self));
-  const entry = new URL('./runner-worker.ts', self).href;
-  const api = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-  return new Worker(bootstrap, { eval: true });
 }

@@ -5,21 +5,21 @@
 // Requests are split at cluster boundaries and cluster c goes to runner c mod N, so one
 // cluster's allocating writes and discards are always ordered by one runner's cluster locks.
 // Requests travel through a ring per runner in the shared memory (ring.ts); comlink carries
-// only control (init, stats, close). How a worker is started and how a store is opened from
-// its spec is the platform's part (pool.ts for Node, pool-browser.ts for the browser).
+// only control (init, stats, close; pool-runner.ts). How a worker is started and how a store is
+// opened from its spec is the platform's part (pool-node.ts for Node, pool-browser.ts for the
+// browser).
 
-import type * as Comlink from 'comlink';
-import { transfer, releaseProxy } from 'comlink';
 import { PloopImage, type OpenOptions, type ImageStats, type DeltaSource } from '../engine/image.js';
-import { BatMap } from '../core/bat-map.js';
 import { PloopError } from '../errors.js';
-import type { Attachment } from '../engine/writeback.js';
-import type { BlockStore } from '../stores/block-store.js';
-import type { AttachMessage, RunnerApi, RunnerCounters, StoreSpec } from './protocol.js';
-import { RingCaller, RingBell, initRing, ringBytes, BELL_BYTES, DEFAULT_RING_SLOTS, OP_READ, OP_WRITE, OP_DISCARD } from './ring.js';
+import type { RunnerCounters, StoreSpec } from './protocol.js';
+import { BELL_BYTES, DEFAULT_RING_SLOTS, OP_READ, OP_WRITE, OP_DISCARD } from './ring.js';
+import { RingBell } from './ring-caller.js';
+import { control, startRunner, stopRunner, type PoolPlatform, type Runner } from './pool-runner.js';
 import { specCrossesThreads } from './store-spec.js';
 import { checkBatch, type ReadRequest, type WriteRequest } from '../engine/batch.js';
 import { runPoolBatch, StagingPool, WaveCounters, type BatchContext } from './pool-batch.js';
+
+export type { PoolPlatform, RunnerLink } from './pool-runner.js';
 
 export interface ParallelOpenOptions extends Omit<OpenOptions, 'keepStoreOpen' | 'lenient'> {
   /** Number of runners (workers); 0 runs everything in this thread. Default 2. */
@@ -34,34 +34,11 @@ export interface ParallelOpenOptions extends Omit<OpenOptions, 'keepStoreOpen' |
   fastPath?: boolean;
 }
 
-/** One started worker, as the platform hands it over. */
-export interface RunnerLink {
-  api: Comlink.Remote<RunnerApi>;
-  terminate(): Promise<unknown> | void;
-}
-
-/** What differs between Node and the browser. */
-export interface PoolPlatform {
-  /** Start one runner worker. */
-  spawn(): RunnerLink;
-  /** Open a store from its spec in this thread (the coordinator's own handle). */
-  openStore(spec: StoreSpec): Promise<BlockStore>;
-}
-
-/** A started runner as the pool keeps it (internal). */
-export interface Runner {
-  link: RunnerLink;
-  ring: RingCaller;
-  ringAddress: number;
-  /** The pool's doorbell (the same for every runner). */
-  bell: RingBell;
-  scratch: number;
-  port: MessagePort;
-}
-
 /** Requests up to this size use a pooled region of the shared memory (no alloc/free each). */
 const POOLED_BUFFER_BYTES = 64 << 10;
 const MAX_POOLED_BUFFERS = 256;
+/** How long close() lets reads still in flight finish before it stops the rings. */
+const CLOSE_WAIT_MS = 10_000;
 
 let warnedNoShared = false;
 
@@ -291,7 +268,7 @@ export class ParallelImage {
       ...this.image.stats, runnerRequests: [] as number[], runnerFastRequests: [] as number[], lateWakeups: this.#runners[0]?.bell.lateWakeups ?? 0,
       coordinatorSleeps: this.#runners[0]?.bell.sleeps ?? 0, runnerSleeps: [] as number[],
     };
-    for (const rs of this.#runnerStats ?? await Promise.all(this.#runners.map((r) => this.#control(r, () => r.link.api.stats())))) {
+    for (const rs of this.#runnerStats ?? await Promise.all(this.#runners.map((r) => control(r, () => r.link.api.stats())))) {
       s.dataWrites += rs.dataWrites;
       s.clustersAllocated += rs.clustersAllocated;
       s.clustersCopied += rs.clustersCopied;
@@ -313,21 +290,15 @@ export class ParallelImage {
     try {
       await this.flush();
       // Reads are not tracked by flush: let the last ones finish before the rings stop.
-      const deadline = Date.now() + 10_000;
-      while (this.#runners.some((r) => r.ring.inflight > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+      const deadline = Date.now() + CLOSE_WAIT_MS;
+      while (this.#runners.some((r) => r.ring.inflight > 0) && Date.now() < deadline) {
+        await settledWithin(Promise.all(this.#runners.map((r) => r.ring.idle())), deadline - Date.now());
+      }
     } finally {
       const core = this.image.bat.core;
       try {
-        this.#runnerStats = await Promise.all(this.#runners.map((r) => this.#control(r, () => r.link.api.stats())));
-        for (const r of this.#runners) {
-          r.ring.stop();
-          await r.link.api.close();
-          r.link.api[releaseProxy]();
-          await r.link.terminate();
-          r.port.close();
-          core.free(r.scratch);
-          core.free(r.ringAddress);
-        }
+        this.#runnerStats = await Promise.all(this.#runners.map((r) => control(r, () => r.link.api.stats())));
+        for (const r of this.#runners) await stopRunner(core, r);
       } finally {
         if (this.#runners.length > 0) core.free(this.#runners[0].bell.address);
         for (const b of this.#buffers.splice(0)) core.free(b);
@@ -338,13 +309,6 @@ export class ParallelImage {
         await this.image.close();
       }
     }
-  }
-
-  /** A comlink call to a runner: an idle runner blocks in Atomics.wait, so wake it to listen. */
-  async #control<T>(r: Runner, call: () => Promise<T>): Promise<T> {
-    const p = call();
-    r.ring.poke();
-    return p;
   }
 
   #takeBuffer(length: number): number {
@@ -394,6 +358,17 @@ export class ParallelImage {
   }
 }
 
+/** Resolve when `p` settles or after `ms`, whichever comes first. */
+async function settledWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<void>((r) => (timer = setTimeout(r, ms)));
+  try {
+    await Promise.race([p.then(() => {}, () => {}), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Wait for all; throw the first failure after every piece has settled. */
 async function settleAll(tasks: Promise<void>[]): Promise<void> {
   const results = await Promise.allSettled(tasks);
@@ -412,39 +387,4 @@ function specName(spec: StoreSpec): string {
     case 'shared-memory':
       return 'shared-memory';
   }
-}
-
-async function startRunner(platform: PoolPlatform, image: PloopImage, stores: StoreSpec[], bell: RingBell, slots: number, fastPath: boolean): Promise<Runner> {
-  const core = image.bat.core;
-  const link = platform.spawn();
-  const scratch = core.alloc(BatMap.EXTENT_SCRATCH_BYTES);
-  const ringAddress = core.alloc(ringBytes(slots), 64);
-  initRing(core, ringAddress, bell, slots);
-  const { port1, port2 } = new MessageChannel();
-  // Attachments from this runner go to the image's writeback; completion goes back by id.
-  port1.onmessage = (event: MessageEvent<AttachMessage>) => {
-    const m = event.data;
-    image.writeback.register(m.attachment as Attachment).then(
-      () => port1.postMessage({ id: m.id }),
-      (e: unknown) => {
-        const err = e instanceof PloopError ? e : new PloopError('EIO', String(e));
-        port1.postMessage({ id: m.id, error: err.toJSON() });
-      },
-    );
-  };
-  // Node: the port must not keep the process alive on its own (the worker does while open).
-  (port1 as unknown as { unref?(): void }).unref?.();
-  try {
-    await link.api.init(transfer({
-      module: core.module, memory: core.memory, ctx: image.bat.ctx, scratch, ring: ringAddress, size: image.size,
-      topUnitBytes: image.geometry.unitBytes, stores, attachPort: port2, noFastPath: !fastPath,
-    }, [port2]));
-  } catch (e) {
-    await link.terminate();
-    port1.close();
-    core.free(scratch);
-    core.free(ringAddress);
-    throw e;
-  }
-  return { link, ring: new RingCaller(core, ringAddress, bell), ringAddress, bell, scratch, port: port1 };
 }
