@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { checkImage, type CheckReport } from '../../src/index.ts';
 import { NodeFileStore } from '../../src/node.ts';
+import '../helpers/source-workers.ts';
 import { withTempDir } from '../helpers/tmp.ts';
 import { qemuCreate, qemuIo, ioWrite, qemuCheck, qemuConvertToRaw, describeCheck } from '../helpers/qemu.ts';
 import { openFile, readWhole } from '../helpers/images.ts';

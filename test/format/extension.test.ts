@@ -10,6 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { checkImage, PloopError } from '../../src/index.ts';
 import { NodeFileStore } from '../../src/node.ts';
 import { md5 } from '../../src/format/md5.ts';
+import '../helpers/source-workers.ts';
 import { withTempDir } from '../helpers/tmp.ts';
 import { qemuCreate, qemuIo, ioWrite, qemuConvertToRaw, qemuCheck, run, describeCheck } from '../helpers/qemu.ts';
 import { openFile, readWhole } from '../helpers/images.ts';
