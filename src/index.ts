@@ -6,9 +6,9 @@ export {
   initStack, openStackDir, snapshotStack, mergeStack, mergeAll, deleteSnapshotStack, resizeStack, readDescriptor, DESCRIPTOR_FILE,
 } from './engine/stack.js';
 export { resizeImage, type ResizeOptions, type ResizeResult } from './engine/resize.js';
-export {
-  parseDescriptor, serializeDescriptor, descriptorChain, newDescriptor, addSnapshot, type DiskDescriptor,
-} from './format/descriptor.js';
+export { serializeDescriptor, descriptorChain, type DiskDescriptor } from './format/descriptor.js';
+export { parseDescriptor } from './format/descriptor-parse.js';
+export { newDescriptor, addSnapshot } from './format/descriptor-edits.js';
 export type { DeltaDirectory } from './stores/directory.js';
 export { MemoryDirectory } from './stores/memory-dir.js';
 export { createImage, type CreateOptions } from './engine/create.js';

@@ -6,10 +6,9 @@
 // before the descriptor forgets the upper one, so every crash point leaves a stack that reads the
 // same data.
 
-import {
-  parseDescriptor, serializeDescriptor, descriptorChain, newDescriptor, addSnapshot, randomGuid, mergeIntoParent,
-  type DiskDescriptor,
-} from '../format/descriptor.js';
+import { serializeDescriptor, descriptorChain, randomGuid, type DiskDescriptor } from '../format/descriptor.js';
+import { parseDescriptor } from '../format/descriptor-parse.js';
+import { newDescriptor, addSnapshot, mergeIntoParent } from '../format/descriptor-edits.js';
 import { newHeader, SECTOR_BYTES, INUSE_MAGIC, type PloopFormat } from '../format/header.js';
 import type { DeltaDirectory, FolderLock } from '../stores/directory.js';
 import { LEVEL_NONE } from '../core/bat-map.js';

@@ -7,11 +7,12 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  parseDescriptor, serializeDescriptor, validateDescriptor, descriptorChain, newDescriptor, addSnapshot,
-  mergeIntoParent, mergeTopIntoParent, deleteSnapshot, removeTopDelta, randomGuid, isValidGuid,
-  TOPDELTA_GUID, NONE_GUID, MAX_DESCRIPTOR_BYTES, MAX_CHAIN_BEFORE_SNAPSHOT,
-  type DiskDescriptor,
+  serializeDescriptor, validateDescriptor, descriptorChain, randomGuid, isValidGuid, TOPDELTA_GUID, NONE_GUID, type DiskDescriptor,
 } from '../../src/format/descriptor.ts';
+import { parseDescriptor, MAX_DESCRIPTOR_BYTES } from '../../src/format/descriptor-parse.ts';
+import {
+  newDescriptor, addSnapshot, mergeIntoParent, mergeTopIntoParent, deleteSnapshot, removeTopDelta, MAX_CHAIN_BEFORE_SNAPSHOT,
+} from '../../src/format/descriptor-edits.ts';
 import { PloopError, type PloopErrorCode } from '../../src/errors.ts';
 import { run, runOk, qemuCreate } from '../helpers/qemu.ts';
 import { withTempDir } from '../helpers/tmp.ts';
