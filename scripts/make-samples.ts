@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Writes the demo's built-in sample disk (src/sample/) to dist/web/samples/sample/: a ploop
+// Writes the demo's built-in sample disk (scripts/sample/) to dist/web/samples/sample/: a ploop
 // folder with DiskDescriptor.xml, root.hds and one snapshot delta. Run by scripts/build-web.mjs
 // through tsx; usage: node --import tsx scripts/make-samples.ts [OUT_DIR]
 
@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NodeDirectory } from '../src/stores/node-dir.js';
-import { writeSample } from '../src/sample/sample.js';
+import { writeSample } from './sample/sample.js';
 import { DESCRIPTOR_FILE } from '../src/engine/stack.js';
 
 const out = process.argv[2] ?? fileURLToPath(new URL('../dist/web/samples/', import.meta.url));

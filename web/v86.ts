@@ -9,10 +9,11 @@
 // window.v86Demo exposes the state to tests.
 
 import {
-  BlobStore, OpfsDirectory, IdbDirectory, MemoryDirectory, PersistentDisk, startV86, sampleBootDisk, PloopError,
+  BlobStore, OpfsDirectory, IdbDirectory, MemoryDirectory, PersistentDisk, startV86, PloopError,
   type BlockStore, type DeltaDirectory, type RunningV86, type V86Constructor, type V86Disk, type ExportKind,
 } from '../src/browser.js';
 import { HttpRangeStore } from '../src/stores/http-range.js';
+import { sampleBootDisk } from './v86-sample-disk.js';
 
 const SAMPLE_NAME = 'sample-boot.img';
 const FLUSH_INTERVAL_MS = 2000;

@@ -12,7 +12,8 @@ import { qemuConvertToRaw } from '../helpers/qemu.js';
 import { assertToolsAccept } from '../helpers/ploop.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createImage, PloopImage, sampleBootDisk } from '../../src/index.js';
+import { createImage, PloopImage } from '../../src/index.js';
+import { sampleBootDisk } from '../../web/v86-sample-disk.ts';
 import { NodeFileStore } from '../../src/node.js';
 
 import { SAMPLE_FIRST_BOOT, SAMPLE_LATER_BOOT, SAMPLE_DONE, SAMPLE_TITLE, SAMPLE_WRITTEN } from '../helpers/boot-sectors.js';

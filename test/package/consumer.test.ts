@@ -149,6 +149,10 @@ test('the installed package: ploop-wasm/node opens files and starts runner threa
   const names = await readdir(join(app, 'node_modules'));
   for (const dependency of ['comlink', 'fast-xml-parser', 'idb-keyval']) assert.ok(names.includes(dependency), `${dependency} was not installed`);
   for (const devOnly of ['assemblyscript', 'esbuild', 'playwright-core', 'vite', 'tsx']) assert.ok(!names.includes(devOnly), `${devOnly} was installed`);
+  // What ships is the library: not the build-time sample generator, no sample in the main entry.
+  assert.equal(existsSync(join(app, 'node_modules/ploop-wasm/dist/src/sample')), false, 'the sample generator was packed');
+  const entry = await exec(process.execPath, ['--input-type=module', '-e', "const m = await import('ploop-wasm'); console.log(JSON.stringify(Object.keys(m).filter((k) => /sample/i.test(k))))"], app);
+  assert.equal(entry.stdout.trim(), '[]', 'the main entry exports sample code');
 });
 
 for (const bundler of ['esbuild', 'vite']) {

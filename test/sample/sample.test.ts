@@ -1,4 +1,4 @@
-// The built-in sample disk (src/sample/, scripts/make-samples.ts): qemu-img accepts every delta,
+// The built-in sample disk (scripts/sample/, scripts/make-samples.ts): qemu-img accepts every delta,
 // and after qemu-img converts the stack to raw, fsck.fat and mtools see the files of each state.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,8 +12,8 @@ import { inspectDisk, readDescriptor, descriptorChain } from '../../src/index.ts
 import { NodeDirectory } from '../../src/stores/node-dir.ts';
 import {
   SAMPLE_PARTITIONS, SAMPLE_HELLO_BASE, SAMPLE_HELLO_TOP, SAMPLE_CHANGES, sampleDataBin, sampleRawDisk,
-} from '../../src/sample/sample.ts';
-import { buildFat16 } from '../../src/sample/fat16.ts';
+} from '../../scripts/sample/sample.ts';
+import { buildFat16 } from '../../scripts/sample/fat16.ts';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let sampleDir: string;

@@ -184,7 +184,7 @@ test('a write the device refuses is reported through onError and by flush', asyn
 });
 
 test('the sample disk shipped for the page is the assembled read/write boot sector', async () => {
-  const { sampleBootSector, sampleBootDisk, SAMPLE_LBA1_TEXT } = await import('../../src/adapters/v86/sample-disk.ts');
+  const { sampleBootSector, sampleBootDisk, SAMPLE_LBA1_TEXT } = await import('../../web/v86-sample-disk.ts');
   const { readWriteBootSector, rawBootDisk, LBA1_TEXT } = await import('../helpers/boot-sectors.ts');
   assert.deepEqual(sampleBootSector(), readWriteBootSector());
   assert.equal(SAMPLE_LBA1_TEXT, LBA1_TEXT);

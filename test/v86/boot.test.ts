@@ -94,7 +94,7 @@ test('an INT 13h write survives the emulator and shows in the exported image (qe
 });
 
 test('the sample says in plain words what it shows, on the screen (INT 10h) as on COM1', async () => {
-  const { sampleBootDisk } = await import('../../src/adapters/v86/sample-disk.ts');
+  const { sampleBootDisk } = await import('../../web/v86-sample-disk.ts');
   const path = await ploopFile('screen.hds', sampleBootDisk());
   const image = await openFile(path);
   try {

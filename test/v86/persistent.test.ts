@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryStore, MemoryDirectory } from '../../src/index.ts';
 import { PersistentDisk } from '../../src/adapters/persistent-disk.ts';
-import { sampleBootDisk } from '../../src/adapters/v86/sample-disk.ts';
+import { sampleBootDisk } from '../../web/v86-sample-disk.ts';
 import { rejectsWith, throwsWith } from '../helpers/errors.ts';
 
 /** A MemoryDirectory that counts flushes of the stores it hands out. */

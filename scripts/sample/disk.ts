@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // An MBR-partitioned raw disk built in memory, and a Linux swap area to put in a partition.
 
-import { PloopError } from '../errors.js';
+import { PloopError } from '../../src/errors.js';
 
 const SECTOR_BYTES = 512;
 

@@ -3,8 +3,8 @@
 // and a swap partition, stored as a ploop stack (root.hds + one snapshot delta) in which the
 // delta changes a file and adds one. Built entirely by this project's code.
 
-import type { DeltaDirectory } from '../stores/directory.js';
-import { initStack, snapshotStack, openStackDir } from '../engine/stack.js';
+import type { DeltaDirectory } from '../../src/stores/directory.js';
+import { initStack, snapshotStack, openStackDir } from '../../src/engine/stack.js';
 import { buildFat16, type FatFile } from './fat16.js';
 import { buildMbrDisk, buildSwapHeader } from './disk.js';
 
@@ -35,7 +35,7 @@ export const SAMPLE_CHANGES = 'CHANGES.TXT exists only in the top delta (added a
 /** The file tree before (base) and after (top delta) the snapshot. */
 export function sampleFiles(state: 'base' | 'top'): FatFile[] {
   const files: FatFile[] = [
-    { name: 'README.TXT', data: text('This FAT16 volume lives in a ploop image made by ploop-wasm (src/sample/).\nOpen it in the demo page: BAT picture, partitions, hex view.\n') },
+    { name: 'README.TXT', data: text('This FAT16 volume lives in a ploop image made by ploop-wasm (scripts/sample/).\nOpen it in the demo page: BAT picture, partitions, hex view.\n') },
     { name: 'HELLO.TXT', data: text(state === 'base' ? SAMPLE_HELLO_BASE : SAMPLE_HELLO_TOP) },
     { name: 'DATA.BIN', data: sampleDataBin() },
     { name: 'DOCS', children: [{ name: 'NOTES.TXT', data: text('Notes in a subdirectory.\n') }] },

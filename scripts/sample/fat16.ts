@@ -4,7 +4,7 @@
 // sample disk with our own code; allocation is sequential, so the same tree always gives the
 // same bytes and a changed file changes only the sectors it lives in.
 
-import { PloopError } from '../errors.js';
+import { PloopError } from '../../src/errors.js';
 
 const SECTOR_BYTES = 512;
 const DIR_ENTRY_BYTES = 32;
