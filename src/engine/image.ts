@@ -19,7 +19,7 @@ import {
   parseHeader, deriveGeometry, dataOffValid, dataOffError, inUseValid, inUseMessage, serializeHeader, HEADER_BYTES, INUSE_MAGIC, CLOSED_V21_MAGIC, SECTOR_BYTES, CIF_EMPTY,
   type Geometry, type PloopHeader,
 } from '../format/header.js';
-import { BatMap, LEVEL_NONE, type BatProblem, type Extent } from '../core/bat-map.js';
+import { BatMap, type BatProblem, type Extent } from '../core/bat-map.js';
 import { getCore } from '../core/wasm.js';
 import { extensionProblem, MAX_VERIFIED_EXTENSION_BYTES } from '../format/extension.js';
 import type { BlockStore } from '../stores/block-store.js';

@@ -6,7 +6,7 @@
 import type { WasmCore } from '../core/wasm.js';
 import { PloopError, type PloopErrorCode } from '../errors.js';
 import {
-  RingEnd, makeDeferrer, OP_NOTIFY, SUB_TAIL, COMP_TAIL, RUNNER_IDLE, STOP, SLOT_BYTES, ERROR_BYTES, WAIT_TIMEOUT_MS,
+  RingEnd, makeDeferrer, OP_NOTIFY, SUB_TAIL, COMP_TAIL, RUNNER_IDLE, STOP, ERROR_BYTES, WAIT_TIMEOUT_MS,
 } from './ring.js';
 
 /** Numbers per piece in a RingCaller's backlog. */

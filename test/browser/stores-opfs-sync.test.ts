@@ -91,6 +91,7 @@ test('opfs in a worker: the synchronous path keeps the BlockStore contract', asy
     }
   })()`) as { ok: boolean; message?: string; out: Record<string, unknown> };
   assert.ok(r.ok, r.message);
+  // biome-ignore lint/suspicious/noExplicitAny: the page's answer, checked field by field below
   const o = r.out as Record<string, any>;
   assert.equal(o.mode, 'sync');
   assert.deepEqual(o.write, { value: undefined });

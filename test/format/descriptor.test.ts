@@ -13,7 +13,7 @@ import { parseDescriptor, MAX_DESCRIPTOR_BYTES } from '../../src/format/descript
 import {
   newDescriptor, addSnapshot, mergeIntoParent, mergeTopIntoParent, deleteSnapshot, removeTopDelta, MAX_CHAIN_BEFORE_SNAPSHOT,
 } from '../../src/format/descriptor-edits.ts';
-import { PloopError, type PloopErrorCode } from '../../src/errors.ts';
+import { PloopError } from '../../src/errors.ts';
 import { run, runOk, qemuCreate } from '../helpers/qemu.ts';
 import { withTempDir } from '../helpers/tmp.ts';
 import { throwsWith } from '../helpers/errors.ts';

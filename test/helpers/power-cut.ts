@@ -190,10 +190,6 @@ export class PowerCutDirectory extends CrashDirectory implements RequestRecorder
     return holes.filter(([a, b]) => b > a);
   }
 
-  constructor(inner?: MemoryDirectory) {
-    super(inner);
-  }
-
   /** Log an op; returns its index, or -1 when not recording. */
   logOp(op: CrashOp): number {
     if (!this.recording) return -1;

@@ -106,6 +106,7 @@ async function scenario(variant: Variant, body: (h: Harness) => Promise<void>): 
       await within(h.image.writeback.drain(), SETTLE_MS, 'final drain');
       await within(h.close(), SETTLE_MS, 'close');
     } catch (e) {
+      // biome-ignore lint/correctness/noUnsafeFinally: a cleanup that fails must fail the test, unless the test failed already
       if (!failed) throw e;
     }
   }

@@ -157,10 +157,10 @@ test('merge --level, merge and merge --all take a four-delta folder down to root
     await verify(4, 'before merging');
     const before = await chainPaths(path, dir);
     let r = await ok(['merge', path, '--level', '1']);
-    assert.match(r.stdout.toString(), new RegExp(`merged ${escape(base(before[1]))} into root\\.hds \\(\\d+ clusters copied\\)`));
+    assert.match(r.stdout.toString(), new RegExp(`merged ${escapeRegExp(base(before[1]))} into root\\.hds \\(\\d+ clusters copied\\)`));
     await verify(3, 'after merge --level 1');
     r = await ok(['merge', join(path, 'DiskDescriptor.xml')]);
-    assert.match(r.stdout.toString(), new RegExp(`merged ${escape(base(before[3]))} into ${escape(base(before[2]))}`));
+    assert.match(r.stdout.toString(), new RegExp(`merged ${escapeRegExp(base(before[3]))} into ${escapeRegExp(base(before[2]))}`));
     await verify(2, 'after merge');
     r = await ok(['merge', path, '--all']);
     assert.match(r.stdout.toString(), /merged 1 delta; one delta left/);
@@ -201,7 +201,7 @@ function base(p: string): string {
   return p.slice(p.lastIndexOf('/') + 1);
 }
 
-function escape(s: string): string {
+function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 

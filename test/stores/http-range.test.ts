@@ -133,7 +133,7 @@ test('the cache stays within its byte bound and evicts the least recently used b
 test('a server that ignores Range is refused with a clear error, after one request', async () => {
   const bytes = await readFile(imagePath);
   let requests = 0;
-  const s = await startTinyServer((req, res) => {
+  const s = await startTinyServer((_req, res) => {
     requests++;
     res.writeHead(200, { 'Content-Length': String(bytes.length) }).end(bytes);
   });
@@ -157,7 +157,7 @@ test('a server that answers another range than asked is refused', async () => {
 });
 
 for (const change of [
-  { what: 'size', headers: (v: number) => ({}), total: (v: number, n: number) => (v === 1 ? n : n + 4096), error: /changed while open: its size was \d+ bytes, the response for bytes=\d+-\d+ says \d+/ },
+  { what: 'size', headers: (_v: number) => ({}), total: (v: number, n: number) => (v === 1 ? n : n + 4096), error: /changed while open: its size was \d+ bytes, the response for bytes=\d+-\d+ says \d+/ },
   { what: 'ETag', headers: (v: number) => ({ ETag: `"v${v}"` }), total: (_v: number, n: number) => n, error: /changed while open: ETag was "\\"v1\\"", the response for bytes \d+-\d+ has "\\"v2\\""/ },
   { what: 'Last-Modified', headers: (v: number) => ({ 'Last-Modified': v === 1 ? 'Tue, 24 Nov 2026 10:00:00 GMT' : 'Wed, 25 Nov 2026 10:00:00 GMT' }), total: (_v: number, n: number) => n, error: /changed while open: Last-Modified was "Tue, 24 Nov 2026 10:00:00 GMT"/ },
 ]) {
@@ -258,7 +258,7 @@ test('a 503 or a dropped connection is retried; a server that stalls fails after
     await rejectsWith(() => HttpRangeStore.open(stalls.url + 'headers-only', { timeoutMs: 300, retries: 0 }), 'EIO', /bytes=0-65535 failed: no answer within 300 ms$/);
     await rejectsWith(() => HttpRangeStore.open(stalls.url + 'half-body', { timeoutMs: 300, retries: 0 }), 'EIO', /bytes=0-65535 failed while reading the body: the body was not complete within 300 ms$/);
     calls = 0;
-    const always503 = await startTinyServer((req, res) => {
+    const always503 = await startTinyServer((_req, res) => {
       calls++;
       res.writeHead(503, 'Service Unavailable').end();
     });

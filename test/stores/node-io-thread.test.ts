@@ -61,12 +61,6 @@ async function threadRunning(): Promise<void> {
   assert.ok(ioThreadStats().running, 'the I/O thread runs');
 }
 
-/** A random request: offset and length (1 byte … the slot size) inside the file. */
-function randomRequest(rng: Prng): { offset: number; length: number } {
-  const length = rng.chance(0.5) ? 4096 : rng.range(1, IO_THREAD_MAX_BYTES);
-  return { offset: rng.int(FILE_BYTES - length + 1), length };
-}
-
 /** Run `count` random reads and writes, `depth` in flight, through `io`; compare with the model. */
 async function mixedWorkload(
   io: { read: (offset: number, into: Uint8Array) => Promise<number>; write: (offset: number, data: Uint8Array) => Promise<unknown> },

@@ -50,7 +50,7 @@ async function writeIndex(backend: Backend, list: StoredImage[]): Promise<void> 
 export async function saveWorkspace(ws: Workspace, backend: Backend, name: string, signal: AbortSignal, progress: Progress): Promise<void> {
   checkName(name);
   const path = `${ROOT}/${name}`;
-  if (ws.backing && ws.backing.name.endsWith(path) && ws.name.startsWith(backend)) {
+  if (ws.backing?.name.endsWith(path) && ws.name.startsWith(backend)) {
     throw new PloopError('EINVAL', `${name} is open from ${backendLabel(backend)}: its changes are already saved there`);
   }
   let total = 0;

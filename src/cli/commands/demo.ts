@@ -22,7 +22,11 @@ export const demo: Command = {
   async run(argv) {
     const { values } = parse(argv, { dir: { type: 'string' } }, { min: 0, max: 0, names: 'no arguments' });
     if (values.help) return -1;
-    const dir = typeof values.dir === 'string' ? (mkdirSync(values.dir, { recursive: true }), values.dir) : mkdtempSync(join(tmpdir(), 'ploop-demo-'));
+    let dir: string;
+    if (typeof values.dir === 'string') {
+      dir = values.dir;
+      mkdirSync(dir, { recursive: true });
+    } else dir = mkdtempSync(join(tmpdir(), 'ploop-demo-'));
     const path = join(dir, 'sample.hds');
     const say = (s: string) => process.stdout.write(s + '\n');
     say(`== creating ${path}`);

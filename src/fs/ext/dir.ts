@@ -31,7 +31,7 @@ export async function readEntries(ctx: ExtContext, dir: Inode, visit: Visit): Pr
   if (dir.flags & INLINE_DATA_FL) {
     // i_block: the parent's inode number, then entries; system.data: more entries.
     if (parseEntries(ctx, dir, dir.iBlock, 4, I_BLOCK_BYTES, 'inline data', visit)) return;
-    const extra = systemData(ctx, dir);
+    const extra = systemData(dir);
     if (extra.length > 0) parseEntries(ctx, dir, extra, 0, extra.length, 'inline data (system.data)', visit);
     return;
   }

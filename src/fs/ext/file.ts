@@ -12,7 +12,7 @@ const PARALLEL_RUNS = 8;
 
 /** Bytes [offset, offset + length) of `inode`'s data; the caller clips the range to the file's size. */
 export async function readData(ctx: ExtContext, inode: Inode, offset: number, length: number): Promise<Uint8Array> {
-  if (inode.flags & INLINE_DATA_FL) return inlineFileBytes(ctx, inode).slice(offset, offset + length);
+  if (inode.flags & INLINE_DATA_FL) return inlineFileBytes(inode).slice(offset, offset + length);
   const bs = ctx.sb.blockBytes;
   const end = offset + length;
   const first = Math.floor(offset / bs);

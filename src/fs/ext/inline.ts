@@ -5,7 +5,6 @@
 
 import { PloopError } from '../../errors.js';
 import { u16, u32 } from '../../inspect/bytes.js';
-import type { ExtContext } from './context.js';
 import { I_BLOCK_BYTES, type Inode } from './inode.js';
 import { corrupt } from './superblock.js';
 
@@ -14,7 +13,7 @@ const XATTR_MAGIC = 0xea020000;
 const XATTR_INDEX_SYSTEM = 7;
 
 /** The value of the in-inode attribute system.data (empty when there is none). */
-export function systemData(ctx: ExtContext, inode: Inode): Uint8Array {
+export function systemData(inode: Inode): Uint8Array {
   const raw = inode.raw;
   if (!raw || raw.length <= 128) return new Uint8Array(0);
   const start = 128 + u16(raw, 0x80);
@@ -41,8 +40,8 @@ export function systemData(ctx: ExtContext, inode: Inode): Uint8Array {
 }
 
 /** A file's inline bytes: i_block then system.data, `size` of them. */
-export function inlineFileBytes(ctx: ExtContext, inode: Inode): Uint8Array {
-  const extra = systemData(ctx, inode);
+export function inlineFileBytes(inode: Inode): Uint8Array {
+  const extra = systemData(inode);
   if (inode.size > I_BLOCK_BYTES + extra.length) {
     throw corrupt(`inode ${inode.ino}: i_size ${inode.size} is more than its inline data holds (${I_BLOCK_BYTES + extra.length} bytes)`, { inode: inode.ino, field: 'i_size', value: inode.size });
   }

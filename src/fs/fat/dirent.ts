@@ -137,9 +137,15 @@ export class DirectoryParser {
       this.ended = true;
       return;
     }
-    if (first === DELETED) return this.#reset();
+    if (first === DELETED) {
+      this.#reset();
+      return;
+    }
     const attributes = b[off + 11];
-    if ((attributes & ATTR_LONG_NAME_MASK) === ATTR_LONG_NAME) return this.#longEntry(b, off);
+    if ((attributes & ATTR_LONG_NAME_MASK) === ATTR_LONG_NAME) {
+      this.#longEntry(b, off);
+      return;
+    }
 
     // A short entry: it ends whatever long name was gathered, used or not.
     const longName = this.#expect === 1 && this.#checksum === shortNameChecksum(b, off) ? this.#parts.join('') : null;
@@ -182,7 +188,10 @@ export class DirectoryParser {
     const seq = ord & ~LAST_LONG_ENTRY;
     const checksum = b[off + 13];
     const valid = seq >= 1 && seq <= MAX_LONG_ENTRIES && b[off + 12] === 0 && u16(b, off + 26) === 0;
-    if (!valid) return this.#reset();
+    if (!valid) {
+      this.#reset();
+      return;
+    }
     if (ord & LAST_LONG_ENTRY) {
       // The physically first entry holds the name's last part and says how many parts follow.
       this.#reset();
@@ -190,7 +199,8 @@ export class DirectoryParser {
       this.#checksum = checksum;
     } else if (seq !== this.#expect - 1 || checksum !== this.#checksum) {
       // Out of sequence or from another name: an orphan, dropped.
-      return this.#reset();
+      this.#reset();
+      return;
     } else {
       this.#expect = seq;
     }

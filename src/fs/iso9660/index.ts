@@ -56,7 +56,7 @@ export async function openIso9660(volume: VolumeReader): Promise<FsDriver<IsoNod
 
 function pathOf(node: IsoNode): string {
   const names: string[] = [];
-  for (let n: IsoNode | null = node; n && n.parent; n = n.parent) names.push(n.name);
+  for (let n: IsoNode | null = node; n?.parent; n = n.parent) names.push(n.name);
   return '/' + names.reverse().join('/');
 }
 
