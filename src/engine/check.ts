@@ -65,7 +65,22 @@ export interface CheckOptions {
   maxListed?: number;
 }
 
-/** Check the image on `store` (which stays open), repairing if asked. */
+/** What the passes share: the image, what they found, and what the repair changed in the header. */
+interface CheckRun {
+  image: PloopImage;
+  header: PloopHeader;
+  repair: boolean;
+  report: CheckReport;
+  list: (f: CheckFinding) => void;
+  headerChanged: boolean;
+  dataOffRepaired: boolean;
+}
+
+/**
+ * Check the image on `store` (which stays open), repairing if asked: QEMU's passes in QEMU's
+ * order (unclean, data_off, outside image and the other bad entries, leaks), with the format
+ * extension, CIF_Empty, a short file and holes besides.
+ */
 export async function checkImage(store: BlockStore, options: CheckOptions = {}): Promise<CheckReport> {
   const repair = !!options.repair;
   const maxListed = options.maxListed ?? 1000;
@@ -78,112 +93,22 @@ export async function checkImage(store: BlockStore, options: CheckOptions = {}):
     }
     if (report.findings.length < maxListed) report.findings.push(f);
   };
+  const run: CheckRun = { image, header: image.header, repair, report, list, headerChanged: false, dataOffRepaired: false };
   let morePasses = false;
   try {
-    const header = image.header;
-    const g = image.geometry;
-    let headerChanged = false;
-    let dataOffRepaired = false;
-    // 1. Unclean: the in-use flag is still set, or the field holds none of its values.
-    if (header.inUse === INUSE_MAGIC || !inUseValid(header)) {
-      const message = header.inUse === INUSE_MAGIC ? 'image was not closed correctly (in-use flag set)' : `${inUseMessage(header)}; QEMU reads it as closed`;
-      list({ kind: 'unclean', severity: 'corruption', message, fixed: repair });
-      if (repair) {
-        header.inUse = header.extOff !== 0 ? CLOSED_V21_MAGIC : 0;
-        headerChanged = true;
-      }
-    }
-    // 2. data_off.
-    if (!image.findings.dataOffValid) {
-      // A value at or above the minimum is wrong only because the file ends before it: say so.
-      const short = header.dataOff >= g.minDataOffSectors ? ` (past the end of the ${report.fileSize}-byte file)` : '';
-      // If even the minimum lies past the end, the repair must also grow the file (step 5). Do
-      // that only up to ploop's largest cluster: more means the header's cluster size is what
-      // is wrong, and growing a store by gigabytes would not make the image right.
-      const growBy = g.minDataOffSectors * SECTOR_BYTES - report.fileSize;
-      const fixable = growBy <= PLOOP_MAX_CLUSTER_BYTES;
-      const why = fixable ? '' : `; not repaired: the file would have to grow by ${growBy} bytes`;
-      list({ kind: 'data-off', severity: 'corruption', message: `data_off field has incorrect value ${header.dataOff}${short}, expected ${g.minDataOffSectors}${why}`, fixed: repair && fixable });
-      if (repair && fixable) {
-        header.dataOff = g.minDataOffSectors;
-        dataOffRepaired = true;
-        headerChanged = true;
-      }
-    }
-    // 3. Format extension offset.
-    if (!image.findings.extOffValid) {
-      list({ kind: 'ext-off', severity: 'corruption', message: `ext_off ${header.extOff} does not name a whole cluster inside the file`, fixed: repair });
-      if (repair) {
-        header.extOff = 0;
-        if (header.inUse === CLOSED_V21_MAGIC) header.inUse = 0;
-        headerChanged = true;
-      }
-    }
-    // 3b. The format extension's magic and MD5 (QEMU refuses the image when they are wrong).
-    if (image.findings.extProblem) {
-      list({ kind: 'ext-checksum', severity: 'corruption', message: `${image.findings.extProblem}; QEMU refuses to open the image; the repair drops the extension (dirty bitmaps for backup tools, which can no longer be trusted) and leaves every data cluster as it is`, fixed: repair });
-      if (repair) {
-        // Its cluster is free from now on: unused space inside the file, or a leak at its end.
-        image.bat.freeSlot(image.bat.slotOf(header.extOff * SECTOR_BYTES));
-        header.extOff = 0;
-        if (header.inUse === CLOSED_V21_MAGIC) header.inUse = 0;
-        headerChanged = true;
-      }
-    }
-    // 4. BAT entries: into metadata, outside the file, misaligned, duplicated.
-    const { batProblems, batProblemCount } = image.findings;
-    // Relocating a bad entry copies its whole cluster: not for a cluster size beyond ploop's.
-    const relocatable = g.clusterBytes <= PLOOP_MAX_CLUSTER_BYTES;
-    const fixes = (p: BatProblem) => repair && (p.kind === 'outside' || relocatable);
-    const notFixed = `; not repaired: relocating it would write a whole ${g.clusterBytes}-byte cluster, more than ploop's largest (${PLOOP_MAX_CLUSTER_BYTES})`;
-    for (const p of batProblems) {
-      list({ kind: p.kind, severity: 'corruption', message: describe(p, g.clusterBytes) + (repair && !fixes(p) ? notFixed : ''), clusterIndex: p.clusterIndex, fixed: fixes(p) });
-    }
-    for (let i = batProblems.length; i < batProblemCount; i++) {
-      report.corruptions++;
-      if (repair && relocatable) report.corruptionsFixed++;
-    }
-    morePasses = batProblemCount > batProblems.length && relocatable;
-    if (repair && batProblemCount > 0) await repairBat(image, batProblems.filter(fixes));
-    // CIF_Empty: set iff no cluster is mapped, as ploop's check wants it (QEMU ignores it). An
-    // image in use may disagree (the flag is cleared with the in-use flag): the unclean finding
-    // covers that, and the repair sets it right with the rest of the header.
-    const empty = image.allocatedClusters() === 0;
-    if (empty !== ((header.flags & CIF_EMPTY) !== 0)) {
-      if (header.inUse !== INUSE_MAGIC) {
-        list({ kind: 'empty-flag', severity: 'warning', message: `CIF_Empty flag (header flags bit 0) is ${empty ? 0 : 1}, but the image holds ${empty ? 'no' : 'a'} data cluster: harmless to QEMU, which ignores it; ploop's check before 2020 refuses it`, fixed: repair });
-      }
-      if (repair) {
-        header.flags = empty ? header.flags | CIF_EMPTY : header.flags & ~CIF_EMPTY;
-        headerChanged = true;
-      }
-    }
-    if (repair && headerChanged) {
-      const bytes = serializeHeader(header);
+    checkUnclean(run);
+    checkDataOff(run);
+    checkExtension(run);
+    morePasses = await checkBatEntries(run);
+    checkEmptyFlag(run);
+    if (repair && run.headerChanged) {
+      const bytes = serializeHeader(run.header);
       image.bat.pages().set(bytes, 0);
       await store.write(0, bytes);
       await store.flush();
     }
-    // 5. Leaks: bytes past the end of the last used cluster.
-    const end = imageEnd(image, header, dataOffRepaired);
-    report.imageEndOffset = end;
-    const fileSize = await store.size();
-    if (fileSize > end) {
-      const bytes = fileSize - end;
-      report.leakedBytes = bytes;
-      report.leakedClusters = Math.ceil(bytes / g.clusterBytes);
-      list({ kind: 'leak', severity: 'leak', message: `space leaked at the end of the image ${bytes}`, fixed: repair });
-      if (repair) {
-        await store.truncate(end);
-        await store.flush();
-        report.leaksFixed = report.leakedClusters;
-      }
-    } else if (fileSize < end) {
-      await shortFile(image, fileSize, end, repair, list);
-    }
-    // 6. Holes in the used part of the file (a file store only).
+    const end = await checkLeaks(run);
     await checkHoles(image, end, repair, list, report);
-    // 7. Statistics.
     Object.assign(report, statistics(image.bat, image.geometry.batEntryCount), { fileSize: await store.size() });
   } finally {
     await image.close();
@@ -197,6 +122,125 @@ export async function checkImage(store: BlockStore, options: CheckOptions = {}):
     ? report.corruptions === report.corruptionsFixed && report.leaksFixed === report.leakedClusters
     : report.corruptions === 0 && report.leakedClusters === 0;
   return report;
+}
+
+/** 1. Unclean: the in-use flag is still set, or the field holds none of its values. */
+function checkUnclean(run: CheckRun): void {
+  const { header, repair } = run;
+  if (header.inUse !== INUSE_MAGIC && inUseValid(header)) return;
+  const message = header.inUse === INUSE_MAGIC ? 'image was not closed correctly (in-use flag set)' : `${inUseMessage(header)}; QEMU reads it as closed`;
+  run.list({ kind: 'unclean', severity: 'corruption', message, fixed: repair });
+  if (repair) {
+    header.inUse = header.extOff !== 0 ? CLOSED_V21_MAGIC : 0;
+    run.headerChanged = true;
+  }
+}
+
+/** 2. data_off. */
+function checkDataOff(run: CheckRun): void {
+  const { image, header, repair, report } = run;
+  if (image.findings.dataOffValid) return;
+  const g = image.geometry;
+  // A value at or above the minimum is wrong only because the file ends before it: say so.
+  const short = header.dataOff >= g.minDataOffSectors ? ` (past the end of the ${report.fileSize}-byte file)` : '';
+  // If even the minimum lies past the end, the repair must also grow the file (checkLeaks). Do
+  // that only up to ploop's largest cluster: more means the header's cluster size is what is
+  // wrong, and growing a store by gigabytes would not make the image right.
+  const growBy = g.minDataOffSectors * SECTOR_BYTES - report.fileSize;
+  const fixable = growBy <= PLOOP_MAX_CLUSTER_BYTES;
+  const why = fixable ? '' : `; not repaired: the file would have to grow by ${growBy} bytes`;
+  run.list({ kind: 'data-off', severity: 'corruption', message: `data_off field has incorrect value ${header.dataOff}${short}, expected ${g.minDataOffSectors}${why}`, fixed: repair && fixable });
+  if (repair && fixable) {
+    header.dataOff = g.minDataOffSectors;
+    run.dataOffRepaired = true;
+    run.headerChanged = true;
+  }
+}
+
+/** 3. The format extension: where ext_off points, then its magic and MD5 (QEMU refuses the image when they are wrong). */
+function checkExtension(run: CheckRun): void {
+  const { image, header, repair } = run;
+  const drop = () => {
+    header.extOff = 0;
+    if (header.inUse === CLOSED_V21_MAGIC) header.inUse = 0;
+    run.headerChanged = true;
+  };
+  if (!image.findings.extOffValid) {
+    run.list({ kind: 'ext-off', severity: 'corruption', message: `ext_off ${header.extOff} does not name a whole cluster inside the file`, fixed: repair });
+    if (repair) drop();
+  }
+  if (image.findings.extProblem) {
+    run.list({ kind: 'ext-checksum', severity: 'corruption', message: `${image.findings.extProblem}; QEMU refuses to open the image; the repair drops the extension (dirty bitmaps for backup tools, which can no longer be trusted) and leaves every data cluster as it is`, fixed: repair });
+    if (repair) {
+      // Its cluster is free from now on: unused space inside the file, or a leak at its end.
+      image.bat.freeSlot(image.bat.slotOf(header.extOff * SECTOR_BYTES));
+      drop();
+    }
+  }
+}
+
+/**
+ * 4. BAT entries: into metadata, outside the file, misaligned, duplicated. Returns whether more
+ * bad entries exist than one scan records (the repair then runs again).
+ */
+async function checkBatEntries(run: CheckRun): Promise<boolean> {
+  const { image, repair, report } = run;
+  const g = image.geometry;
+  const { batProblems, batProblemCount } = image.findings;
+  // Relocating a bad entry copies its whole cluster: not for a cluster size beyond ploop's.
+  const relocatable = g.clusterBytes <= PLOOP_MAX_CLUSTER_BYTES;
+  const fixes = (p: BatProblem) => repair && (p.kind === 'outside' || relocatable);
+  const notFixed = `; not repaired: relocating it would write a whole ${g.clusterBytes}-byte cluster, more than ploop's largest (${PLOOP_MAX_CLUSTER_BYTES})`;
+  for (const p of batProblems) {
+    run.list({ kind: p.kind, severity: 'corruption', message: describe(p, g.clusterBytes) + (repair && !fixes(p) ? notFixed : ''), clusterIndex: p.clusterIndex, fixed: fixes(p) });
+  }
+  for (let i = batProblems.length; i < batProblemCount; i++) {
+    report.corruptions++;
+    if (repair && relocatable) report.corruptionsFixed++;
+  }
+  if (repair && batProblemCount > 0) await repairBat(image, batProblems.filter(fixes));
+  return batProblemCount > batProblems.length && relocatable;
+}
+
+/**
+ * CIF_Empty: set iff no cluster is mapped, as ploop's check wants it (QEMU ignores it). An image
+ * in use may disagree (the flag is cleared with the in-use flag): the unclean finding covers
+ * that, and the repair sets it right with the rest of the header.
+ */
+function checkEmptyFlag(run: CheckRun): void {
+  const { image, header, repair } = run;
+  const empty = image.allocatedClusters() === 0;
+  if (empty === ((header.flags & CIF_EMPTY) !== 0)) return;
+  if (header.inUse !== INUSE_MAGIC) {
+    run.list({ kind: 'empty-flag', severity: 'warning', message: `CIF_Empty flag (header flags bit 0) is ${empty ? 0 : 1}, but the image holds ${empty ? 'no' : 'a'} data cluster: harmless to QEMU, which ignores it; ploop's check before 2020 refuses it`, fixed: repair });
+  }
+  if (repair) {
+    header.flags = empty ? header.flags | CIF_EMPTY : header.flags & ~CIF_EMPTY;
+    run.headerChanged = true;
+  }
+}
+
+/** 5. Leaks: bytes past the end of the last used cluster (or a file that ends before it). Returns the image end. */
+async function checkLeaks(run: CheckRun): Promise<number> {
+  const { image, header, repair, report } = run;
+  const store = image.store;
+  const end = imageEnd(image, header, run.dataOffRepaired);
+  report.imageEndOffset = end;
+  const fileSize = await store.size();
+  if (fileSize > end) {
+    const bytes = fileSize - end;
+    report.leakedBytes = bytes;
+    report.leakedClusters = Math.ceil(bytes / image.geometry.clusterBytes);
+    run.list({ kind: 'leak', severity: 'leak', message: `space leaked at the end of the image ${bytes}`, fixed: repair });
+    if (repair) {
+      await store.truncate(end);
+      await store.flush();
+      report.leaksFixed = report.leakedClusters;
+    }
+  } else if (fileSize < end) {
+    await shortFile(image, fileSize, end, repair, run.list);
+  }
+  return end;
 }
 
 function newReport(image: PloopImage, fileSize: number): CheckReport {
