@@ -6,7 +6,8 @@
 import { getMany, set, promisifyRequest } from 'idb-keyval';
 import type { DeltaDirectory, FolderLock } from './directory.js';
 import { lockFolder, folderWriterWarning, FOLDER_LOCK_FILE } from './web-lock.js';
-import { IdbStore, idbStore, IDB_DEFAULT_DB, IDB_DEFAULT_STORE, type IdbOpenOptions } from './idb.js';
+import { IdbStore, IDB_DEFAULT_DB, IDB_DEFAULT_STORE, type IdbOpenOptions } from './idb.js';
+import { idbStore } from './idb-db.js';
 import { PloopError, ioError } from '../errors.js';
 
 export class IdbDirectory implements DeltaDirectory {
