@@ -12,7 +12,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cli, cliCommand, describeCli, type CliResult } from '../helpers/cli.ts';
 import { withTempDir } from '../helpers/tmp.ts';
-import { qemuCheck, describeCheck, } from '../helpers/qemu.ts';
+import { qemuCheck, describeCheck } from '../helpers/qemu.ts';
 import { ploopSnapshotList } from '../helpers/stack.ts';
 import { Prng } from '../helpers/prng.ts';
 import {

@@ -7,13 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { appendFile, copyFile, readFile, stat } from 'node:fs/promises';
-import { checkImage, PloopError, type CheckReport } from '../../src/index.ts';
-import { NodeFileStore } from '../../src/node.ts';
+import { PloopError } from '../../src/index.ts';
 import { withTempDir } from '../helpers/tmp.ts';
 import { qemuCreate, qemuIo, ioWrite, qemuCheck, qemuConvertToRaw, qemuIoKilledWhenReady, describeCheck, type RunResult } from '../helpers/qemu.ts';
 import { DiskModel, assertBytesEqual, assertAllZero } from '../helpers/model.ts';
 import { Prng } from '../helpers/prng.ts';
-import { openFile, readFileImage, readWhole } from '../helpers/images.ts';
+import { openFile, readFileImage, readWhole, checkFile } from '../helpers/images.ts';
 import { assertQemuAgrees } from '../helpers/oracle.ts';
 import { ascii, batEntry, pokeFile, pokeU32, readU32, OFF, INUSE_MAGIC } from '../helpers/image-file.ts';
 
@@ -27,16 +26,6 @@ async function fixture(dir: string): Promise<{ path: string; raw: Uint8Array }> 
   const bytes = new Uint8Array(await readFile(path));
   assert.deepEqual([batEntry(bytes, 0), batEntry(bytes, 1), batEntry(bytes, 2), bytes.length], [1, 0, 2, 3 * MiB], 'fixture layout');
   return { path, raw: await qemuConvertToRaw(path, join(dir, 'c.raw')) };
-}
-
-/** Run our check on the file (read-only store unless repairing). */
-async function ourCheck(path: string, repair = false): Promise<CheckReport> {
-  const store = await NodeFileStore.open(path, { writable: repair });
-  try {
-    return await checkImage(store, { repair });
-  } finally {
-    await store.close();
-  }
 }
 
 /** Error and leaked-cluster counts from qemu-img check's summary lines. */
@@ -74,7 +63,7 @@ async function assertReadOnlyLikeQemu(path: string, mention: RegExp): Promise<vo
 
 /** After a repair: our check finds nothing, qemu-img check is clean, the data reads `expected`. */
 async function assertRepaired(path: string, expected: Uint8Array, what: string): Promise<void> {
-  const again = await ourCheck(path);
+  const again = await checkFile(path);
   assert.ok(again.clean, `${what}: our check after repair: ${JSON.stringify(again.findings)}`);
   assert.deepEqual(again.findings, []);
   assert.equal(again.corruptions + again.leakedClusters, 0);
@@ -92,7 +81,7 @@ test('an image with the in-use flag poked to "Ynot" is reported unclean by both 
     const qemu = await qemuCheck(path);
     assert.equal(qemu.code, 2, describeCheck(qemu));
     assert.match(qemu.stderr, /image was not closed correctly/);
-    const report = await ourCheck(path);
+    const report = await checkFile(path);
     assert.deepEqual(report.findings.map((f) => f.kind), ['unclean']);
     assert.match(report.findings[0].message, /not closed correctly/);
     assert.equal(report.clean, false);
@@ -108,7 +97,7 @@ test('an image with the in-use flag poked to "Ynot" is reported unclean by both 
     const theirs = join(dir, 'theirs.hds');
     await copyFile(path, theirs);
     assert.equal((await qemuCheck(theirs, { repair: true })).code, 0);
-    const repaired = await ourCheck(path, true);
+    const repaired = await checkFile(path, true);
     assert.equal(repaired.corruptionsFixed, 1);
     assert.ok(repaired.clean);
     assert.equal(await readU32(path, OFF.inUse), 0, 'bytes 44..47 are 0 after repair');
@@ -125,14 +114,14 @@ test('a BAT entry pointing past the end of the file is an "outside" finding; a w
     const qemu = await qemuCheck(path);
     assert.equal(qemu.code, 2, describeCheck(qemu));
     assert.match(qemu.stderr, /cluster 0 is outside image/);
-    const report = await ourCheck(path);
+    const report = await checkFile(path);
     assert.deepEqual(report.findings.map((f) => [f.kind, f.clusterIndex]), [['outside', 0]]);
     assert.match(report.findings[0].message, /cluster 0 is outside image/);
     assert.deepEqual({ errors: report.corruptions, leaks: report.leakedClusters }, qemuCounts(qemu), 'same counts as qemu-img check');
 
     await assertReadOnlyLikeQemu(path, /entry 0\b/);
 
-    const repaired = await ourCheck(path, true);
+    const repaired = await checkFile(path, true);
     assert.ok(repaired.clean);
     assert.equal(repaired.corruptionsFixed, 1);
     assert.equal(await readU32(path, OFF.bat), 0, 'BAT[0] zeroed on disk');
@@ -153,7 +142,7 @@ for (const extra of [MiB, MiB + 512]) {
       const qemu = await qemuCheck(path);
       assert.equal(qemu.code, 3, describeCheck(qemu));
       assert.match(qemu.stderr, new RegExp(`space leaked at the end of the image ${extra}\\b`));
-      const report = await ourCheck(path);
+      const report = await checkFile(path);
       assert.deepEqual(report.findings.map((f) => f.kind), ['leak']);
       assert.equal(report.leakedBytes, extra);
       assert.equal(report.leakedClusters, Math.ceil(extra / MiB));
@@ -167,7 +156,7 @@ for (const extra of [MiB, MiB + 512]) {
       const theirs = join(dir, 'theirs.hds');
       await copyFile(path, theirs);
       assert.equal((await qemuCheck(theirs, { repair: true })).code, 0);
-      const repaired = await ourCheck(path, true);
+      const repaired = await checkFile(path, true);
       assert.ok(repaired.clean);
       assert.equal(repaired.leaksFixed, Math.ceil(extra / MiB));
       const bytes = new Uint8Array(await readFile(path));
@@ -182,14 +171,14 @@ test('BAT[1] := BAT[0] is a duplicate at entry 1 (read as QEMU does, not written
   await withTempDir(async (dir) => {
     const { path, raw } = await fixture(dir);
     await pokeU32(path, OFF.bat + 4 * 1, 1);
-    const report = await ourCheck(path);
+    const report = await checkFile(path);
     assert.deepEqual(report.findings.map((f) => [f.kind, f.clusterIndex]), [['duplicate', 1]]);
     assert.match(report.findings[0].message, /duplicate offset in BAT entry 1\b/);
     assert.equal(report.corruptions, 1);
     assert.equal(report.clean, false);
     await assertReadOnlyLikeQemu(path, /entry 1\b/);
 
-    const repaired = await ourCheck(path, true);
+    const repaired = await checkFile(path, true);
     assert.ok(repaired.clean);
     assert.equal(repaired.corruptionsFixed, 1);
     const bytes = new Uint8Array(await readFile(path));
@@ -215,13 +204,13 @@ test('data_off = 0xffffffff is a "data-off" finding; a writer is refused naming 
   await withTempDir(async (dir) => {
     const { path, raw } = await fixture(dir);
     await pokeU32(path, OFF.dataOff, 0xffffffff);
-    const report = await ourCheck(path);
+    const report = await checkFile(path);
     assert.deepEqual(report.findings.map((f) => f.kind), ['data-off']);
     assert.match(report.findings[0].message, /data_off/);
     assert.equal(report.corruptions, 1);
     await assertReadOnlyLikeQemu(path, /data_off/);
 
-    const repaired = await ourCheck(path, true);
+    const repaired = await checkFile(path, true);
     assert.ok(repaired.clean);
     assert.equal(await readU32(path, OFF.dataOff), 2048, 'data_off is the cluster-rounded minimum (1 MiB in sectors)');
     await assertRepaired(path, raw, 'data-off');
@@ -241,7 +230,7 @@ test('an image left by a qemu-io killed while open (in-use flag, 128 MiB preallo
 
     const qemu = await qemuCheck(path);
     assert.equal(qemu.code, 2, describeCheck(qemu));
-    const report = await ourCheck(path);
+    const report = await checkFile(path);
     assert.deepEqual(report.findings.map((f) => f.kind), ['unclean', 'leak']);
     assert.equal(report.leakedBytes, fileSize - 2 * MiB);
     assert.match(qemu.stderr, new RegExp(`space leaked at the end of the image ${fileSize - 2 * MiB}\\b`));
@@ -251,7 +240,7 @@ test('an image left by a qemu-io killed while open (in-use flag, 128 MiB preallo
     const theirs = join(dir, 'theirs.hds');
     await copyFile(path, theirs);
     assert.equal((await qemuCheck(theirs, { repair: true })).code, 0);
-    const repaired = await ourCheck(path, true);
+    const repaired = await checkFile(path, true);
     assert.ok(repaired.clean);
     assert.equal((await stat(path)).size, 2 * MiB);
     assertBytesEqual(new Uint8Array(await readFile(path)), new Uint8Array(await readFile(theirs)), 'our repaired file vs qemu-img check -r all');
@@ -266,7 +255,7 @@ test('a fresh image whose data_off spans many clusters (4 KiB clusters) has no l
     // repair') and newer QEMU use data_off then. So this is checked against our own rule only.
     const path = join(dir, 'fresh.hds');
     await qemuCreate(path, '64M', '4k');
-    const report = await ourCheck(path);
+    const report = await checkFile(path);
     assert.ok(report.clean, JSON.stringify(report.findings));
     assert.equal(report.imageEndOffset, 69632);
     assert.equal(report.leakedBytes, 0);

@@ -7,12 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
-import { checkImage, type CheckReport } from '../../src/index.ts';
-import { NodeFileStore } from '../../src/node.ts';
 import '../helpers/source-workers.ts';
 import { withTempDir } from '../helpers/tmp.ts';
 import { qemuCreate, qemuIo, ioWrite, qemuCheck, qemuConvertToRaw, describeCheck } from '../helpers/qemu.ts';
-import { openFile, readWhole } from '../helpers/images.ts';
+import { openFile, readWhole, checkFile } from '../helpers/images.ts';
 import { cli, describeCli } from '../helpers/cli.ts';
 import { assertToolsAccept } from '../helpers/ploop.ts';
 import { DiskModel, assertBytesEqual } from '../helpers/model.ts';
@@ -21,15 +19,6 @@ import { OFF, INUSE_MAGIC, pokeU32, readU32 } from '../helpers/image-file.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-
-async function ourCheck(path: string, repair = false): Promise<CheckReport> {
-  const store = await NodeFileStore.open(path, { writable: repair });
-  try {
-    return await checkImage(store, { repair });
-  } finally {
-    await store.close();
-  }
-}
 
 /** Our read-only read of the whole disk, with the warnings the open gave. */
 async function ourRead(path: string): Promise<{ bytes: Uint8Array; warnings: string[] }> {
@@ -68,18 +57,18 @@ test('a copy cut inside its last cluster reads as qemu-img reads it (its bytes, 
     const { bytes, warnings } = await ourRead(path);
     assertBytesEqual(bytes, qemuRaw, 'our read of the cut copy vs qemu-img convert');
     assert.deepEqual(warnings, []);
-    const report = await ourCheck(path);
+    const report = await checkFile(path);
     assert.equal(report.clean, true, JSON.stringify(report.findings));
     assert.deepEqual(report.findings.map((f) => [f.kind, f.severity]), [['short-file', 'warning']]);
     assert.match(report.findings[0].message, /the file ends 597152 bytes before the end of its last used cluster \(byte 3145728\).*check --repair extends it with zeros/);
 
-    const repaired = await ourCheck(path, true);
+    const repaired = await checkFile(path, true);
     assert.equal(repaired.clean, true);
     assert.equal((await stat(path)).size, 3 * MiB, 'the file reaches the end of its last cluster');
     assertBytesEqual((await ourRead(path)).bytes, qemuRaw, 'the same bytes after the repair');
     assertBytesEqual(await qemuConvertToRaw(path, join(dir, 'q2.raw')), qemuRaw, 'qemu-img reads the same after the repair');
     await assertToolsAccept(path, 'the repaired copy');
-    assert.deepEqual((await ourCheck(path)).findings, []);
+    assert.deepEqual((await checkFile(path)).findings, []);
   });
 });
 
@@ -125,7 +114,7 @@ for (const [label, dataOff, clusters, magic] of [
       const { bytes, warnings } = await ourRead(path);
       assertBytesEqual(bytes, qemuRaw, 'our read vs qemu-img convert');
       assert.deepEqual(warnings, []);
-      const report = await ourCheck(path);
+      const report = await checkFile(path);
       assert.equal(report.clean, true, JSON.stringify(report.findings));
       assert.deepEqual(report.findings, []);
       assert.equal(report.allocatedClusters, 2);
@@ -145,10 +134,10 @@ for (const [label, dataOff, clusters, magic] of [
       assertBytesEqual(await qemuConvertToRaw(path, join(dir, 'q2.raw')), model.bytes, 'qemu-img reads our writes');
       const after = await qemuCheck(path);
       assert.ok(after.clean, describeCheck(after));
-      assert.equal((await ourCheck(path)).clean, true);
+      assert.equal((await checkFile(path)).clean, true);
       // And check --repair changes nothing in an image that QEMU calls clean.
       const before = await readFile(path);
-      await ourCheck(path, true);
+      await checkFile(path, true);
       assertBytesEqual(new Uint8Array(await readFile(path)), new Uint8Array(before), 'repair leaves the image alone');
     });
   });
@@ -170,14 +159,14 @@ test('an invalid in-use value (0x12345678): QEMU reads the image as closed; chec
     assertBytesEqual(await qemuConvertToRaw(path, join(dir, 'q2.raw')), raw, 'qemu-img reads it');
     assertBytesEqual((await ourRead(path)).bytes, raw, 'so do we');
 
-    const report = await ourCheck(path);
+    const report = await checkFile(path);
     assert.equal(report.clean, false);
     assert.deepEqual(report.findings.map((f) => f.kind), ['unclean']);
     assert.match(report.findings[0].message, /0x12345678/);
-    const repaired = await ourCheck(path, true);
+    const repaired = await checkFile(path, true);
     assert.equal(repaired.clean, true, JSON.stringify(repaired.findings));
     assert.equal(await readU32(path, OFF.inUse), 0);
-    assert.deepEqual((await ourCheck(path)).findings, []);
+    assert.deepEqual((await checkFile(path)).findings, []);
     await assertToolsAccept(path, 'after repairing the in-use value');
   });
 });
@@ -204,7 +193,7 @@ test('an image left in use: a writer checks it first, opens it with a warning wh
     assert.match(warnings[0], /not closed cleanly/);
     assert.equal(await readU32(path, OFF.inUse), 0, 'the flag is cleared on close');
     assert.equal((await stat(path)).size, 3 * MiB, 'the leaked cluster was reused: the file ends at its last used cluster');
-    assert.deepEqual((await ourCheck(path)).findings, []);
+    assert.deepEqual((await checkFile(path)).findings, []);
     assertBytesEqual(await qemuConvertToRaw(path, join(dir, 'q2.raw')), raw, 'qemu-img reads it');
     await assertToolsAccept(path, 'after a writer closed the crashed image');
 

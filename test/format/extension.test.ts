@@ -7,13 +7,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { readFile, writeFile } from 'node:fs/promises';
-import { checkImage, PloopError } from '../../src/index.ts';
-import { NodeFileStore } from '../../src/node.ts';
+import { PloopError } from '../../src/index.ts';
 import { md5 } from '../../src/format/md5.ts';
 import '../helpers/source-workers.ts';
 import { withTempDir } from '../helpers/tmp.ts';
 import { qemuCreate, qemuIo, ioWrite, qemuConvertToRaw, qemuCheck, run, describeCheck } from '../helpers/qemu.ts';
-import { openFile, readWhole } from '../helpers/images.ts';
+import { openFile, readWhole, checkFile } from '../helpers/images.ts';
 import { assertBytesEqual } from '../helpers/model.ts';
 import { Prng } from '../helpers/prng.ts';
 import { OFF, readU32 } from '../helpers/image-file.ts';
@@ -44,15 +43,6 @@ async function imageWithExtension(dir: string, damage: boolean): Promise<{ path:
   return { path, raw, extByte: bytes.length };
 }
 
-async function ourCheck(path: string, repair = false) {
-  const store = await NodeFileStore.open(path, { writable: repair });
-  try {
-    return await checkImage(store, { repair });
-  } finally {
-    await store.close();
-  }
-}
-
 test('our MD5 equals node:crypto\'s on lengths around the 64-byte block and on a whole cluster', () => {
   const rng = new Prng(19);
   for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 4072, 65536 - 24]) {
@@ -75,7 +65,7 @@ test('an extension with the right magic and MD5: qemu-img opens it, and so do we
     assertBytesEqual(after.subarray(extByte, extByte + CLUSTER), extBefore, 'the extension cluster is untouched');
     assert.equal(await readU32(path, OFF.extOff), extByte / 512);
     assertBytesEqual(await qemuConvertToRaw(path, join(dir, 'after.raw')), raw, 'qemu-img reads what we wrote');
-    assert.equal((await ourCheck(path)).clean, true);
+    assert.equal((await checkFile(path)).clean, true);
   });
 });
 
@@ -102,18 +92,18 @@ test('an extension with a wrong MD5: qemu-img refuses it; we refuse a writer, re
     assert.equal(warnings.length, 1);
     assert.match(warnings[0], /format extension .* MD5/);
 
-    const report = await ourCheck(path);
+    const report = await checkFile(path);
     assert.equal(report.clean, false);
     assert.deepEqual(report.findings.map((f) => f.kind), ['ext-checksum']);
     assert.match(report.findings[0].message, /QEMU refuses to open the image; the repair drops the extension/);
 
-    const repaired = await ourCheck(path, true);
+    const repaired = await checkFile(path, true);
     assert.equal(repaired.clean, true, JSON.stringify(repaired.findings));
     assert.equal(await readU32(path, OFF.extOff), 0, 'ext_off cleared');
     assert.equal(await readU32(path, OFF.inUse), 0, 'inuse no longer says v2.1');
     const after = await qemuCheck(path);
     assert.ok(after.clean, describeCheck(after));
     assertBytesEqual(await qemuConvertToRaw(path, join(dir, 'after.raw')), raw, 'qemu-img opens the repaired image and reads the same data');
-    assert.equal((await ourCheck(path)).clean, true);
+    assert.equal((await checkFile(path)).clean, true);
   });
 });

@@ -12,7 +12,7 @@ import {
 import { PloopImage } from '../../src/engine/image.ts';
 import { createImage } from '../../src/engine/create.ts';
 import { MemoryStore } from '../../src/stores/memory.ts';
-import { PloopError, } from '../../src/errors.ts';
+import { PloopError } from '../../src/errors.ts';
 import { rejectsWith } from '../helpers/errors.ts';
 
 const KiB = 1024;

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, lutimesSync, mkdirSync, openSync, readSync, symlinkSync, utimesSync, linkSync, writeFileSync, writeSync, chmodSync, chownSync, lchownSync } from 'node:fs';
 import { join } from 'node:path';
 import { Prng } from '../helpers/prng.ts';
-import { volumeOf, } from '../../src/fs/volume.ts';
+import { volumeOf } from '../../src/fs/volume.ts';
 import { openExt, type ExtNode } from '../../src/fs/ext/index.ts';
 import { FileTree } from '../../src/fs/tree.ts';
 import type { FsEntry, VolumeReader } from '../../src/fs/types.ts';

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { makeTempDir } from '../helpers/tmp.ts';
-import { compareWithSource, makeImage, makeSourceTree, openImage, run, } from './ext-helpers.ts';
+import { compareWithSource, makeImage, makeSourceTree, openImage, run } from './ext-helpers.ts';
 
 let dir: string;
 let cleanup: () => Promise<void>;

@@ -1,6 +1,6 @@
 // Opening images for tests and reading whole virtual disks.
 
-import { PloopImage, type OpenOptions } from '../../src/index.ts';
+import { PloopImage, checkImage, type OpenOptions, type CheckReport } from '../../src/index.ts';
 import { NodeFileStore } from '../../src/node.ts';
 
 /** Open an image file through NodeFileStore (read-only unless `writable`). */
@@ -31,5 +31,15 @@ export async function readFileImage(path: string): Promise<Uint8Array> {
     return await readWhole(image);
   } finally {
     await image.close();
+  }
+}
+
+/** Our check of an image file (read-only store unless repairing). */
+export async function checkFile(path: string, repair = false): Promise<CheckReport> {
+  const store = await NodeFileStore.open(path, { writable: repair });
+  try {
+    return await checkImage(store, { repair });
+  } finally {
+    await store.close();
   }
 }
