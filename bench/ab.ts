@@ -3,7 +3,7 @@
 // runs `ploop-wasm bench` from this checkout's dist/ (B, the change) and OTHER_CHECKOUT's dist/
 // (A, the commit before), interleaved A B A B … so load from elsewhere hits both alike, and
 // prints each row's medians and B/A (> 1: the change is faster). Both need `npm run build`.
-// AB_REPS (default 5) sets the repetitions.
+// AB_REPS (default 5) sets the repetitions; AB_ONLY=text runs the cases whose name has it.
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -52,7 +52,7 @@ try {
   const filled = freshImage('filled', 'filled');
   console.log(`A: ${other}\nB: ${here}\n${REPS} interleaved runs per side\n`);
   console.log('| case | A iops | B iops | B/A |\n|---|---|---|---|');
-  for (const c of CASES) {
+  for (const c of CASES.filter((x) => x.name.includes(process.env.AB_ONLY ?? ''))) {
     const iops: Record<'A' | 'B', number[]> = { A: [], B: [] };
     for (let r = 0; r < REPS; r++) {
       for (const side of ['A', 'B'] as const) {

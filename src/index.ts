@@ -2,6 +2,7 @@
 // Public API of ploop-wasm (browser and Node). Node-only pieces are in ./node.ts.
 
 export { PloopImage, type OpenOptions, type ImageStats, type DeltaSource, type LowerDelta, type ReadRequest, type WriteRequest } from './engine/image.js';
+export type { Image } from './engine/image-interface.js';
 export {
   initStack, openStackDir, snapshotStack, mergeStack, mergeAll, deleteSnapshotStack, resizeStack, readDescriptor, DESCRIPTOR_FILE,
 } from './engine/stack.js';

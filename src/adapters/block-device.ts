@@ -3,7 +3,7 @@
 // It hides whether the bytes come from one ploop image, a delta stack or anything else, so an
 // adapter for another emulator needs only these four calls (docs/emulators.md).
 
-import type { PloopImage } from '../engine/image.js';
+import type { Image } from '../engine/image-interface.js';
 import { PloopError } from '../errors.js';
 
 export interface BlockDevice {
@@ -24,8 +24,8 @@ export function checkDeviceRange(operation: string, offset: number, length: numb
   }
 }
 
-/** A PloopImage (one delta or a stack) as a block device. */
-export function imageBlockDevice(image: PloopImage): BlockDevice {
+/** An image (one delta or a stack, one runner or a pool of them) as a block device. */
+export function imageBlockDevice(image: Image): BlockDevice {
   return {
     sizeBytes: image.size,
     read(offset, length) {

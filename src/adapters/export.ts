@@ -5,7 +5,8 @@
 
 import type { PloopImage } from '../engine/image.js';
 import { createImage } from '../engine/create.js';
-import { PloopImage as Image } from '../engine/image.js';
+import { PloopImage as ImageClass } from '../engine/image.js';
+import type { Image } from '../engine/image-interface.js';
 import { MemoryStore } from '../stores/memory.js';
 import { LEVEL_NONE } from '../core/bat-map.js';
 import { isAllZero } from '../engine/zero.js';
@@ -19,13 +20,14 @@ const FLAGS_OFFSET = 0x34;
 export type ExportKind = 'merged' | 'delta' | 'raw';
 
 /**
- * The stack merged into one ploop image of the same geometry: every cluster some level maps
+ * The stack merged into one ploop image of the same geometry (a PloopImage: it walks the map of
+ * every level, which only the engine has): every cluster some level maps
  * (and that is not all zeros) is copied, so the result needs no other file.
  */
 export async function exportMerged(image: PloopImage): Promise<Uint8Array> {
   const store = new MemoryStore();
   await createImage(store, { size: image.size, clusterSize: image.clusterSize, format: image.geometry.format });
-  const out = await Image.open(store, { writable: true, keepStoreOpen: true });
+  const out = await ImageClass.open(store, { writable: true, keepStoreOpen: true });
   try {
     for (const e of image.map()) {
       if (e.level === LEVEL_NONE) continue;
@@ -57,8 +59,8 @@ export async function exportDelta(image: PloopImage): Promise<Uint8Array> {
   return bytes;
 }
 
-/** The flattened disk, as Blob parts of at most 1 MiB (holes come out as zeros). */
-export async function exportRaw(image: PloopImage): Promise<Uint8Array[]> {
+/** The flattened disk, as Blob parts of at most 1 MiB (holes come out as zeros); any image (PloopImage, ParallelImage). */
+export async function exportRaw(image: Image): Promise<Uint8Array[]> {
   const parts: Uint8Array[] = [];
   for (let pos = 0; pos < image.size; pos += CHUNK_BYTES) parts.push(await image.read(pos, Math.min(CHUNK_BYTES, image.size - pos)));
   return parts;

@@ -20,6 +20,7 @@ import { getCore } from '../core/wasm.js';
 import type { BlockStore } from '../stores/block-store.js';
 import { checkStack, newBatMap, loadDeltas, announceDamage, alignSlotGrid } from './image-open.js';
 import { Preallocator, preallocSlotsFor } from './prealloc.js';
+import type { Image } from './image-interface.js';
 import { readFully } from '../stores/block-store.js';
 import { PloopError, ioError } from '../errors.js';
 import { Writeback } from './writeback.js';
@@ -99,7 +100,7 @@ export interface OpenFindings {
   damage: string[];
 }
 
-export class PloopImage {
+export class PloopImage implements Image {
   /** The top delta's store (the one that is written). */
   readonly store: BlockStore;
   /** Deltas below the top, level 0 (base) first. */

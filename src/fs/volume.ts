@@ -6,7 +6,7 @@
 import { PloopError } from '../errors.js';
 import type { VolumeReader } from './types.js';
 
-/** What a volume is read from: a PloopImage, a ParallelImage, a raw store (see diskOfStore in open.ts). */
+/** What a volume is read from: any Image (PloopImage, ParallelImage: engine/image-interface.ts) or a raw store (diskOfStore in open.ts). */
 export interface DiskReader {
   /** Virtual disk size in bytes. */
   readonly size: number;

@@ -12,6 +12,7 @@
 import { PloopImage, type OpenOptions, type ImageStats, type DeltaSource } from '../engine/image.js';
 import { PloopError } from '../errors.js';
 import type { RunnerCounters, StoreSpec } from './protocol.js';
+import type { Image } from '../engine/image-interface.js';
 import { BELL_BYTES, DEFAULT_RING_SLOTS, OP_READ, OP_WRITE, OP_DISCARD } from './ring.js';
 import { RingBell } from './ring-caller.js';
 import { control, startRunner, stopRunner, type PoolPlatform, type Runner } from './pool-runner.js';
@@ -48,7 +49,7 @@ export function sharedMemoryAvailable(): boolean {
 }
 
 /** An image served by parallel runners: the same API as PloopImage. */
-export class ParallelImage {
+export class ParallelImage implements Image {
   readonly image: PloopImage;
   readonly runnerCount: number;
   readonly #runners: Runner[];
