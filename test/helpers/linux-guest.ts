@@ -19,6 +19,8 @@ import { chmod, copyFile, cp, mkdir, readdir, readFile, rename, rm, stat, symlin
 import { join, relative } from 'node:path';
 import { homedir } from 'node:os';
 import { run, runOk } from './qemu.ts';
+import { cli, cliCommand, describeCli } from './cli.ts';
+import { spawn } from 'node:child_process';
 
 export const GUEST_CACHE = process.env.PLOOP_WASM_GUEST_CACHE
   || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'ploop-wasm-guest');
@@ -30,8 +32,9 @@ export const FAT_OFFSET_BYTES = 1 * MiB;
 export const FAT_BYTES = 20 * MiB;
 export const EXT4_OFFSET_BYTES = FAT_OFFSET_BYTES + FAT_BYTES;
 export const EXT4_BYTES = GUEST_DISK_BYTES - EXT4_OFFSET_BYTES;
-/** Guest RAM: enough for the 686 kernel and a 3 MiB initramfs. */
-export const GUEST_MEMORY_BYTES = 64 * MiB;
+/** Guest RAM: the 686 kernel and its 3 MiB initramfs boot in 48 MiB (SYSLINUX fails at 32). */
+export const GUEST_MEMORY_BYTES = 48 * MiB;
+const EXT4_BLOCK_BYTES = 4096;
 
 /** What the guest prints on COM1 (each at the start of a line). */
 export const GUEST = {
@@ -44,10 +47,20 @@ export const GUEST = {
   wrote: 'ploop-guest: wrote token ',
   /** The token is written, synced, and the root is read-only: the disk may be exported. */
   done: 'ploop-guest: done',
+  /** Printed when the guest cannot go on (no root disk): a test stops waiting at once. */
+  failed: 'ploop-guest: FAILED',
 };
-/** The greeting as built into the root; a test may overwrite it in a snapshot's top delta. */
+/**
+ * The greeting as built into the root; a test may overwrite it in place (a snapshot's top delta
+ * then holds the new one): `greetingBytes` keeps the file's size, the guest prints its first line.
+ */
 export const GREETING_FILE = '/etc/ploop-greeting';
 export const BASE_GREETING = 'from the base image';
+const GREETING_BYTES = 64;
+export function greetingBytes(text: string): Uint8Array {
+  if (text.length >= GREETING_BYTES || /[\n\x80-\uffff]/.test(text)) throw new Error(`greeting ${JSON.stringify(text)}: one ASCII line under ${GREETING_BYTES} bytes`);
+  return new TextEncoder().encode(text + '\n'.repeat(GREETING_BYTES - text.length));
+}
 export const TOKENS_FILE = '/var/ploop/tokens';
 
 /** Kernel command line: cryptomgr.notests halves the boot time in v86 (no crypto self-tests). */
@@ -68,7 +81,7 @@ i=0
 while [ ! -b /dev/sda2 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
 mkdir -p /newroot
 if ! mount -t ext4 /dev/sda2 /newroot; then
-  echo "ploop-guest: cannot mount /dev/sda2; block devices: $(ls /sys/block)"
+  echo "${GUEST.failed}: cannot mount /dev/sda2; block devices: $(ls /sys/block)"
   exec sh
 fi
 echo "ploop-guest: root /dev/sda2 (ext4) mounted after $i waits, switching to it (up $(cut -d' ' -f1 /proc/uptime) s)"
@@ -110,11 +123,19 @@ export interface LinuxGuestDisk {
   rawPath: string;
   kernelRelease: string;
   sizeBytes: number;
+  /** Where the greeting file's bytes are on the disk. */
+  greetingOffsetBytes: number;
+}
+
+interface BuildInfo {
+  kernelRelease: string;
+  greetingOffsetBytes: number;
 }
 
 function buildKey(): string {
   const h = createHash('sha256');
-  for (const part of [INIT_RAMFS, INIT_ROOT, SYSLINUX_CFG, BASE_GREETING, INITRAMFS_MODULES.join(','), String(GUEST_DISK_BYTES), String(FAT_BYTES), 'layout-1']) h.update(part).update('\0');
+  // The build's own code is part of the key: changing how the disk is made makes a new one.
+  for (const part of [INIT_RAMFS, INIT_ROOT, SYSLINUX_CFG, BASE_GREETING, INITRAMFS_MODULES.join(','), String(GUEST_DISK_BYTES), String(FAT_BYTES), String(EXT4_BLOCK_BYTES), buildDisk.toString(), rootTree.toString(), initramfs.toString(), moduleOrder.toString()]) h.update(part).update('\0');
   return h.digest('hex').slice(0, 12);
 }
 
@@ -215,7 +236,7 @@ async function rootTree(work: string, kernelRoot: string, release: string, busyb
     await symlink(target, join(dir, a)).catch(() => {});
   }
   await writeFile(join(dir, 'sbin/init'), INIT_ROOT, { mode: 0o755 });
-  await writeFile(join(dir, GREETING_FILE), `${BASE_GREETING}\n`);
+  await writeFile(join(dir, GREETING_FILE), greetingBytes(BASE_GREETING));
   await writeFile(join(dir, 'etc/motd'), 'A ploop-wasm test guest: Debian\'s kernel, busybox, an ext4 root on a ploop disk.\n');
   // Real content a root filesystem carries and a boot does not read: a part of the kernel's
   // modules (with depmod's index, so that modprobe works in the shell).
@@ -259,7 +280,7 @@ async function buildDisk(out: string): Promise<void> {
     // ext4 root; no lazy init: the guest should not spend its boot zeroing inode tables.
     const ext4 = join(work, 'root.ext4');
     const tree = await rootTree(work, kernelRoot, release, busyboxBin);
-    await runOk('mkfs.ext4', ['-q', '-F', '-L', 'ploop-root', '-E', 'lazy_itable_init=0,lazy_journal_init=0', '-d', tree, ext4, String(EXT4_BYTES / 1024)]);
+    await runOk('mkfs.ext4', ['-q', '-F', '-L', 'ploop-root', '-b', String(EXT4_BLOCK_BYTES), '-E', 'lazy_itable_init=0,lazy_journal_init=0', '-d', tree, ext4, `${EXT4_BYTES / 1024}k`]);
 
     // The disk: SYSLINUX's MBR code, the partition table, both partitions.
     const disk = join(work, 'disk.img');
@@ -271,9 +292,12 @@ async function buildDisk(out: string): Promise<void> {
     await runOk('dd', [`if=/usr/lib/syslinux/mbr/mbr.bin`, `of=${disk}`, 'bs=440', 'count=1', 'conv=notrunc', 'status=none']);
     await runOk('dd', [`if=${fat}`, `of=${disk}`, 'bs=1M', `seek=${FAT_OFFSET_BYTES / MiB}`, 'conv=notrunc,sparse', 'status=none']);
     await runOk('dd', [`if=${ext4}`, `of=${disk}`, 'bs=1M', `seek=${EXT4_OFFSET_BYTES / MiB}`, 'conv=notrunc,sparse', 'status=none']);
-    await writeFile(`${disk}.release`, release);
+    const bmap = await runOk('debugfs', ['-R', `bmap ${GREETING_FILE} 0`, ext4]);
+    const block = Number(bmap.stdout.trim());
+    if (!Number.isSafeInteger(block) || block <= 0) throw new Error(`debugfs bmap ${GREETING_FILE}: ${bmap.stdout} ${bmap.stderr}`);
+    const info: BuildInfo = { kernelRelease: release, greetingOffsetBytes: EXT4_OFFSET_BYTES + block * EXT4_BLOCK_BYTES };
     await rename(disk, out);
-    await rename(`${disk}.release`, `${out}.release`);
+    await writeFile(`${out}.json`, JSON.stringify(info) + '\n');
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -288,7 +312,7 @@ export async function linuxGuestDisk(): Promise<LinuxGuestDisk> {
   const lock = join(GUEST_CACHE, 'build.lock');
   await mkdir(GUEST_CACHE, { recursive: true });
   const started = Date.now();
-  while (!existsSync(`${out}.release`)) {
+  while (!existsSync(`${out}.json`)) {
     try {
       await mkdir(lock);
     } catch {
@@ -299,10 +323,81 @@ export async function linuxGuestDisk(): Promise<LinuxGuestDisk> {
       continue;
     }
     try {
-      if (!existsSync(`${out}.release`)) await buildDisk(out);
+      if (!existsSync(`${out}.json`)) await buildDisk(out);
     } finally {
       await rm(lock, { recursive: true, force: true });
     }
   }
-  return { rawPath: out, kernelRelease: (await readFile(`${out}.release`, 'utf8')).trim(), sizeBytes: GUEST_DISK_BYTES };
+  const info = JSON.parse(await readFile(`${out}.json`, 'utf8')) as BuildInfo;
+  return { rawPath: out, sizeBytes: GUEST_DISK_BYTES, ...info };
+}
+
+async function cliOk(args: string[], stdin?: Uint8Array): Promise<string> {
+  const r = await cli(args, stdin);
+  if (r.code !== 0) throw new Error(describeCli(args, r));
+  return r.stdout.toString();
+}
+
+/**
+ * The guest as a ploop disk folder, made by our CLI: `init`, the raw disk converted into
+ * root.hds, then `snapshot` (root.hds is frozen, an empty delta becomes the top). With
+ * `topGreeting`, the greeting file is rewritten in that top delta: the guest reads a stack.
+ */
+export async function guestFolder(dir: string, options: { clusterSize?: string; topGreeting?: string } = {}): Promise<LinuxGuestDisk> {
+  const guest = await linuxGuestDisk();
+  const clusterSize = options.clusterSize ?? '1M';
+  await cliOk(['init', dir, '--size', String(guest.sizeBytes), '--cluster-size', clusterSize]);
+  await cliOk(['convert', guest.rawPath, join(dir, 'root.hds'), '--from', 'raw', '--cluster-size', clusterSize]);
+  await cliOk(['snapshot', dir]);
+  if (options.topGreeting) await cliOk(['write', dir, '--offset', String(guest.greetingOffsetBytes)], greetingBytes(options.topGreeting));
+  return guest;
+}
+
+/** The ext4 root partition of a raw disk image, copied out to `out`. */
+export async function carveRootPartition(rawDisk: string, out: string): Promise<string> {
+  await runOk('dd', [`if=${rawDisk}`, `of=${out}`, 'bs=1M', `skip=${EXT4_OFFSET_BYTES / MiB}`, `count=${EXT4_BYTES / MiB}`, 'status=none']);
+  return out;
+}
+
+/**
+ * e2fsck -fn must find the root clean (the guest remounted it read-only, so no journal
+ * replay is pending), and the tokens file as debugfs reads it.
+ */
+export async function rootTokens(rootPartition: string): Promise<{ e2fsck: string; tokens: string[] }> {
+  const fsck = await run('e2fsck', ['-fn', rootPartition]);
+  if (fsck.code !== 0) throw new Error(`e2fsck -fn ${rootPartition} exited ${fsck.code}:\n${fsck.stdout}${fsck.stderr}`);
+  const cat = await runOk('debugfs', ['-R', `cat ${TOKENS_FILE}`, rootPartition]);
+  return { e2fsck: fsck.stdout, tokens: cat.stdout.split('\n').filter(Boolean) };
+}
+
+/** The tokens a boot's serial output reports: found (from earlier boots) and the one it wrote. */
+export function serialTokens(serial: string): { found: string[]; wrote: string | null; firstBoot: boolean; greeting: string | null } {
+  const lines = serial.replaceAll('\r', '').split('\n');
+  const after = (prefix: string) => lines.filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length).trim());
+  return {
+    found: after(GUEST.found),
+    wrote: after(GUEST.wrote)[0] ?? null,
+    firstBoot: lines.includes(GUEST.firstBoot),
+    greeting: after(GUEST.greeting)[0] ?? null,
+  };
+}
+
+/**
+ * `ploop-wasm boot TARGET --until "ploop-guest: done"` as a child process; stopped at once when
+ * the guest reports a failure (instead of waiting out the timeout). Returns the serial output.
+ */
+export async function bootGuestCli(target: string, timeoutS: number): Promise<{ serial: string; seconds: number }> {
+  const args = ['boot', target, '--until', GUEST.done, '--timeout', String(timeoutS), '--memory', `${GUEST_MEMORY_BYTES / MiB}M`];
+  const started = performance.now();
+  const child = spawn(process.execPath, [...(await cliCommand()), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let serial = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    serial += d.toString('latin1');
+    if (serial.includes(GUEST.failed)) child.kill('SIGTERM');
+  });
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  if (code !== 0) throw new Error(`ploop-wasm ${args.join(' ')} exited ${code}\nserial: ${serial.slice(-3000)}\nstderr: ${stderr}`);
+  return { serial, seconds: (performance.now() - started) / 1000 };
 }
