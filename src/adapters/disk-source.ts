@@ -77,7 +77,11 @@ async function openChain(chain: ChainEntry[], open: (file: string) => Promise<Bl
   }
 }
 
-async function single(store: BlockStore, id: string, label: string): Promise<DiskBase> {
+/**
+ * One image in any store as a base: ploop or raw by its signature. `id` names its contents (the
+ * file size is added to it); the base owns the store (closed with it, or here on a failure).
+ */
+export async function openBaseStore(store: BlockStore, id: string, label = store.name): Promise<DiskBase> {
   try {
     const kind = (await hasPloopSignature(store)) ? 'ploop' : 'raw';
     const fileBytes = await store.size();
@@ -129,7 +133,7 @@ export async function openBaseUrl(url: string | URL, options: UrlBaseOptions = {
   const descriptor = descriptorUrl(target);
   if (!descriptor) {
     const store = await HttpRangeStore.open(target.href, options.http);
-    return single(store, `${target.href}#${await validators(target, options)}`, target.href);
+    return openBaseStore(store, `${target.href}#${await validators(target, options)}`, target.href);
   }
   const fetchText = options.http?.fetch ?? fetch;
   let text: string;
@@ -157,7 +161,7 @@ export async function openBaseFiles(files: File[]): Promise<DiskBase> {
   if (!descriptor) {
     if (files.length > 1) throw new PloopError('EINVAL', `${files.length} files given without a ${DESCRIPTOR_FILE}: give one image, or every file of a disk folder`);
     const f = files[0];
-    return single(new BlobStore(f), `file:${f.name}:${f.lastModified}`, f.name);
+    return openBaseStore(new BlobStore(f), `file:${f.name}:${f.lastModified}`, f.name);
   }
   const text = await descriptor.text();
   const chain = descriptorChain(parseDescriptor(text));
