@@ -119,7 +119,7 @@ export async function v86Bench(reps: number, only: Set<string> = new Set(['node'
     if (only.has('browser')) {
       const session = await startBrowser({ mounts: { '/b/': here('./browser/'), '/bios/': '/usr/share/seabios', '/guest/': p.dir } });
       try {
-        const page = await session.open(process.env.V86_PAGE ?? 'b/blank.html');
+        const page = await session.open('b/blank.html');
         type Result = { seconds: number; fetched: { requests: number; bytes: number; reads: number } | null };
         const boot = (variant: Variant, marker: string) => page.evaluate(async ([v, o]) => (await import('/b/v86.mjs' as string)).bootOnce(v, o) as Promise<Result>,
           [variant, { raw: '/guest/raw.img', hds: '/guest/linux.hds', folder: '/guest/linux/', memoryBytes: GUEST_MEMORY_BYTES, marker, timeoutMs: TIMEOUT_MS }] as const);
