@@ -12,7 +12,7 @@
 // window.v86Demo exposes the state to tests.
 
 import { openPersistentDisk, defaultDeltaStore, PloopError, type DiskBase, type DeltaStoreKind, type ExportKind, type PersistentDisk } from '../src/browser.js';
-import { $, status, showError, task, formatBytes, formatSeconds } from './v86/ui.js';
+import { $, status, showError, task, idle, formatBytes, formatSeconds } from './v86/ui.js';
 import { sampleBase, urlBase, filesBase, storedImages, storedBase, storedLabel, type StoredImage } from './v86/sources.js';
 import { Session } from './v86/session.js';
 
@@ -210,7 +210,11 @@ const ready = params.has('noboot') ? Promise.resolve() : diskUrl ? bootUrl(diskU
 (window as unknown as { v86Demo: unknown }).v86Demo = {
   ready,
   serial: () => session?.running.serial.text ?? '',
-  waitForSerial: (marker: string, timeoutMs = 30_000) => current().running.serial.waitFor(marker, timeoutMs),
+  /** Waits for the actions started so far (a boot…), then for `marker` on the running guest's COM1. */
+  waitForSerial: async (marker: string, timeoutMs = 30_000) => {
+    await idle();
+    return current().running.serial.waitFor(marker, timeoutMs);
+  },
   generation: () => session?.disk.generation ?? null,
   /** Writes v86 issued that are not in the delta yet, and writes since the last flush. */
   unflushed: () => (session ? { pending: session.v86Disk.pendingWrites, sinceFlush: session.disk.unflushedWrites } : null),

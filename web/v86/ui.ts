@@ -34,6 +34,11 @@ export function task<T>(what: string, fn: () => Promise<T>): Promise<T> {
   return run;
 }
 
+/** Resolves once every action started so far has finished (failed ones included). */
+export function idle(): Promise<void> {
+  return busy.then(() => {});
+}
+
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} bytes`;
   if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
