@@ -15,6 +15,7 @@ import { openPersistentDisk, defaultDeltaStore, PloopError, type DiskBase, type 
 import { $, status, showError, task, idle, formatBytes, formatSeconds } from './v86/ui.js';
 import { sampleBase, urlBase, filesBase, storedImages, storedBase, storedLabel, type StoredImage } from './v86/sources.js';
 import { Session } from './v86/session.js';
+import { dropZone } from './demo/drop-zone.js';
 
 const params = new URLSearchParams(location.search);
 const biosBase = params.get('bios') ?? '/bios/';
@@ -136,23 +137,9 @@ $<HTMLInputElement>('file-input').addEventListener('change', (ev) => {
   const files = Array.from(input.files ?? []);
   if (files.length) void bootFiles(files).finally(() => (input.value = ''));
 });
-const drop = $('drop');
-for (const type of ['dragenter', 'dragover'] as const) {
-  drop.addEventListener(type, (ev) => {
-    ev.preventDefault();
-    drop.classList.add('over');
-  });
-}
-drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-drop.addEventListener('drop', (ev) => {
-  ev.preventDefault();
-  drop.classList.remove('over');
-  const files = Array.from(ev.dataTransfer?.files ?? []);
+dropZone($('drop'), (files) => {
   if (files.length) void bootFiles(files);
 });
-// A file dropped anywhere else must not make the browser navigate away from the page.
-window.addEventListener('dragover', (ev) => ev.preventDefault());
-window.addEventListener('drop', (ev) => ev.preventDefault());
 $('url-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const url = $<HTMLInputElement>('url-input').value.trim();
