@@ -12,6 +12,8 @@
 //   5. WASM BAT lookup vs TypeScript (bench/lookup.ts)
 //   6. memory store vs Uint8Array.set (bench/memory.ts); peak RSS of a 1 TiB sparse open (bench/rss.ts)
 //   7. Chromium OPFS and IndexedDB stores vs the raw APIs (bench/browser.ts)
+//   8. a real Linux guest in v86, Node and Chromium: boot time with the disk as a raw ArrayBuffer
+//      vs through our adapter over a ploop image and a disk folder; HTTP traffic (bench/v86.ts)
 //   8. the ext reader vs debugfs: list and extract a tree, one large file (bench/fs.ts)
 // BENCH_REPS (default 3) sets the repetitions; BENCH_SKIP=browser,runners,… skips sections.
 
@@ -200,6 +202,7 @@ try {
   if (section('memory (6): memory store, 256 MiB image')) child('memory.ts');
   if (section('rss (6b): opening a 1 TiB sparse image')) child('rss.ts');
   if (section('browser (7): Chromium OPFS and IndexedDB stores')) child('browser.ts');
+  if (section('v86 (8): Linux guest boot, raw ArrayBuffer vs ploop, Node and Chromium')) child('v86.ts');
   if (section('fs (8): ext reader vs debugfs, 1 GiB ext4')) child('fs.ts', { BENCH_REPS: String(REPS) });
 
   const totalSeconds = (performance.now() - started) / 1000;

@@ -11,3 +11,4 @@ export { IdbDirectory } from './stores/idb-dir.js';
 export { SharedMemoryStore, type SharedMemorySpec, type SharedMemoryStoreOptions } from './stores/shared-memory.js';
 export { ParallelImage, sharedMemoryAvailable, setRunnerWorkerUrl, type ParallelOpenOptions } from './runners/pool-browser.js';
 export type { StoreSpec } from './runners/protocol.js';
+export { openPersistentDisk, defaultDeltaStore, deltaFolderName, type OpenPersistentDiskOptions, type DeltaStoreKind } from './adapters/browser-disk.js';

@@ -50,5 +50,6 @@ export { imageBlockDevice, checkDeviceRange, type BlockDevice } from './adapters
 export { V86Disk, type V86DiskOptions } from './adapters/v86/disk.js';
 export { startV86, SerialLog, type StartV86Options, type RunningV86, type V86Constructor, type V86Emulator, type V86Rom } from './adapters/v86/emulator.js';
 export { PersistentDisk, type PersistentDiskOptions, type FlushEvents } from './adapters/persistent-disk.js';
+export { openBaseUrl, openBaseFiles, openBaseDirectory, openBaseStore, hasPloopSignature, type DiskBase, type UrlBaseOptions } from './adapters/disk-source.js';
 export { exportMerged, exportDelta, exportRaw, exportBlob, type ExportKind } from './adapters/export.js';
 export { createSyncChannel, serveBlockDevice, SyncBlockDevice, type SyncChannel } from './adapters/sync-bridge.js';

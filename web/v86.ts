@@ -1,158 +1,87 @@
 // SPDX-License-Identifier: MIT
-// The v86 page: boot the built-in sample disk (or the user's image) in v86, with the guest's
-// writes in a ploop delta kept in OPFS, so they survive a reload. "Reset to base" drops the
-// delta; "Export" downloads the merged image, the delta alone or the raw disk.
+// The v86 page: boot a disk in v86 — the built-in sample, a URL (?disk=URL: a ploop image, a disk
+// folder, or raw, read with HTTP ranges), picked or dropped files, or an image stored by the
+// inspector — over a read-only base, with the guest's writes in a ploop delta kept in OPFS
+// (IndexedDB where OPFS is missing) under a folder named after the disk's identity, so the same
+// disk comes back with its changes after a reload or a browser restart. Restart, flush, reset to
+// base, export (merged / delta / raw), serial console, screen, boot time.
 //
-// Query parameters: ?bios=URL/ (folder with bios.bin and vgabios-stdvga.bin; default /bios/),
-// ?image=URL (boot that image, read lazily with HTTP ranges, instead of the sample),
-// ?store=opfs|idb|memory (where the delta lives; default OPFS, else IndexedDB), ?noboot.
+// Query parameters: ?disk=URL (?image=URL, its older name), ?store=opfs|idb|memory,
+// ?bios=URL/ (folder with bios.bin and vgabios-stdvga.bin; default /bios/), ?memory=MIB
+// (default 64), ?until=TEXT (the serial text that ends the boot time), ?noboot.
 // window.v86Demo exposes the state to tests.
 
-import {
-  BlobStore, OpfsDirectory, IdbDirectory, MemoryDirectory, PersistentDisk, startV86, PloopError,
-  type BlockStore, type DeltaDirectory, type RunningV86, type V86Constructor, type V86Disk, type ExportKind,
-} from '../src/browser.js';
-import { HttpRangeStore } from '../src/stores/http-range.js';
-import { sampleBootDisk } from './v86-sample-disk.js';
+import { openPersistentDisk, defaultDeltaStore, PloopError, type DiskBase, type DeltaStoreKind, type ExportKind, type PersistentDisk } from '../src/browser.js';
+import { $, status, showError, task, idle, formatBytes, formatSeconds } from './v86/ui.js';
+import { sampleBase, urlBase, filesBase, storedImages, storedBase, storedLabel, type StoredImage } from './v86/sources.js';
+import { Session } from './v86/session.js';
+import { dropZone } from './demo/drop-zone.js';
 
-const SAMPLE_NAME = 'sample-boot.img';
-const FLUSH_INTERVAL_MS = 2000;
-const SIGNATURES = ['WithoutFreeSpace', 'WithouFreSpacExt'];
-
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
 const biosBase = params.get('bios') ?? '/bios/';
+const DELTA_FOLDER = 'v86-disks';
 
-interface Session {
-  label: string;
-  disk: PersistentDisk;
-  v86Disk: V86Disk;
-  running: RunningV86;
-  removeFlushPolicy: () => void;
+function memoryBytes(): number {
+  const mib = Number(params.get('memory') ?? 64);
+  if (!Number.isInteger(mib) || mib < 16 || mib > 2048) throw new PloopError('EINVAL', `?memory=${params.get('memory')}: expected whole MiB from 16 to 2048`);
+  return mib << 20;
 }
+
+function storeKind(): DeltaStoreKind {
+  const wanted = params.get('store') ?? defaultDeltaStore();
+  if (wanted !== 'opfs' && wanted !== 'idb' && wanted !== 'memory') throw new PloopError('EINVAL', `?store=${wanted}: expected opfs, idb or memory`);
+  return wanted;
+}
+
+const WHERE: Record<DeltaStoreKind, string> = { opfs: 'OPFS', idb: 'IndexedDB', memory: 'memory only (lost on reload)' };
 
 let session: Session | null = null;
-let busy: Promise<unknown> = Promise.resolve();
-let roms: Promise<{ bios: ArrayBuffer; vga: ArrayBuffer }> | null = null;
-let v86Module: Promise<{ V86: V86Constructor }> | null = null;
+let base: DiskBase | null = null;
 
-function status(text: string): void {
-  $('status').textContent = text;
-}
-
-function showError(e: unknown): void {
-  const el = $('error');
-  el.hidden = false;
-  el.textContent = e instanceof PloopError ? `${e.message} [${e.code}]` : e instanceof Error ? e.message : String(e);
-  status('');
-}
-
-/** Run one action at a time (boot, reset, export…), showing its failure. */
-function task<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  const run = busy.then(async () => {
-    $('error').hidden = true;
-    status(`${what}…`);
-    try {
-      const result = await fn();
-      return result;
-    } catch (e) {
-      showError(e);
-      throw e;
-    }
-  });
-  busy = run.catch(() => {});
-  return run;
-}
-
-async function fetchRom(file: string): Promise<ArrayBuffer> {
-  const url = new URL(file, new URL(biosBase, location.href)).href;
-  let response: Response;
-  try {
-    response = await fetch(url);
-  } catch (e) {
-    throw new PloopError('EIO', `BIOS ${url} could not be fetched (${(e as Error).message})`);
-  }
-  if (!response.ok) {
-    throw new PloopError('EIO', `BIOS ${url}: HTTP ${response.status}. v86 needs SeaBIOS: install Debian's seabios (apt-get install seabios) and run "ploop-wasm serve", which serves /usr/share/seabios at /bios/, or pass ?bios=URL/ to a folder with bios.bin and vgabios-stdvga.bin`);
-  }
-  return response.arrayBuffer();
-}
-
-function loadRoms() {
-  roms ??= Promise.all([fetchRom('bios.bin'), fetchRom('vgabios-stdvga.bin')]).then(([bios, vga]) => ({ bios, vga }));
-  roms.catch(() => (roms = null));
-  return roms;
-}
-
-function loadV86() {
-  // Loaded by URL at run time (not bundled): libv86.mjs and v86.wasm sit in ./v86/ of the build.
-  const url = new URL('./v86/libv86.mjs', import.meta.url).href;
-  v86Module ??= import(/* @vite-ignore */ url) as Promise<{ V86: V86Constructor }>;
-  return v86Module;
-}
-
-/** Where the delta for `baseId` lives: OPFS (preferred), IndexedDB, or memory (lost on reload). */
-async function deltaDirectory(baseId: string): Promise<{ dir: DeltaDirectory; where: string }> {
-  const folder = `v86-disks/${baseId.replace(/[^A-Za-z0-9._-]/g, '_')}`;
-  const wanted = params.get('store') ?? (typeof navigator.storage?.getDirectory === 'function' ? 'opfs' : 'idb');
-  if (wanted === 'opfs') return { dir: await OpfsDirectory.open(folder), where: `OPFS (${folder})` };
-  if (wanted === 'idb' && typeof indexedDB !== 'undefined') return { dir: await IdbDirectory.open(folder), where: `IndexedDB (${folder})` };
-  if (wanted !== 'memory' && wanted !== 'idb') throw new PloopError('EINVAL', `?store=${wanted}: expected opfs, idb or memory`);
-  return { dir: new MemoryDirectory(folder), where: 'memory only (lost on reload)' };
-}
-
-async function isPloop(store: BlockStore): Promise<boolean> {
-  const head = new Uint8Array(16);
-  const n = await store.read(0, head);
-  return SIGNATURES.includes(String.fromCharCode(...head.subarray(0, n)));
-}
-
-async function stopSession(): Promise<void> {
-  if (!session) return;
+/** Stop the running emulator and close its disk (and base). */
+async function closeDisk(): Promise<void> {
   const s = session;
   session = null;
-  s.removeFlushPolicy();
-  await s.running.stop();
+  base = null;
+  if (!s) return;
+  await s.stop();
   await s.disk.close();
 }
 
-/** Boot `base` with its delta; the delta folder is chosen by `baseId`. */
-async function open(label: string, base: BlockStore, baseId: string): Promise<void> {
-  await stopSession();
-  const baseKind = (await isPloop(base)) ? 'ploop' : 'raw';
-  const { dir, where } = await deltaDirectory(baseId);
-  const disk = await PersistentDisk.open({ base, baseKind, dir, baseId, onWarning: (m) => console.warn(`ploop-wasm: ${m}`) });
+/** Boot `next` with its delta; the delta folder is chosen by the base's identity. */
+async function open(next: DiskBase): Promise<void> {
+  await closeDisk();
+  const kind = storeKind();
+  let disk: PersistentDisk;
   try {
-    $('disk-label').textContent = `${label} (${baseKind}, ${disk.image.size} bytes)`;
-    $('persistence').textContent = where;
-    await boot(label, disk);
+    disk = await openPersistentDisk(next, { store: kind, folder: DELTA_FOLDER, onWarning: (m) => console.warn(`ploop-wasm: ${m}`) });
   } catch (e) {
+    await next.close();
+    throw e;
+  }
+  try {
+    base = next;
+    $('disk-label').textContent = `${next.label} (${next.kind}, ${disk.image.size} bytes)`;
+    $('persistence').textContent = kind === 'memory' ? WHERE.memory : `${WHERE[kind]} (${disk.options.dir.name.replace(/^\w+:/, '')})`;
+    $('base').textContent = `${next.kind === 'folder' ? `disk folder, ${next.levels.length} deltas` : `${next.kind} image`}, ${formatBytes(next.fileBytes)} in ${next.levels.length} file${next.levels.length > 1 ? 's' : ''}; virtual disk ${formatBytes(disk.image.size)}`;
+    await boot(next.label, disk);
+  } catch (e) {
+    base = null;
     await disk.close();
     throw e;
   }
 }
 
 async function boot(label: string, disk: PersistentDisk): Promise<void> {
-  const [{ bios, vga }, { V86 }] = await Promise.all([loadRoms(), loadV86()]);
   const serial = $('serial');
   serial.textContent = '';
-  const v86Disk = disk.v86Disk({ onError: showError });
-  const running = startV86({
-    V86, disk: v86Disk,
-    bios: { buffer: bios.slice(0) }, vgaBios: { buffer: vga.slice(0) },
-    wasmPath: new URL('./v86/v86.wasm', import.meta.url).href,
+  session = await Session.boot(label, disk, {
+    biosBase, memoryBytes: memoryBytes(), until: params.get('until'), screen: $('screen_container'), onError: showError,
     onSerialByte: (b) => serial.append(String.fromCharCode(b)),
-    extra: { screen_container: $('screen_container') },
   });
-  session = { label, disk, v86Disk, running, removeFlushPolicy: disk.installFlushPolicy(window, FLUSH_INTERVAL_MS) };
   $('generation').textContent = String(disk.generation);
-  for (const id of ['restart', 'flush', 'reset', 'export']) ($(id) as HTMLButtonElement).disabled = false;
+  for (const id of ['restart', 'flush', 'reset', 'export', 'serial-send']) ($(id) as HTMLButtonElement).disabled = false;
   status(`${label}: running`);
-}
-
-function bootSample(): Promise<void> {
-  const bytes = sampleBootDisk();
-  return open('built-in sample', new BlobStore(new Blob([bytes as BlobPart]), { name: SAMPLE_NAME }), `${SAMPLE_NAME}:${bytes.length}`);
 }
 
 function current(): Session {
@@ -162,16 +91,14 @@ function current(): Session {
 
 async function restart(): Promise<void> {
   const s = current();
-  s.removeFlushPolicy();
-  await s.running.stop();
+  await s.stop();
   session = null;
   await boot(s.label, s.disk);
 }
 
 async function resetToBase(): Promise<void> {
   const s = current();
-  s.removeFlushPolicy();
-  await s.running.stop();
+  await s.stop();
   session = null;
   await s.disk.resetToBase();
   await boot(s.label, s.disk);
@@ -185,7 +112,7 @@ async function exportDisk(kind: ExportKind): Promise<Blob> {
   const a = $<HTMLAnchorElement>('download');
   if (a.href) URL.revokeObjectURL(a.href);
   a.href = URL.createObjectURL(blob);
-  a.download = `${s.label.replace(/[^A-Za-z0-9._-]/g, '_')}-${kind}.${kind === 'raw' ? 'img' : 'hds'}`;
+  a.download = `${s.label.replace(/\/+$/, '').split('/').pop()!.replace(/[^A-Za-z0-9._-]/g, '_') || 'disk'}-${kind}.${kind === 'raw' ? 'img' : 'hds'}`;
   a.textContent = `${a.download} (${blob.size} bytes)`;
   a.hidden = false;
   a.click();
@@ -199,40 +126,101 @@ async function flushNow(): Promise<void> {
   status(`${s.label}: flushed`);
 }
 
-$('boot-sample').addEventListener('click', () => void task('booting the sample', bootSample));
-$('file-input').addEventListener('change', () => {
-  const file = $<HTMLInputElement>('file-input').files?.[0];
-  if (file) void task(`booting ${file.name}`, () => open(file.name, new BlobStore(file), `${file.name}:${file.size}:${file.lastModified}`));
+const bootSample = () => task('booting the sample', async () => open(await sampleBase()));
+const bootUrl = (url: string) => task(`booting ${url}`, async () => open(await urlBase(url)));
+const bootFiles = (files: File[]) => task(`booting ${files.map((f) => f.name).join(', ')}`, async () => open(await filesBase(files)));
+const bootStored = (s: StoredImage) => task(`booting ${storedLabel(s)}`, async () => open(await storedBase(s)));
+
+$('boot-sample').addEventListener('click', () => void bootSample());
+$<HTMLInputElement>('file-input').addEventListener('change', (ev) => {
+  const input = ev.target as HTMLInputElement;
+  const files = Array.from(input.files ?? []);
+  if (files.length) void bootFiles(files).finally(() => (input.value = ''));
+});
+dropZone($('drop'), (files) => {
+  if (files.length) void bootFiles(files);
+});
+$('url-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const url = $<HTMLInputElement>('url-input').value.trim();
+  if (url) void bootUrl(url);
+});
+let stored: StoredImage[] = [];
+$('stored-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const s = stored[Number($<HTMLSelectElement>('stored-select').value)];
+  if (s) void bootStored(s);
 });
 $('restart').addEventListener('click', () => void task('restarting', restart));
 $('flush').addEventListener('click', () => void task('flushing', flushNow));
 $('reset').addEventListener('click', () => void task('resetting to base', resetToBase));
 $('export').addEventListener('click', () => void task('exporting', () => exportDisk($<HTMLSelectElement>('export-kind').value as ExportKind)));
-setInterval(() => {
-  const c = session?.v86Disk.counters;
-  if (c) $('io').textContent = `${c.reads} reads (${c.bytesRead} bytes) / ${c.writes} writes (${c.bytesWritten} bytes), ${session!.v86Disk.pendingWrites} pending`;
-}, 500);
+$('serial-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const input = $<HTMLInputElement>('serial-input');
+  session?.send(`${input.value}\n`);
+  input.value = '';
+});
 
-async function bootUrl(url: string): Promise<void> {
-  const base = await HttpRangeStore.open(new URL(url, location.href));
-  const size = await base.size();
-  await open(url, base, `${url}:${size}`);
+/** Images the inspector stored in this browser, offered as bases. */
+async function listStored(): Promise<void> {
+  stored = await storedImages().catch(() => []);
+  const select = $<HTMLSelectElement>('stored-select');
+  select.replaceChildren(...stored.map((s, i) => new Option(storedLabel(s), String(i))));
+  $('stored-form').hidden = stored.length === 0;
 }
 
-const imageUrl = params.get('image');
-const ready = params.has('noboot') ? Promise.resolve()
-  : imageUrl ? task(`booting ${imageUrl}`, () => bootUrl(imageUrl))
-  : task('booting the sample', bootSample);
+function refresh(): void {
+  const s = session;
+  if (!s || !base) return;
+  const c = s.v86Disk.counters;
+  $('io').textContent = `${c.reads} reads (${formatBytes(c.bytesRead)}) / ${c.writes} writes (${formatBytes(c.bytesWritten)})`;
+  const f = base.fetched();
+  $('fetched').textContent = f.requests === 0 ? 'nothing (the base is not on a web server)'
+    : `${formatBytes(f.bytes)} of ${formatBytes(base.fileBytes)} (${((100 * f.bytes) / base.fileBytes).toFixed(1)} %) in ${f.requests} requests`;
+  $('unflushed').textContent = `${s.v86Disk.pendingWrites} writes on their way, ${s.disk.unflushedWrites} written since the last flush`;
+  const t = s.times;
+  const now = performance.now();
+  $('boot-time').textContent = [
+    `running for ${formatSeconds(now - t.started)}`,
+    t.firstSerial !== null ? `first serial output after ${formatSeconds(t.firstSerial - t.started)}` : 'no serial output yet',
+    s.until ? (t.until !== null ? `"${s.until}" after ${formatSeconds(t.until - t.started)}` : `waiting for "${s.until}"`) : '',
+  ].filter(Boolean).join('; ');
+}
+setInterval(refresh, 500);
+
+const diskUrl = params.get('disk') ?? params.get('image');
+void listStored();
+const ready = params.has('noboot') ? Promise.resolve() : diskUrl ? bootUrl(diskUrl) : bootSample();
 
 /** For tests and the console. */
 (window as unknown as { v86Demo: unknown }).v86Demo = {
   ready,
   serial: () => session?.running.serial.text ?? '',
-  waitForSerial: (marker: string, timeoutMs = 30_000) => current().running.serial.waitFor(marker, timeoutMs),
+  /** Waits for the actions started so far (a boot…), then for `marker` on the running guest's COM1. */
+  waitForSerial: async (marker: string, timeoutMs = 30_000) => {
+    await idle();
+    return current().running.serial.waitFor(marker, timeoutMs);
+  },
   generation: () => session?.disk.generation ?? null,
+  /** Writes v86 issued that are not in the delta yet, and writes since the last flush. */
+  unflushed: () => (session ? { pending: session.v86Disk.pendingWrites, sinceFlush: session.disk.unflushedWrites } : null),
+  /** The base's HTTP traffic so far and its files' size. */
+  fetched: () => (base ? { ...base.fetched(), fileBytes: base.fileBytes } : null),
+  /** Milliseconds from the start to the first serial byte and to ?until=TEXT (null: not yet). */
+  bootTimes: () => {
+    const t = session?.times;
+    return t ? { firstSerial: t.firstSerial === null ? null : t.firstSerial - t.started, until: t.until === null ? null : t.until - t.started } : null;
+  },
+  send: (text: string) => current().send(text),
   flush: () => task('flushing', flushNow),
   reset: () => task('resetting to base', resetToBase),
   restart: () => task('restarting', restart),
   exportBytes: async (kind: ExportKind) => new Uint8Array(await (await task('exporting', () => exportDisk(kind))).arrayBuffer()),
-  bootSample: () => task('booting the sample', bootSample),
+  bootSample,
+  bootUrl,
+  listStored: async () => {
+    await listStored();
+    return stored.map(storedLabel);
+  },
 };

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // An emulator disk whose writes survive a reload: a read-only base (File/Blob, HTTP range, an
-// OPFS file…) under a writable ploop delta kept in a DeltaDirectory (an OPFS folder in the
+// OPFS file…; one image or a disk folder's chain) under a writable ploop delta kept in a DeltaDirectory (an OPFS folder in the
 // browser; IndexedDB or memory work the same). Adds what an emulator page needs on top of
 // openOverlay: a generation counter (bumped by "reset to base", part of saved machine states),
 // exports, and the flush policy.
@@ -13,22 +13,27 @@
 import { keptOpen, type BlockStore } from '../stores/block-store.js';
 import type { DeltaDirectory } from '../stores/directory.js';
 import { openOverlay, OVERLAY_FILE } from '../stores/overlay.js';
-import type { PloopImage } from '../engine/image.js';
+import type { DeltaSource, PloopImage } from '../engine/image.js';
 import { PloopError } from '../errors.js';
 import { imageBlockDevice, type BlockDevice } from './block-device.js';
 import { exportBlob, type ExportKind } from './export.js';
 import { V86Disk, type V86DiskOptions } from './v86/disk.js';
+import type { DiskBase } from './disk-source.js';
 
 const GENERATION_FILE = 'generation.json';
 const TOP_FILE = 'top.hds';
 
 export interface PersistentDiskOptions {
-  base: BlockStore;
+  /** The read-only base: one image, or a stack's levels bottom first (see `openBase`). */
+  base: BlockStore | DeltaSource[];
+  /** Of a single-store base: 'ploop' (default) or 'raw'. */
   baseKind?: 'ploop' | 'raw';
   /** Where the top delta lives; one folder per base image. */
   dir: DeltaDirectory;
   /** Names the base (its URL or file name and size); a folder made over another base is refused. */
   baseId: string;
+  /** Where the base came from, when opened with openPersistentDisk (label, HTTP traffic). */
+  source?: DiskBase;
   /** Cluster size of a new delta over a raw base (default 64 KiB: small guest writes stay small). */
   clusterSize?: number;
   onWarning?: (message: string) => void;
@@ -64,6 +69,11 @@ export class PersistentDisk {
     return this.#image;
   }
 
+  /** Writes since the last flush (the flush policy flushes while this is above 0). */
+  get unflushedWrites(): number {
+    return this.#writesSinceFlush;
+  }
+
   /** How many times the disk was reset to its base. */
   get generation(): number {
     return this.#generation;
@@ -96,8 +106,10 @@ export class PersistentDisk {
 
   async flush(): Promise<void> {
     this.#checkOpen();
-    this.#writesSinceFlush = 0;
+    // Only the writes before the flush are covered by it; those landing meanwhile stay counted.
+    const covered = this.#writesSinceFlush;
     await this.#image.flush();
+    this.#writesSinceFlush = Math.max(0, this.#writesSinceFlush - covered);
   }
 
   /** The merged stack, the delta alone, or the raw disk. */
@@ -149,7 +161,7 @@ export class PersistentDisk {
     try {
       await this.#image.close();
     } finally {
-      await this.options.base.close();
+      for (const store of baseStores(this.options.base)) await store.close();
     }
   }
 
@@ -158,9 +170,15 @@ export class PersistentDisk {
   }
 }
 
+function baseStores(base: BlockStore | DeltaSource[]): BlockStore[] {
+  return Array.isArray(base) ? base.map((l) => l.store) : [base];
+}
+
 function openTop(options: PersistentDiskOptions): Promise<PloopImage> {
+  // The stack closes what it opened; the base stays open across a reset (close() closes it).
+  const base = Array.isArray(options.base) ? options.base.map((l) => ({ ...l, store: keptOpen(l.store) })) : keptOpen(options.base);
   return openOverlay({
-    base: keptOpen(options.base), baseKind: options.baseKind, top: options.dir, topFile: TOP_FILE, baseId: options.baseId,
+    base, baseKind: options.baseKind, top: options.dir, topFile: TOP_FILE, baseId: options.baseId,
     clusterSize: options.clusterSize ?? 64 << 10, writable: true, onWarning: options.onWarning,
   });
 }

@@ -1,23 +1,27 @@
 // SPDX-License-Identifier: MIT
 // The classic "read-only disk, my changes persist" setup: a read-only base (File/Blob, HTTP
-// range, anything) under a writable top delta kept in OPFS, IndexedDB or any other store. The
-// top is an ordinary ploop delta; reads fall through to the base, writes copy-on-write into it.
+// range, anything; one image or a disk folder's whole chain) under a writable top delta kept in
+// OPFS, IndexedDB or any other store. The top is an ordinary ploop delta; reads fall through to
+// the base, writes copy-on-write into it.
 
 import type { BlockStore } from './block-store.js';
 import { readFully } from './block-store.js';
 import type { DeltaDirectory } from './directory.js';
 import { HEADER_BYTES, parseHeader, deriveGeometry, SECTOR_BYTES, type PloopFormat } from '../format/header.js';
 import { createImage } from '../engine/create.js';
-import { PloopImage, type OpenOptions } from '../engine/image.js';
+import { PloopImage, type DeltaSource, type OpenOptions } from '../engine/image.js';
 import { PloopError } from '../errors.js';
 
 /** Written next to the top delta in a DeltaDirectory: which base the delta was made over. */
 export const OVERLAY_FILE = 'overlay.json';
 
 export interface OverlayOptions extends OpenOptions {
-  /** The read-only base image (a BlobStore, HttpRangeStore, …). */
-  base: BlockStore;
-  /** 'ploop' (default) when the base is a ploop image, 'raw' for a plain disk image. */
+  /**
+   * The read-only base image (a BlobStore, HttpRangeStore, …), or the read-only levels of a
+   * stack, bottom first (a disk folder's chain: a raw or ploop base, ploop deltas above it).
+   */
+  base: BlockStore | DeltaSource[];
+  /** 'ploop' (default) when the base is a ploop image, 'raw' for a plain disk image (a single store only). */
   baseKind?: 'ploop' | 'raw';
   /**
    * Where the changes live: a DeltaDirectory (the top delta is the file `topFile` in it, with
@@ -44,7 +48,14 @@ function isDirectory(top: DeltaDirectory | BlockStore): top is DeltaDirectory {
   return typeof (top as DeltaDirectory).openStore === 'function';
 }
 
-/** The top's geometry, taken from the base: same virtual size, same cluster size. */
+/** The base as levels, bottom first. */
+function baseLevels(base: BlockStore | DeltaSource[], kind: 'ploop' | 'raw'): DeltaSource[] {
+  if (!Array.isArray(base)) return [{ store: base, kind, name: base.name }];
+  if (base.length === 0) throw new PloopError('EINVAL', 'overlay: the base stack has no levels');
+  return base.map((l) => ({ ...l, kind: l.kind ?? 'ploop', name: l.name ?? l.store.name }));
+}
+
+/** The top's geometry, taken from the base's top level: same virtual size, same cluster size. */
 async function baseGeometry(base: BlockStore, kind: 'ploop' | 'raw', clusterSize: number | undefined): Promise<{ size: number; clusterSize: number; format: PloopFormat }> {
   const bytes = await base.size();
   if (kind === 'raw') {
@@ -77,8 +88,13 @@ async function baseGeometry(base: BlockStore, kind: 'ploop' | 'raw', clusterSize
  * over a different base is refused, since the delta's clusters only make sense over its own base.
  */
 export async function openOverlay(options: OverlayOptions): Promise<PloopImage> {
-  const { base, top, baseKind = 'ploop', topFile: _topFile, clusterSize: _clusterSize, baseId: _baseId, ...rest } = options;
+  const { base: _base, top, baseKind: _baseKind, topFile: _topFile, clusterSize: _clusterSize, baseId: _baseId, ...rest } = options;
   const openOptions: OpenOptions = { ...rest, writable: options.writable ?? true };
+  const levels = baseLevels(options.base, options.baseKind ?? 'ploop');
+  // What the delta's geometry comes from, and what overlay.json records: the level just below it.
+  const below = levels[levels.length - 1];
+  const base = below.store;
+  const baseKind = below.kind!;
   let topStore: BlockStore;
   let topName: string;
   if (isDirectory(top)) {
@@ -111,10 +127,7 @@ export async function openOverlay(options: OverlayOptions): Promise<PloopImage> 
     }
   }
   try {
-    return await PloopImage.openStack([
-      { store: base, kind: baseKind, name: base.name },
-      { store: topStore, kind: 'ploop', name: topName },
-    ], openOptions);
+    return await PloopImage.openStack([...levels, { store: topStore, kind: 'ploop', name: topName }], openOptions);
   } catch (e) {
     if (isDirectory(top)) await topStore.close();
     throw e;

@@ -11,6 +11,7 @@ import { layoutBat } from './bat-canvas.js';
 import { parseOffset, formatBytes } from './hex.js';
 import { $, app, page, showError, task, updateWritable } from './state.js';
 import { renderHeader, renderBat, renderHex, inspect, runCheck } from './render.js';
+import { dropZone } from './drop-zone.js';
 
 export const SAMPLE_URL = 'samples/sample/DiskDescriptor.xml';
 export const SAMPLE_LABEL = 'Sample disk (base + snapshot delta, over HTTP ranges)';
@@ -130,22 +131,7 @@ $<HTMLInputElement>('file-input').addEventListener('change', (ev) => {
   const input = ev.target as HTMLInputElement;
   void openFiles(Array.from(input.files ?? [])).finally(() => (input.value = ''));
 });
-const drop = $('drop');
-for (const type of ['dragenter', 'dragover'] as const) {
-  drop.addEventListener(type, (ev) => {
-    ev.preventDefault();
-    drop.classList.add('over');
-  });
-}
-drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-drop.addEventListener('drop', (ev) => {
-  ev.preventDefault();
-  drop.classList.remove('over');
-  void openFiles(Array.from(ev.dataTransfer?.files ?? []));
-});
-// A file dropped anywhere else must not make the browser navigate away from the page.
-window.addEventListener('dragover', (ev) => ev.preventDefault());
-window.addEventListener('drop', (ev) => ev.preventDefault());
+dropZone($('drop'), (files) => void openFiles(files));
 
 $('create-form').addEventListener('submit', (ev) => {
   ev.preventDefault();

@@ -83,11 +83,16 @@ export async function saveWorkspace(ws: Workspace, backend: Backend, name: strin
   await writeIndex(backend, list);
 }
 
-/** Open a stored image in place (its top delta writable). */
-export async function loadWorkspace(backend: Backend, name: string): Promise<Workspace> {
+/** The disk folder of a stored image (the v86 page boots it as a read-only base). */
+export async function storedFolder(backend: Backend, name: string): Promise<DeltaDirectory> {
   checkName(name);
   if (!(await readIndex(backend)).some((s) => s.name === name)) throw new PloopError('EIO', `no image named ${name} in ${backendLabel(backend)}`);
-  return Workspace.fromDirectory(`${backend}:${name}`, await folder(backend, `${ROOT}/${name}`));
+  return folder(backend, `${ROOT}/${name}`);
+}
+
+/** Open a stored image in place (its top delta writable). */
+export async function loadWorkspace(backend: Backend, name: string): Promise<Workspace> {
+  return Workspace.fromDirectory(`${backend}:${name}`, await storedFolder(backend, name));
 }
 
 export async function listStored(): Promise<StoredImage[]> {

@@ -17,6 +17,7 @@
 import type { BlockDevice } from '../block-device.js';
 import { checkDeviceRange } from '../block-device.js';
 import { PendingWrites } from '../pending-writes.js';
+import { ReadAhead, patch, type ReadAheadOptions } from '../read-ahead.js';
 import { PloopError } from '../../errors.js';
 
 export interface V86DiskOptions {
@@ -28,6 +29,11 @@ export interface V86DiskOptions {
   exportFile?: (name: string) => Promise<Blob>;
   /** A read or write the device refused; v86 has no error path, so the default logs it. */
   onError?: (error: unknown) => void;
+  /**
+   * Read-ahead for sequential reads (default: 1 MiB ahead in 256 KiB chunks; `{ aheadBytes: 0 }`
+   * turns it off). Reads it already holds are answered synchronously, as from a disk in memory.
+   */
+  readAhead?: ReadAheadOptions;
 }
 
 type ReadCallback = (bytes: Uint8Array) => void;
@@ -43,6 +49,7 @@ export class V86Disk {
   readonly counters = { reads: 0, writes: 0, readsCancelled: 0, bytesRead: 0, bytesWritten: 0 };
   readonly #device: BlockDevice;
   readonly #writes: PendingWrites;
+  readonly #ahead: ReadAhead;
   readonly #cache: Array<{ offset: number; bytes: Uint8Array }> = [];
   readonly #options: V86DiskOptions;
   #reported = false;
@@ -55,6 +62,12 @@ export class V86Disk {
     this.generation = options.generation ?? 0;
     this.#writes = new PendingWrites(device);
     this.#writes.onError = (e) => this.#fail(e);
+    this.#ahead = new ReadAhead(device, this.#writes, options.readAhead);
+  }
+
+  /** Read-ahead counters: reads answered from it, chunks fetched and dropped. */
+  get readAhead(): ReadAhead['counters'] {
+    return this.#ahead.counters;
   }
 
   load(): void {
@@ -71,7 +84,14 @@ export class V86Disk {
       return;
     }
     this.counters.reads++;
-    this.#writes.read(start, length).then((bytes) => {
+    const held = this.#ahead.take(start, length);
+    this.#ahead.after(start, length);
+    if (held) {
+      this.counters.bytesRead += length;
+      cb(held);
+      return;
+    }
+    this.#ahead.wait(start, length).then((bytes) => bytes ?? this.#writes.read(start, length)).then((bytes) => {
       // v86 cancels outstanding reads on an IDE reset; their data must not reach the device model.
       if (signal?.aborted) {
         this.counters.readsCancelled++;
@@ -86,7 +106,8 @@ export class V86Disk {
     checkDeviceRange('v86 disk set', start, data.length, this.byteLength);
     this.counters.writes++;
     this.counters.bytesWritten += data.length;
-    for (const c of this.#cache) patchInto(c.bytes, c.offset, start, data);
+    for (const c of this.#cache) patch(c.bytes, c.offset, start, data);
+    this.#ahead.wrote(start, data);
     this.#writes.write(start, data).then(() => cb?.(), () => {
       // reported once through onError by PendingWrites
     });
@@ -155,10 +176,4 @@ export class V86Disk {
     else if (!this.#reported) console.error('ploop-wasm v86 disk:', e);
     this.#reported = true;
   }
-}
-
-function patchInto(target: Uint8Array, targetOffset: number, offset: number, data: Uint8Array): void {
-  const from = Math.max(targetOffset, offset);
-  const to = Math.min(targetOffset + target.length, offset + data.length);
-  if (from < to) target.set(data.subarray(from - offset, to - offset), from - targetOffset);
 }
