@@ -9,13 +9,19 @@ import {
 } from "./layout";
 import { STATUS_RANGE, STATUS_NO_ROOM } from "./status";
 
-/** Bytes of one extent record written by mapRange. */
+// The extent record mapRange writes: each EXTENT_* field constant is its byte offset in the record.
+/** f64: virtual byte offset. */
+export const EXTENT_OFFSET: u32 = 0;
+/** f64: length in bytes. */
+export const EXTENT_LENGTH: u32 = 8;
+/** f64: host byte offset in the level's file (-1 for a hole). */
+export const EXTENT_HOST: u32 = 16;
+/** u32: level (LEVEL_NONE for a hole). */
+export const EXTENT_LEVEL: u32 = 24;
+/** u32: first virtual cluster of the extent. */
+export const EXTENT_FIRST_CLUSTER: u32 = 28;
+/** Bytes of one extent record. */
 export const EXTENT_BYTES: u32 = 32;
-//   +0  f64 virtual byte offset
-//   +8  f64 length in bytes
-//   +16 f64 host byte offset in the level's file (-1 for a hole)
-//   +24 u32 level (0xFF for a hole)
-//   +28 u32 first virtual cluster of the extent
 
 /** Host byte offset of virtual cluster `clusterIndex`, or -1 when no delta maps it. */
 export function lookupCluster(ctx: usize, clusterIndex: u32): f64 {
@@ -100,11 +106,11 @@ export function mapRange(ctx: usize, offset: f64, length: f64, out: usize, maxEx
 }
 
 @inline function writeExtent(rec: usize, offset: f64, length: f64, host: f64, level: u32, first: u32): void {
-  store<f64>(rec, offset, 0);
-  store<f64>(rec, length, 8);
-  store<f64>(rec, host, 16);
-  store<u32>(rec, level, 24);
-  store<u32>(rec, first, 28);
+  store<f64>(rec, offset, EXTENT_OFFSET);
+  store<f64>(rec, length, EXTENT_LENGTH);
+  store<f64>(rec, host, EXTENT_HOST);
+  store<u32>(rec, level, EXTENT_LEVEL);
+  store<u32>(rec, first, EXTENT_FIRST_CLUSTER);
 }
 
 /** Number of virtual clusters mapped in the top delta. */

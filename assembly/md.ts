@@ -14,10 +14,24 @@ import {
 } from "./layout";
 import { STATUS_BUSY, STATUS_BAD_PAGE } from "./status";
 
+/** The live page has changes its piwb holds and the file does not have yet. */
 export const MD_DIRTY: u32 = 1 << 1;
+/** The page's piwb is being written; updaters wait. */
 export const MD_WRITEBACK: u32 = 1 << 2;
+/** A flush waits for this page: the coordinator writes it in its next cycle. */
 export const MD_HIGHPRIO: u32 = 1 << 3;
+/** An updater is changing the page's piwb; the submitter and other updaters wait. */
 export const MD_UPDATING: u32 = 1 << 4;
+
+/** The pending-piwb id of a page that has none. */
+export const PIWB_NONE: i32 = -1;
+
+/** mdTrySubmit: the page was taken (WRITEBACK set, DIRTY and HIGHPRIO cleared). */
+export const SUBMIT_TAKEN: i32 = 1;
+/** mdTrySubmit: the page is UPDATING or in WRITEBACK; the caller re-queues it. */
+export const SUBMIT_BUSY: i32 = 0;
+/** mdTrySubmit: the page is not DIRTY; there is nothing to write. */
+export const SUBMIT_CLEAN: i32 = -1;
 
 @inline function statusPtr(ctx: usize, page: u32): usize {
   return <usize>ctxU32(ctx, CTX_STATUS) + (<usize>page << 2);
@@ -59,25 +73,25 @@ export function mdClear(ctx: usize, page: u32, bits: u32): i32 {
 }
 
 /**
- * Writeback submission: if the page is UPDATING or already in WRITEBACK return 0 (the caller
- * re-queues it); if it is not DIRTY return -1 (nothing to write); else set WRITEBACK, clear
- * DIRTY and HIGHPRIO in one step and return 1.
+ * Writeback submission: if the page is UPDATING or already in WRITEBACK return SUBMIT_BUSY (the
+ * caller re-queues it); if it is not DIRTY return SUBMIT_CLEAN (nothing to write); else set
+ * WRITEBACK, clear DIRTY and HIGHPRIO in one step and return SUBMIT_TAKEN.
  */
 export function mdTrySubmit(ctx: usize, page: u32): i32 {
   if (page >= ctxU32(ctx, CTX_PAGES)) return STATUS_BAD_PAGE;
   const ptr = statusPtr(ctx, page);
   let old = atomic.load<u32>(ptr);
   while (true) {
-    if ((old & (MD_WRITEBACK | MD_UPDATING)) != 0) return 0;
-    if ((old & MD_DIRTY) == 0) return -1;
+    if ((old & (MD_WRITEBACK | MD_UPDATING)) != 0) return SUBMIT_BUSY;
+    if ((old & MD_DIRTY) == 0) return SUBMIT_CLEAN;
     const seen = atomic.cmpxchg<u32>(ptr, old, (old | MD_WRITEBACK) & ~(MD_DIRTY | MD_HIGHPRIO));
-    if (seen == old) return 1;
+    if (seen == old) return SUBMIT_TAKEN;
     old = seen;
   }
-  return 0;
+  return SUBMIT_BUSY;
 }
 
-/** Swap the page's pending-piwb id (-1 = none); returns the previous id. */
+/** Swap the page's pending-piwb id (PIWB_NONE = none); returns the previous id. */
 export function mdExchangePiwb(ctx: usize, page: u32, piwbId: i32): i32 {
   if (page >= ctxU32(ctx, CTX_PAGES)) return STATUS_BAD_PAGE;
   return atomic.xchg<i32>(<usize>ctxU32(ctx, CTX_PIWB_SLOTS) + (<usize>page << 2), piwbId);

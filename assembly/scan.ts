@@ -20,14 +20,23 @@ export const PROBLEM_OUTSIDE: u32 = 2;
 export const PROBLEM_MISALIGNED: u32 = 3;
 /** Entry points at a cluster an earlier entry already uses. */
 export const PROBLEM_DUPLICATE: u32 = 4;
-/** Bytes of one problem record: u32 kind, u32 entry index, f64 host byte offset. */
+
+// The problem record loadTopBat and loadLowerBat write: each PROBLEM_* field constant is its
+// byte offset in the record.
+/** u32: the kind, one of the PROBLEM_* kinds above. */
+export const PROBLEM_KIND: u32 = 0;
+/** u32: the BAT entry's index (its virtual cluster). */
+export const PROBLEM_CLUSTER: u32 = 4;
+/** f64: the host byte offset the entry names. */
+export const PROBLEM_HOST: u32 = 8;
+/** Bytes of one problem record. */
 export const PROBLEM_BYTES: u32 = 16;
 
 @inline function recordProblem(out: usize, index: u32, kind: u32, clusterIndex: u32, host: f64): void {
   const rec = out + <usize>index * <usize>PROBLEM_BYTES;
-  store<u32>(rec, kind, 0);
-  store<u32>(rec, clusterIndex, 4);
-  store<f64>(rec, host, 8);
+  store<u32>(rec, kind, PROBLEM_KIND);
+  store<u32>(rec, clusterIndex, PROBLEM_CLUSTER);
+  store<f64>(rec, host, PROBLEM_HOST);
 }
 
 /**

@@ -6,24 +6,22 @@
 import { checkStatus, type WasmCore } from './wasm.js';
 import { PloopError } from '../errors.js';
 import { StepGates, GATE_COUNT } from '../engine/step-gates.js';
+import {
+  CTX_BAT, CTX_LEVELS, CTX_STATUS, CTX_ENTRIES, CTX_CLUSTER, CTX_TOP, CTX_BITMAP, CTX_CAPACITY, CTX_FIRST_SLOT, CTX_SLOTS_END,
+  CTX_PAGES, CTX_PIWB_SLOTS, CTX_PIWB_POOL, CTX_PIWB_COUNT, CTX_PIWB_BITMAP, CTX_ATTACH, CTX_PRISTINE_FROM, CTX_LOWER_LEVELS,
+  CTX_GATES, CTX_PREALLOC_END, CTX_PREALLOC_TARGET, CTX_PREALLOC_FILL_START, CTX_UNITS, CTX_BYTES, PAGE_BYTES, SLOTS_PER_PAGE,
+  MAP_OFFSET, LEVEL_NONE, STATUS_BUSY, STATUS_RANGE, STATUS_BAD_PAGE, PIWB_NONE, SUBMIT_CLEAN,
+  EXTENT_OFFSET, EXTENT_LENGTH, EXTENT_HOST, EXTENT_LEVEL, EXTENT_FIRST_CLUSTER, EXTENT_BYTES,
+  PROBLEM_METADATA, PROBLEM_OUTSIDE, PROBLEM_MISALIGNED, PROBLEM_DUPLICATE, PROBLEM_KIND, PROBLEM_CLUSTER, PROBLEM_HOST, PROBLEM_BYTES,
+} from './wasm-interface.generated.js';
 
-const CTX_BYTES = 2048;
-const CTX = {
-  bat: 0, levels: 4, status: 8, entries: 12, cluster: 16, top: 20, bitmap: 24, capacity: 28, firstSlot: 32, freeHint: 40,
-  slotsEnd: 44, pages: 48, piwbSlots: 52, freeCount: 56, piwbPool: 60, piwbCount: 64, piwbBitmap: 68, attach: 72, pristineFrom: 76,
-  lowerLevels: 80, gates: 84, preallocEnd: 88, preallocTarget: 92, preallocFillStart: 96, units: 1024,
-} as const;
+export {
+  LEVEL_NONE, MD_DIRTY, MD_WRITEBACK, MD_HIGHPRIO, MD_UPDATING, PAGE_BYTES as MD_PAGE_BYTES,
+} from './wasm-interface.generated.js';
 /** Most piwb buffers one image keeps (4 KiB each); updaters wait when all are in use. */
 const MAX_PIWBS = 256;
-export const MD_PAGE_BYTES = 4096;
-export const LEVEL_NONE = 0xff;
-export const MD_DIRTY = 1 << 1;
-export const MD_WRITEBACK = 1 << 2;
-export const MD_HIGHPRIO = 1 << 3;
-export const MD_UPDATING = 1 << 4;
-const EXTENT_BYTES = 32;
-const PROBLEM_BYTES = 16;
-const MAP_OFFSET = 16;
+/** Extent records a mapRange call writes at most (the size of each thread's scratch). */
+const EXTENT_SCRATCH_RECORDS = 64;
 
 /** A run of the virtual disk that is one hole, or mapped contiguously by one level. */
 export interface Extent {
@@ -42,7 +40,9 @@ export interface BatProblem {
   clusterIndex: number;
   hostOffset: number;
 }
-const PROBLEM_KINDS: BatProblemKind[] = ['metadata', 'metadata', 'outside', 'misaligned', 'duplicate'];
+const PROBLEM_KINDS: Record<number, BatProblemKind> = {
+  [PROBLEM_METADATA]: 'metadata', [PROBLEM_OUTSIDE]: 'outside', [PROBLEM_MISALIGNED]: 'misaligned', [PROBLEM_DUPLICATE]: 'duplicate',
+};
 
 export interface BatMapOptions {
   batEntryCount: number;
@@ -81,8 +81,10 @@ export class BatMap {
     return new BatMap(core, null, ctx, scratch);
   }
 
+  /** Extent records a scratch region holds: mapRange calls ask for at most this many. */
+  static readonly EXTENT_SCRATCH_RECORDS = EXTENT_SCRATCH_RECORDS;
   /** Bytes a runner's scratch region needs (see attach). */
-  static readonly EXTENT_SCRATCH_BYTES = EXTENT_BYTES * 64;
+  static readonly EXTENT_SCRATCH_BYTES = EXTENT_BYTES * EXTENT_SCRATCH_RECORDS;
 
   constructor(core: WasmCore, o: BatMapOptions | null, attachCtx = 0, attachScratch = 0) {
     this.core = core;
@@ -91,14 +93,14 @@ export class BatMap {
       const u32 = core.u32;
       const f = (field: number) => u32[(attachCtx + field) >>> 2];
       this.ctx = attachCtx;
-      this.batEntryCount = f(CTX.entries);
-      this.clusterBytes = f(CTX.cluster);
-      this.mdPageCount = f(CTX.pages);
-      this.firstSlotByte = core.f64[(attachCtx + CTX.firstSlot) >>> 3];
-      this.slotCapacity = f(CTX.capacity);
-      this.topLevel = f(CTX.top);
+      this.batEntryCount = f(CTX_ENTRIES);
+      this.clusterBytes = f(CTX_CLUSTER);
+      this.mdPageCount = f(CTX_PAGES);
+      this.firstSlotByte = core.f64[(attachCtx + CTX_FIRST_SLOT) >>> 3];
+      this.slotCapacity = f(CTX_CAPACITY);
+      this.topLevel = f(CTX_TOP);
       this.#extentBuf = attachScratch;
-      this.#lowerLevels = f(CTX.lowerLevels);
+      this.#lowerLevels = f(CTX_LOWER_LEVELS);
       this.#regions = [];
       return;
     }
@@ -109,16 +111,16 @@ export class BatMap {
     this.slotCapacity = o.slotCapacity;
     this.topLevel = o.topLevel;
     const ctx = core.alloc(CTX_BYTES);
-    const bat = core.alloc(o.mdPageCount * MD_PAGE_BYTES, MD_PAGE_BYTES);
+    const bat = core.alloc(o.mdPageCount * PAGE_BYTES, PAGE_BYTES);
     const levels = core.alloc(o.batEntryCount + 8);
     const status = core.alloc(o.mdPageCount * 4);
     const piwbSlots = core.alloc(o.mdPageCount * 4);
     const bitmap = core.alloc(Math.ceil(o.slotCapacity / 32) * 4 + 8);
-    this.#extentBuf = core.alloc(EXTENT_BYTES * 64);
+    this.#extentBuf = core.alloc(BatMap.EXTENT_SCRATCH_BYTES);
     this.#lowerLevels = core.alloc(o.batEntryCount + 8);
     core.u8.fill(LEVEL_NONE, this.#lowerLevels, this.#lowerLevels + o.batEntryCount);
     const piwbCount = Math.max(4, Math.min(MAX_PIWBS, 2 * o.mdPageCount));
-    const piwbPool = core.alloc(piwbCount * MD_PAGE_BYTES, MD_PAGE_BYTES);
+    const piwbPool = core.alloc(piwbCount * PAGE_BYTES, PAGE_BYTES);
     const piwbBitmap = core.alloc(Math.ceil(piwbCount / 32) * 4);
     const attach = core.alloc(o.mdPageCount * 4);
     const gates = core.alloc(GATE_COUNT * 4);
@@ -126,33 +128,33 @@ export class BatMap {
     this.ctx = ctx;
     const u32 = core.u32;
     const w = (field: number, v: number) => (u32[(ctx + field) >>> 2] = v);
-    w(CTX.bat, bat);
-    w(CTX.levels, levels);
-    w(CTX.status, status);
-    w(CTX.entries, o.batEntryCount);
-    w(CTX.cluster, o.clusterBytes);
-    w(CTX.top, o.topLevel);
-    w(CTX.bitmap, bitmap);
-    w(CTX.capacity, o.slotCapacity);
-    core.f64[(ctx + CTX.firstSlot) >>> 3] = o.firstSlotByte;
-    w(CTX.pages, o.mdPageCount);
-    w(CTX.piwbSlots, piwbSlots);
-    w(CTX.piwbPool, piwbPool);
-    w(CTX.piwbCount, piwbCount);
-    w(CTX.piwbBitmap, piwbBitmap);
-    w(CTX.attach, attach);
-    w(CTX.lowerLevels, this.#lowerLevels);
-    w(CTX.gates, gates);
-    core.i32.fill(-1, piwbSlots >>> 2, (piwbSlots >>> 2) + o.mdPageCount);
+    w(CTX_BAT, bat);
+    w(CTX_LEVELS, levels);
+    w(CTX_STATUS, status);
+    w(CTX_ENTRIES, o.batEntryCount);
+    w(CTX_CLUSTER, o.clusterBytes);
+    w(CTX_TOP, o.topLevel);
+    w(CTX_BITMAP, bitmap);
+    w(CTX_CAPACITY, o.slotCapacity);
+    core.f64[(ctx + CTX_FIRST_SLOT) >>> 3] = o.firstSlotByte;
+    w(CTX_PAGES, o.mdPageCount);
+    w(CTX_PIWB_SLOTS, piwbSlots);
+    w(CTX_PIWB_POOL, piwbPool);
+    w(CTX_PIWB_COUNT, piwbCount);
+    w(CTX_PIWB_BITMAP, piwbBitmap);
+    w(CTX_ATTACH, attach);
+    w(CTX_LOWER_LEVELS, this.#lowerLevels);
+    w(CTX_GATES, gates);
+    core.i32.fill(PIWB_NONE, piwbSlots >>> 2, (piwbSlots >>> 2) + o.mdPageCount);
     // Start as all holes: alloc() zero-fills, and a level byte of 0 would read as "mapped by
     // level 0 at host byte 0" until loadTop() or setEntryValue() ran.
     core.u8.fill(LEVEL_NONE, levels, levels + o.batEntryCount);
-    o.unitBytesByLevel.forEach((unit, level) => w(CTX.units + level * 4, unit));
+    o.unitBytesByLevel.forEach((unit, level) => w(CTX_UNITS + level * 4, unit));
   }
 
   /** Bytes per BAT unit of `level` (512 for a v1 delta, the cluster size for v2 and raw). */
   setUnitBytes(level: number, unitBytes: number): void {
-    this.core.u32[(this.ctx + CTX.units + level * 4) >>> 2] = unitBytes;
+    this.core.u32[(this.ctx + CTX_UNITS + level * 4) >>> 2] = unitBytes;
   }
 
   #field(field: number): number {
@@ -161,19 +163,19 @@ export class BatMap {
 
   /** The md pages as bytes: header + BAT exactly as in the file, padded to whole pages. */
   pages(): Uint8Array {
-    const bat = this.#field(CTX.bat);
-    return this.core.u8.subarray(bat, bat + this.mdPageCount * MD_PAGE_BYTES);
+    const bat = this.#field(CTX_BAT);
+    return this.core.u8.subarray(bat, bat + this.mdPageCount * PAGE_BYTES);
   }
 
   /** Raw BAT value of entry `clusterIndex` (in the mapping level's units). */
   entryValue(clusterIndex: number): number {
-    return this.core.u32[(this.#field(CTX.bat) >>> 2) + MAP_OFFSET + clusterIndex];
+    return this.core.u32[(this.#field(CTX_BAT) >>> 2) + MAP_OFFSET + clusterIndex];
   }
 
   /** Set a raw BAT value in the live page (repair and tests; the engine goes through piwbs). */
   setEntryValue(clusterIndex: number, value: number, level: number): void {
-    this.core.u32[(this.#field(CTX.bat) >>> 2) + MAP_OFFSET + clusterIndex] = value;
-    this.core.u8[this.#field(CTX.levels) + clusterIndex] = value === 0 && level === this.topLevel ? LEVEL_NONE : level;
+    this.core.u32[(this.#field(CTX_BAT) >>> 2) + MAP_OFFSET + clusterIndex] = value;
+    this.core.u8[this.#field(CTX_LEVELS) + clusterIndex] = value === 0 && level === this.topLevel ? LEVEL_NONE : level;
   }
 
   /** Scan the loaded top BAT: set levels, claim slots, return the problems (all of them, bounded by `maxProblems`). */
@@ -220,7 +222,11 @@ export class BatMap {
     const f64 = this.core.f64;
     for (let i = 0; i < n; i++) {
       const rec = out + i * PROBLEM_BYTES;
-      problems.push({ kind: PROBLEM_KINDS[u32[rec >>> 2]], clusterIndex: u32[(rec >>> 2) + 1], hostOffset: f64[(rec + 8) >>> 3] });
+      problems.push({
+        kind: PROBLEM_KINDS[u32[(rec + PROBLEM_KIND) >>> 2]],
+        clusterIndex: u32[(rec + PROBLEM_CLUSTER) >>> 2],
+        hostOffset: f64[(rec + PROBLEM_HOST) >>> 3],
+      });
     }
     return problems;
   }
@@ -228,7 +234,7 @@ export class BatMap {
   /** Host byte offset of a virtual cluster, or -1 for a hole. */
   lookup(clusterIndex: number): number {
     const host = this.core.exports.lookupCluster(this.ctx, clusterIndex);
-    if (host === -2) checkStatus('BAT lookup', -2, { clusterIndex });
+    if (host === STATUS_RANGE) checkStatus('BAT lookup', STATUS_RANGE, { clusterIndex });
     return host;
   }
 
@@ -246,29 +252,30 @@ export class BatMap {
   }
 
   /**
-   * The first extents (at most 64) of [offset, offset + length) into this thread's scratch,
-   * without making objects: returns how many; read them with extentOffset/Length/Host/Level
-   * before the next call. The request hot path uses this; mapRange() wraps it.
+   * The first extents (at most EXTENT_SCRATCH_RECORDS) of [offset, offset + length) into this
+   * thread's scratch, without making objects: returns how many; read them with
+   * extentOffset/Length/Host/Level before the next call. The request hot path uses this;
+   * mapRange() wraps it.
    */
   mapChunk(offset: number, length: number): number {
-    const n = this.#mapRange(this.ctx, offset, length, this.#extentBuf, 64);
+    const n = this.#mapRange(this.ctx, offset, length, this.#extentBuf, EXTENT_SCRATCH_RECORDS);
     // No error details object unless there is an error: this runs once per request.
     return n >= 0 ? n : checkStatus('BAT map', n, { offset, length });
   }
   extentOffset(i: number): number {
-    return this.core.f64[(this.#extentBuf >>> 3) + i * 4];
+    return this.core.f64[(this.#extentBuf + i * EXTENT_BYTES + EXTENT_OFFSET) >>> 3];
   }
   extentLength(i: number): number {
-    return this.core.f64[(this.#extentBuf >>> 3) + i * 4 + 1];
+    return this.core.f64[(this.#extentBuf + i * EXTENT_BYTES + EXTENT_LENGTH) >>> 3];
   }
   extentHost(i: number): number {
-    return this.core.f64[(this.#extentBuf >>> 3) + i * 4 + 2];
+    return this.core.f64[(this.#extentBuf + i * EXTENT_BYTES + EXTENT_HOST) >>> 3];
   }
   extentLevel(i: number): number {
-    return this.core.u32[(this.#extentBuf >>> 2) + i * 8 + 6];
+    return this.core.u32[(this.#extentBuf + i * EXTENT_BYTES + EXTENT_LEVEL) >>> 2];
   }
 
-  /** Extents covering [offset, offset + length): one WebAssembly call per 64 extents. */
+  /** Extents covering [offset, offset + length): one WebAssembly call per EXTENT_SCRATCH_RECORDS extents. */
   mapRange(offset: number, length: number): Extent[] {
     const extents: Extent[] = [];
     const end = offset + length;
@@ -280,11 +287,11 @@ export class BatMap {
       for (let i = 0; i < n; i++) {
         const rec = this.#extentBuf + i * EXTENT_BYTES;
         const e: Extent = {
-          offset: f64[rec >>> 3],
-          length: f64[(rec >>> 3) + 1],
-          hostOffset: f64[(rec >>> 3) + 2],
-          level: u32[(rec >>> 2) + 6],
-          firstClusterIndex: u32[(rec >>> 2) + 7],
+          offset: f64[(rec + EXTENT_OFFSET) >>> 3],
+          length: f64[(rec + EXTENT_LENGTH) >>> 3],
+          hostOffset: f64[(rec + EXTENT_HOST) >>> 3],
+          level: u32[(rec + EXTENT_LEVEL) >>> 2],
+          firstClusterIndex: u32[(rec + EXTENT_FIRST_CLUSTER) >>> 2],
         };
         extents.push(e);
         pos = e.offset + e.length;
@@ -339,21 +346,21 @@ export class BatMap {
     return this.core.exports.trimSlotsEnd(this.ctx);
   }
 
-  // md page state (docs/engine.md, 'The state word'). Page of entry c: ((c + 16) * 4) >> 12.
+  // md page state (docs/engine.md, 'The state word'). Entry c is u32 slot c + MAP_OFFSET of the md pages.
   static pageOf(clusterIndex: number): number {
-    return ((clusterIndex + MAP_OFFSET) * 4) >>> 12;
+    return Math.floor((clusterIndex + MAP_OFFSET) / SLOTS_PER_PAGE);
   }
   static slotInPage(clusterIndex: number): number {
-    return (clusterIndex + MAP_OFFSET) % 1024;
+    return (clusterIndex + MAP_OFFSET) % SLOTS_PER_PAGE;
   }
 
   mdStatus(page: number): number {
     return checkStatus('md status', this.core.exports.mdStatus(this.ctx, page), { page });
   }
-  /** Returns the previous state word, or STATUS_BUSY (-1) when the page is in WRITEBACK or UPDATING. */
+  /** Returns the previous state word, or STATUS_BUSY when the page is in WRITEBACK or UPDATING. */
   mdBeginUpdate(page: number): number {
     const r = this.core.exports.mdBeginUpdate(this.ctx, page);
-    return r === -1 ? -1 : checkStatus('md begin update', r, { page });
+    return r === STATUS_BUSY ? r : checkStatus('md begin update', r, { page });
   }
   mdSet(page: number, bits: number): number {
     return checkStatus('md set', this.core.exports.mdSet(this.ctx, page, bits), { page });
@@ -363,23 +370,23 @@ export class BatMap {
     this.notifyPage(page);
     return old;
   }
-  /** 1 = submitted (WRITEBACK set, DIRTY cleared), 0 = busy (re-queue), -1 = not dirty. */
+  /** SUBMIT_TAKEN (WRITEBACK set, DIRTY cleared), SUBMIT_BUSY (re-queue) or SUBMIT_CLEAN (not dirty). */
   mdTrySubmit(page: number): number {
     const r = this.core.exports.mdTrySubmit(this.ctx, page);
-    return r === -1 ? -1 : checkStatus('md submit', r, { page });
+    return r === SUBMIT_CLEAN ? r : checkStatus('md submit', r, { page });
   }
   mdExchangePiwb(page: number, piwbId: number): number {
     const r = this.core.exports.mdExchangePiwb(this.ctx, page, piwbId);
-    if (r === -4) checkStatus('md piwb exchange', r, { page });
+    if (r === STATUS_BAD_PAGE) checkStatus('md piwb exchange', r, { page });
     return r;
   }
-  /** The page's pending piwb id, or -1. */
+  /** The page's pending piwb id, or PIWB_NONE. */
   mdPiwb(page: number): number {
-    return Atomics.load(this.core.i32, (this.#field(CTX.piwbSlots) >>> 2) + page);
+    return Atomics.load(this.core.i32, (this.#field(CTX_PIWB_SLOTS) >>> 2) + page);
   }
   mdCasPiwb(page: number, expected: number, piwbId: number): number {
     const r = this.core.exports.mdCasPiwb(this.ctx, page, expected, piwbId);
-    if (r === -4) checkStatus('md piwb swap', r, { page });
+    if (r === STATUS_BAD_PAGE) checkStatus('md piwb swap', r, { page });
     return r;
   }
   piwbPrepare(page: number, piwbAddress: number): void {
@@ -395,19 +402,19 @@ export class BatMap {
    */
   get gates(): StepGates {
     if (this.#gates !== null) return this.#gates;
-    const at = this.#field(CTX.gates) >>> 2;
+    const at = this.#field(CTX_GATES) >>> 2;
     return (this.#gates = new StepGates(this.core.i32.subarray(at, at + GATE_COUNT)));
   }
   #gates: StepGates | null = null;
 
-  /** Take a piwb buffer from the pool: its id, or -1 when all are in use. */
+  /** Take a piwb buffer from the pool: its id, or STATUS_BUSY when all are in use. */
   piwbAcquire(): number {
     return this.core.exports.piwbAcquire(this.ctx);
   }
   piwbRelease(id: number): void {
     checkStatus('piwb release', this.core.exports.piwbRelease(this.ctx, id), { id });
     // Wake updaters waiting for a buffer (waitPiwb): they all wait on the bitmap's first word.
-    Atomics.notify(this.core.i32, this.#field(CTX.piwbBitmap) >>> 2);
+    Atomics.notify(this.core.i32, this.#field(CTX_PIWB_BITMAP) >>> 2);
   }
   /**
    * Resolves once piwbRelease() gives a buffer back (on any thread), or after `timeoutMs`.
@@ -415,7 +422,7 @@ export class BatMap {
    * missed (the timeout only bounds a stall, as in waitPage).
    */
   waitPiwb(timeoutMs = 20): Promise<unknown> {
-    const at = this.#field(CTX.piwbBitmap) >>> 2;
+    const at = this.#field(CTX_PIWB_BITMAP) >>> 2;
     const i32 = this.core.i32;
     const r = Atomics.waitAsync(i32, at, Atomics.load(i32, at), timeoutMs);
     return r.async ? r.value : Promise.resolve(r.value);
@@ -426,10 +433,10 @@ export class BatMap {
 
   /** Attachments made on `page` that the writeback coordinator has not registered yet. */
   attachPending(page: number): number {
-    return Atomics.load(this.core.i32, (this.#field(CTX.attach) >>> 2) + page);
+    return Atomics.load(this.core.i32, (this.#field(CTX_ATTACH) >>> 2) + page);
   }
   attachAdd(page: number, delta: number): void {
-    Atomics.add(this.core.i32, (this.#field(CTX.attach) >>> 2) + page, delta);
+    Atomics.add(this.core.i32, (this.#field(CTX_ATTACH) >>> 2) + page, delta);
   }
 
   /** True when `slot` lies past every byte ever written (and marks it written). */
@@ -438,12 +445,12 @@ export class BatMap {
   }
   /** Slots from here on were never written (set at open from the file size). */
   setPristineFrom(slot: number): void {
-    this.core.u32[(this.ctx + CTX.pristineFrom) >>> 2] = slot;
+    this.core.u32[(this.ctx + CTX_PRISTINE_FROM) >>> 2] = slot;
   }
 
   /** 1 + the highest slot handed out or found in use (the allocator appends here). */
   get slotsEnd(): number {
-    return Atomics.load(this.core.u32, (this.ctx + CTX.slotsEnd) >>> 2);
+    return Atomics.load(this.core.u32, (this.ctx + CTX_SLOTS_END) >>> 2);
   }
 
   /**
@@ -453,11 +460,11 @@ export class BatMap {
    * only after the extension's flush completed; read by every runner.
    */
   get preallocEnd(): number {
-    return Atomics.load(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2);
+    return Atomics.load(this.core.i32, (this.ctx + CTX_PREALLOC_END) >>> 2);
   }
   /** The end an extension in progress will reach (== preallocEnd when none is). */
   get preallocTarget(): number {
-    return Atomics.load(this.core.i32, (this.ctx + CTX.preallocTarget) >>> 2);
+    return Atomics.load(this.core.i32, (this.ctx + CTX_PREALLOC_TARGET) >>> 2);
   }
   /**
    * The first slot the extension in progress (or the last one) writes zeros over: from here to
@@ -467,7 +474,7 @@ export class BatMap {
    * range (a later extension's start is at or past an earlier one's target).
    */
   get preallocFillStart(): number {
-    return Atomics.load(this.core.i32, (this.ctx + CTX.preallocFillStart) >>> 2);
+    return Atomics.load(this.core.i32, (this.ctx + CTX_PREALLOC_FILL_START) >>> 2);
   }
   /**
    * Coordinator: an extension will zero-fill [fillStart, target) and make the file end durably at
@@ -475,14 +482,14 @@ export class BatMap {
    * extension starts at or past every slot handed out, which is past any earlier fill start.
    */
   setPreallocTarget(target: number, fillStart = this.preallocFillStart): void {
-    Atomics.store(this.core.i32, (this.ctx + CTX.preallocFillStart) >>> 2, fillStart);
-    Atomics.store(this.core.i32, (this.ctx + CTX.preallocTarget) >>> 2, target);
-    Atomics.notify(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2);
+    Atomics.store(this.core.i32, (this.ctx + CTX_PREALLOC_FILL_START) >>> 2, fillStart);
+    Atomics.store(this.core.i32, (this.ctx + CTX_PREALLOC_TARGET) >>> 2, target);
+    Atomics.notify(this.core.i32, (this.ctx + CTX_PREALLOC_END) >>> 2);
   }
   /** Coordinator: the file is durably `end` slots long (wakes runners waiting for it). */
   setPreallocEnd(end: number): void {
-    Atomics.store(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2, end);
-    Atomics.notify(this.core.i32, (this.ctx + CTX.preallocEnd) >>> 2);
+    Atomics.store(this.core.i32, (this.ctx + CTX_PREALLOC_END) >>> 2, end);
+    Atomics.notify(this.core.i32, (this.ctx + CTX_PREALLOC_END) >>> 2);
   }
 
   /**
@@ -490,7 +497,7 @@ export class BatMap {
    * progress covers it (false when none does, or that extension failed).
    */
   async waitPrealloc(slot: number): Promise<boolean> {
-    const at = (this.ctx + CTX.preallocEnd) >>> 2;
+    const at = (this.ctx + CTX_PREALLOC_END) >>> 2;
     for (;;) {
       const end = Atomics.load(this.core.i32, at);
       if (slot < end) return true;
@@ -503,7 +510,7 @@ export class BatMap {
 
   /** Index of the page's state word in the i32 view (for Atomics.wait/notify). */
   #statusIndex(page: number): number {
-    return (this.#field(CTX.status) >>> 2) + page;
+    return (this.#field(CTX_STATUS) >>> 2) + page;
   }
 
   /** Wake every thread waiting for this page's state to change. */

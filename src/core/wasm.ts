@@ -4,57 +4,47 @@
 // laid out by this file). Status codes from the core become PloopErrors here.
 
 import { PloopError } from '../errors.js';
+import {
+  CORE_CONSTANTS, CORE_FUNCTION_ARITY, STATUS_RANGE, STATUS_NOSPACE, STATUS_BAD_PAGE, STATUS_BAD_SLOT, STATUS_NO_ROOM,
+  type CoreExports,
+} from './wasm-interface.generated.js';
 
-export const LAYOUT_VERSION = 2;
-export const STATUS_BUSY = -1;
 const WASM_PAGE_BYTES = 65536;
 const MAX_PAGES = 32768;
 const STATUS_TEXT: Record<number, string> = {
-  [-2]: 'offset or cluster outside the virtual disk',
-  [-3]: 'no free cluster left',
-  [-4]: 'md page number beyond the BAT',
-  [-5]: 'slot number beyond the allocation bitmap',
-  [-6]: 'output buffer too small',
+  [STATUS_RANGE]: 'offset or cluster outside the virtual disk',
+  [STATUS_NOSPACE]: 'no free cluster left',
+  [STATUS_BAD_PAGE]: 'md page number beyond the BAT',
+  [STATUS_BAD_SLOT]: 'slot number beyond the allocation bitmap',
+  [STATUS_NO_ROOM]: 'output buffer too small',
 };
-
-/** The functions assembly/index.ts exports (offsets and lengths in bytes, indices u32). */
-export interface CoreExports {
-  layoutVersion(): number;
-  lookupCluster(ctx: number, clusterIndex: number): number;
-  lookupClusters(ctx: number, indices: number, count: number, out: number): number;
-  levelOf(ctx: number, clusterIndex: number): number;
-  mapRange(ctx: number, offset: number, length: number, out: number, maxExtents: number): number;
-  countTopMapped(ctx: number): number;
-  claimSlot(ctx: number, slot: number): number;
-  slotUsed(ctx: number, slot: number): number;
-  allocSlot(ctx: number): number;
-  allocSlots(ctx: number, count: number, out: number): number;
-  freeSlot(ctx: number, slot: number): number;
-  usedSlotsEnd(ctx: number): number;
-  trimSlotsEnd(ctx: number): number;
-  mdStatus(ctx: number, page: number): number;
-  mdBeginUpdate(ctx: number, page: number): number;
-  mdSet(ctx: number, page: number, bits: number): number;
-  mdClear(ctx: number, page: number, bits: number): number;
-  mdTrySubmit(ctx: number, page: number): number;
-  mdExchangePiwb(ctx: number, page: number, piwbId: number): number;
-  mdCasPiwb(ctx: number, page: number, expected: number, piwbId: number): number;
-  piwbPrepare(ctx: number, page: number, piwb: number): number;
-  piwbApply(ctx: number, page: number, piwb: number): number;
-  loadTopBat(ctx: number, fileBytes: number, out: number, maxOut: number): number;
-  loadLowerBat(ctx: number, level: number, src: number, entries: number, fileBytes: number, firstSlotByte: number, lowerLevels: number, out: number, maxOut: number): number;
-  loadRawLevel(ctx: number, level: number, clusterCount: number, lowerLevels: number): number;
-  piwbAcquire(ctx: number): number;
-  piwbRelease(ctx: number, id: number): number;
-  piwbAddress(ctx: number, id: number): number;
-  takePristine(ctx: number, slot: number): number;
-}
 
 /** Throw a PloopError for a negative status; returns the value otherwise. */
 export function checkStatus(operation: string, status: number, data: Record<string, unknown> = {}): number {
   if (status >= 0) return status;
-  const code = status === -2 ? 'ERANGE' : status === -3 ? 'ENOSPC' : 'EINVAL';
+  const code = status === STATUS_RANGE ? 'ERANGE' : status === STATUS_NOSPACE ? 'ENOSPC' : 'EINVAL';
   throw new PloopError(code, `${operation}: ${STATUS_TEXT[status] ?? `status ${status}`}`, { status, ...data });
+}
+
+/**
+ * What in `exports` (a module's instance exports) differs from the interface this library was
+ * built with (src/core/wasm-interface.generated.ts): a constant with another value or missing, a
+ * function missing or taking another number of parameters. Empty when they agree.
+ */
+export function interfaceMismatches(exports: WebAssembly.Exports): string[] {
+  const found: string[] = [];
+  for (const [name, expected] of Object.entries(CORE_CONSTANTS)) {
+    const global = exports[name];
+    // An i32 global reads back signed: a u32 constant past 2^31 is the same bits.
+    const value = global instanceof WebAssembly.Global ? global.value : undefined;
+    if (value !== expected && value !== (expected | 0)) found.push(`${name} is ${value ?? 'missing'} in the module, ${expected} here`);
+  }
+  for (const [name, arity] of Object.entries(CORE_FUNCTION_ARITY)) {
+    const fn = exports[name];
+    if (typeof fn !== 'function') found.push(`function ${name} is missing in the module`);
+    else if (fn.length !== arity) found.push(`function ${name} takes ${fn.length} parameters in the module, ${arity} here`);
+  }
+  return found;
 }
 
 /** One instance of the core over one memory, plus the allocator for regions in it. */
@@ -75,12 +65,14 @@ export class WasmCore {
   private constructor(module: WebAssembly.Module, memory: WebAssembly.Memory, instance: WebAssembly.Instance) {
     this.module = module;
     this.memory = memory;
+    // A module from another build of assembly/ would misread every record: refuse it.
+    const mismatches = interfaceMismatches(instance.exports);
+    if (mismatches.length > 0) {
+      throw new PloopError('EINVAL', `ploop.wasm does not match this library (${mismatches.join('; ')}); rebuild with npm run build`, { mismatches });
+    }
     this.exports = instance.exports as unknown as CoreExports;
     // Address 0 is kept unused so that 0 never names a region.
     this.#top = 64;
-    if (this.exports.layoutVersion() !== LAYOUT_VERSION) {
-      throw new PloopError('EINVAL', `ploop.wasm layout version ${this.exports.layoutVersion()}, this library expects ${LAYOUT_VERSION}; rebuild with npm run build`);
-    }
   }
 
   /**

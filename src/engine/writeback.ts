@@ -15,6 +15,7 @@
 // previous content. A burst of updates to one page leaves as one BAT write.
 
 import { BatMap, MD_DIRTY, MD_HIGHPRIO, MD_PAGE_BYTES, MD_UPDATING, MD_WRITEBACK } from '../core/bat-map.js';
+import { PIWB_NONE, STATUS_BUSY, SUBMIT_BUSY, SUBMIT_TAKEN } from '../core/wasm-interface.generated.js';
 import { ioError } from '../errors.js';
 import { GATE_COMPLETE, GATE_SUBMIT, GATE_UPDATING } from './step-gates.js';
 
@@ -57,12 +58,12 @@ export async function updateEntry(bat: BatMap, clusterIndex: number, plan: Updat
   let previous: number;
   for (;;) {
     previous = bat.mdBeginUpdate(page);
-    if (previous !== -1) break;
+    if (previous !== STATUS_BUSY) break;
     const seen = bat.mdStatus(page);
     if ((seen & (MD_WRITEBACK | MD_UPDATING)) !== 0) await bat.waitPage(page, seen);
   }
   let madeDirty = false;
-  let piwbId = -1;
+  let piwbId = PIWB_NONE;
   let completion: Promise<void>;
   try {
     if ((previous & MD_DIRTY) === 0) {
@@ -93,7 +94,7 @@ export async function updateEntry(bat: BatMap, clusterIndex: number, plan: Updat
   } catch (e) {
     if (madeDirty) {
       // Break only the piwb this path prepared, and un-dirty only what it dirtied (races 4, 5).
-      if (bat.mdCasPiwb(page, piwbId, -1) === piwbId) bat.piwbRelease(piwbId);
+      if (bat.mdCasPiwb(page, piwbId, PIWB_NONE) === piwbId) bat.piwbRelease(piwbId);
       bat.mdClear(page, MD_DIRTY);
     }
     // Clearing UPDATING wakes the page's waiters even though no writeback follows (upstream
@@ -325,8 +326,8 @@ export class Writeback {
       // An attachment still on its way from a runner: its piwb must wait for it.
       if (bat.attachPending(page) > 0) continue;
       const r = bat.mdTrySubmit(page);
-      if (r === 0) continue; // UPDATING or WRITEBACK: stays queued for the next cycle (race 1)
-      if (r === 1 && bat.attachPending(page) > 0) {
+      if (r === SUBMIT_BUSY) continue; // UPDATING or WRITEBACK: stays queued for the next cycle (race 1)
+      if (r === SUBMIT_TAKEN && bat.attachPending(page) > 0) {
         // A runner on another thread did its whole update between the check above and the
         // submit (it counts its attachment before it clears UPDATING, and the submit saw
         // UPDATING clear, so the count is visible now). Its entry is in the piwb but its
@@ -337,9 +338,9 @@ export class Writeback {
         continue;
       }
       this.#batch.delete(page);
-      if (r === 1) {
+      if (r === SUBMIT_TAKEN) {
         // Detach the piwb: completion never touches the page's pointer (race 2).
-        const id = bat.mdExchangePiwb(page, -1);
+        const id = bat.mdExchangePiwb(page, PIWB_NONE);
         const record = this.#piwbs.get(id);
         if (record) {
           this.#piwbs.delete(id);

@@ -16,7 +16,8 @@
 // A store error is thrown as the same PloopError the generic path would give the request.
 
 import type { WasmCore } from '../core/wasm.js';
-import { LEVEL_NONE } from '../core/bat-map.js';
+import { BatMap } from '../core/bat-map.js';
+import { LEVEL_NONE, EXTENT_BYTES, EXTENT_OFFSET, EXTENT_LENGTH, EXTENT_HOST, EXTENT_LEVEL } from '../core/wasm-interface.generated.js';
 import type { ClusterIoStats } from '../engine/cluster-io.js';
 import { ioError } from '../errors.js';
 import type { BlockStore } from '../stores/block-store.js';
@@ -82,14 +83,22 @@ export interface FastPathOptions {
   stats: ClusterIoStats;
 }
 
-/** Extents per map call (the scratch holds 64). */
-const MAX_EXTENTS = 64;
+/** Extents per map call (all the scratch holds). */
+const MAX_EXTENTS = BatMap.EXTENT_SCRATCH_RECORDS;
+// The extent record's fields as indices into the f64 and u32 views of the scratch (records are
+// 8-byte aligned): record i's field F is view[base + i * REC_… + F_…].
+const REC_F64S = EXTENT_BYTES / 8;
+const REC_U32S = EXTENT_BYTES / 4;
+const OFFSET_F64 = EXTENT_OFFSET / 8;
+const LENGTH_F64 = EXTENT_LENGTH / 8;
+const HOST_F64 = EXTENT_HOST / 8;
+const LEVEL_U32 = EXTENT_LEVEL / 4;
 
 export class FastPath {
   /** Requests served here (the rest went through ClusterIo). */
   served = 0;
   readonly #core: WasmCore;
-  readonly #mapRange: (ctx: number, offset: number, length: number, out: number, max: number) => number;
+  readonly #mapRange: WasmCore['exports']['mapRange'];
   readonly #ctx: number;
   readonly #scratch: number;
   readonly #top: number;
@@ -143,21 +152,21 @@ export class FastPath {
     const rec64 = scratch >>> 3;
     const rec32 = scratch >>> 2;
     for (let i = 0; i < n; i++) {
-      const level = u32[rec32 + i * 8 + 6];
+      const level = u32[rec32 + i * REC_U32S + LEVEL_U32];
       if (level === LEVEL_NONE) continue;
       const a = access[level];
-      if (a === null || a === undefined || f64[rec64 + i * 4 + 1] > a.maxBytes) return false;
+      if (a === null || a === undefined || f64[rec64 + i * REC_F64S + LENGTH_F64] > a.maxBytes) return false;
     }
     for (let i = 0; i < n; i++) {
-      const r = rec64 + i * 4;
-      const at = buffer + (f64[r] - offset);
-      const len = f64[r + 1];
-      const level = u32[rec32 + i * 8 + 6];
+      const r = rec64 + i * REC_F64S;
+      const at = buffer + (f64[r + OFFSET_F64] - offset);
+      const len = f64[r + LENGTH_F64];
+      const level = u32[rec32 + i * REC_U32S + LEVEL_U32];
       if (level === LEVEL_NONE) {
         mem.fill(0, at, at + len);
         continue;
       }
-      const host = f64[r + 2];
+      const host = f64[r + HOST_F64];
       const a = access[level]!;
       let got: number;
       try {
@@ -178,8 +187,8 @@ export class FastPath {
     if (a === null || length > a.maxBytes) return false;
     const scratch = this.#scratch;
     const n = this.#mapRange(this.#ctx, offset, length, scratch, 2);
-    if (n !== 1 || this.#u32[(scratch >>> 2) + 6] !== this.#top || this.#f64[(scratch >>> 3) + 1] !== length) return false;
-    const host = this.#f64[(scratch >>> 3) + 2];
+    if (n !== 1 || this.#u32[(scratch >>> 2) + LEVEL_U32] !== this.#top || this.#f64[(scratch >>> 3) + LENGTH_F64] !== length) return false;
+    const host = this.#f64[(scratch >>> 3) + HOST_F64];
     const mem = this.#memory(buffer + length);
     let done: boolean;
     try {

@@ -8,17 +8,13 @@ import { getCore, type WasmCore } from '../../src/core/wasm.ts';
 import {
   BatMap, LEVEL_NONE, MD_DIRTY, MD_WRITEBACK, MD_HIGHPRIO, MD_UPDATING, MD_PAGE_BYTES, type BatMapOptions,
 } from '../../src/core/bat-map.ts';
+import {
+  STATUS_BUSY, STATUS_RANGE, STATUS_NOSPACE, STATUS_BAD_PAGE, STATUS_BAD_SLOT, STATUS_NO_ROOM, SUBMIT_TAKEN, SUBMIT_BUSY, SUBMIT_CLEAN,
+  PIWB_NONE, CTX_BITMAP, CTX_SLOTS_END, CTX_FREE_HINT,
+  EXTENT_BYTES, EXTENT_OFFSET, EXTENT_LENGTH, EXTENT_HOST, EXTENT_LEVEL, EXTENT_FIRST_CLUSTER,
+} from '../../src/core/wasm-interface.generated.ts';
 import { PloopError } from '../../src/errors.ts';
 
-const STATUS_BUSY = -1;
-const STATUS_RANGE = -2;
-const STATUS_NOSPACE = -3;
-const STATUS_BAD_PAGE = -4;
-const STATUS_BAD_SLOT = -5;
-const STATUS_NO_ROOM = -6;
-const CTX_SLOTS_END = 44;
-const CTX_FREE_HINT = 40;
-const EXTENT_BYTES = 32;
 const CLUSTER = 4096;
 
 let core: WasmCore;
@@ -77,8 +73,8 @@ function rawMapRange(m: BatMap, offset: number, length: number, maxExtents: numb
     for (let i = 0; i < Math.max(0, status); i++) {
       const rec = out + i * EXTENT_BYTES;
       extents.push({
-        offset: core.f64[rec >>> 3], length: core.f64[(rec >>> 3) + 1], hostOffset: core.f64[(rec >>> 3) + 2],
-        level: core.u32[(rec >>> 2) + 6], firstClusterIndex: core.u32[(rec >>> 2) + 7],
+        offset: core.f64[(rec + EXTENT_OFFSET) >>> 3], length: core.f64[(rec + EXTENT_LENGTH) >>> 3], hostOffset: core.f64[(rec + EXTENT_HOST) >>> 3],
+        level: core.u32[(rec + EXTENT_LEVEL) >>> 2], firstClusterIndex: core.u32[(rec + EXTENT_FIRST_CLUSTER) >>> 2],
       });
     }
     const rest = core.u8.subarray(out + Math.max(0, status) * EXTENT_BYTES, out + EXTENT_BYTES * bufferRecords);
@@ -312,39 +308,39 @@ describe('md page state', () => {
     e.mdSet(m.ctx, 0, MD_WRITEBACK | MD_DIRTY);
     assert.equal(e.mdBeginUpdate(m.ctx, 0), STATUS_BUSY);
     assert.equal(e.mdStatus(m.ctx, 0), MD_WRITEBACK | MD_DIRTY, 'a refused begin changes nothing');
-    assert.equal(m.mdBeginUpdate(0), -1);
+    assert.equal(m.mdBeginUpdate(0), STATUS_BUSY);
   });
 
-  test('mdTrySubmit: 0 while UPDATING or WRITEBACK, -1 when clean, else 1 with WRITEBACK set and DIRTY|HIGHPRIO cleared', () => {
+  test('mdTrySubmit: SUBMIT_BUSY while UPDATING or WRITEBACK, SUBMIT_CLEAN when clean, else SUBMIT_TAKEN with WRITEBACK set and DIRTY|HIGHPRIO cleared', () => {
     const m = makeMap({ batEntryCount: 2000 });
     const e = core.exports;
-    assert.equal(e.mdTrySubmit(m.ctx, 0), -1);
+    assert.equal(e.mdTrySubmit(m.ctx, 0), SUBMIT_CLEAN);
     e.mdSet(m.ctx, 0, MD_DIRTY | MD_UPDATING);
-    assert.equal(e.mdTrySubmit(m.ctx, 0), 0);
+    assert.equal(e.mdTrySubmit(m.ctx, 0), SUBMIT_BUSY);
     e.mdClear(m.ctx, 0, MD_UPDATING);
     e.mdSet(m.ctx, 0, MD_WRITEBACK);
-    assert.equal(e.mdTrySubmit(m.ctx, 0), 0);
+    assert.equal(e.mdTrySubmit(m.ctx, 0), SUBMIT_BUSY);
     assert.equal(e.mdStatus(m.ctx, 0), MD_DIRTY | MD_WRITEBACK);
     e.mdClear(m.ctx, 0, MD_WRITEBACK);
     e.mdSet(m.ctx, 0, MD_HIGHPRIO);
-    assert.equal(e.mdTrySubmit(m.ctx, 0), 1);
+    assert.equal(e.mdTrySubmit(m.ctx, 0), SUBMIT_TAKEN);
     assert.equal(e.mdStatus(m.ctx, 0), MD_WRITEBACK);
-    assert.equal(e.mdTrySubmit(m.ctx, 0), 0);
+    assert.equal(e.mdTrySubmit(m.ctx, 0), SUBMIT_BUSY);
     e.mdClear(m.ctx, 0, MD_WRITEBACK);
-    assert.equal(e.mdTrySubmit(m.ctx, 0), -1);
-    assert.equal(m.mdTrySubmit(1), -1);
+    assert.equal(e.mdTrySubmit(m.ctx, 0), SUBMIT_CLEAN);
+    assert.equal(m.mdTrySubmit(1), SUBMIT_CLEAN);
   });
 
   test('the pending-piwb word is exchanged and compare-and-swapped atomically', () => {
     const m = makeMap({ batEntryCount: 2000 });
-    assert.equal(m.mdPiwb(1), -1);
-    assert.equal(m.mdExchangePiwb(1, 7), -1);
+    assert.equal(m.mdPiwb(1), PIWB_NONE);
+    assert.equal(m.mdExchangePiwb(1, 7), PIWB_NONE);
     assert.equal(m.mdExchangePiwb(1, 9), 7);
     assert.equal(m.mdCasPiwb(1, 7, 3), 9, 'a failed swap returns the id seen');
     assert.equal(m.mdPiwb(1), 9);
-    assert.equal(m.mdCasPiwb(1, 9, -1), 9);
-    assert.equal(m.mdPiwb(1), -1);
-    assert.equal(m.mdPiwb(0), -1);
+    assert.equal(m.mdCasPiwb(1, 9, PIWB_NONE), 9);
+    assert.equal(m.mdPiwb(1), PIWB_NONE);
+    assert.equal(m.mdPiwb(0), PIWB_NONE);
   });
 
   test('a page number past the BAT is STATUS_BAD_PAGE for every md export', () => {
@@ -354,7 +350,7 @@ describe('md page state', () => {
     try {
       for (const r of [
         e.mdStatus(m.ctx, 2), e.mdBeginUpdate(m.ctx, 2), e.mdSet(m.ctx, 2, MD_DIRTY), e.mdClear(m.ctx, 2, MD_DIRTY),
-        e.mdTrySubmit(m.ctx, 2), e.mdExchangePiwb(m.ctx, 2, 1), e.mdCasPiwb(m.ctx, 2, -1, 1),
+        e.mdTrySubmit(m.ctx, 2), e.mdExchangePiwb(m.ctx, 2, 1), e.mdCasPiwb(m.ctx, 2, PIWB_NONE, 1),
         e.piwbPrepare(m.ctx, 2, buf), e.piwbApply(m.ctx, 2, buf),
       ]) assert.equal(r, STATUS_BAD_PAGE);
     } finally {
@@ -618,7 +614,7 @@ describe('allocSlot and freeSlot racing inside one scan', () => {
     const warm = makeMap({ slotCapacity: 64 });
     const flag = core.alloc(8);
     try {
-      const bitmap = core.u32[(m.ctx + 24) >>> 2] >>> 2;
+      const bitmap = core.u32[(m.ctx + CTX_BITMAP) >>> 2] >>> 2;
       core.u32.fill(0xffffffff, bitmap, bitmap + capacity / 32);
       core.u32[bitmap + (last >>> 5)] &= ~(1 << (last & 31));
       core.u32[(m.ctx + CTX_SLOTS_END) >>> 2] = capacity;
