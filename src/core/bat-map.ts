@@ -2,6 +2,9 @@
 // One image's BAT in WebAssembly memory: the md pages, level bytes, md state words, piwb slots
 // and the slot bitmap, with a typed API over the core's functions. Byte offsets are numbers
 // (exact up to 2^53); cluster and slot indices are u32.
+// size: one class over one WebAssembly context record, mostly one-line wrappers of the core's
+// exports (BAT, slots, md pages, piwbs, preallocation words); its parts share the context's
+// private fields, and split across files they would have to be public.
 
 import { checkStatus, type WasmCore } from './wasm.js';
 import { PloopError } from '../errors.js';
