@@ -17,7 +17,7 @@ export { checkImage, type CheckReport, type CheckFinding, type CheckOptions } fr
 export { MemoryStore } from './stores/memory.js';
 export { BlobStore } from './stores/blob.js';
 export { HttpRangeStore, type HttpRangeOptions, type HttpRangeStats } from './stores/http-range.js';
-export { openOverlay, OVERLAY_FILE, type OverlayOptions } from './stores/overlay.js';
+export { openOverlay, OVERLAY_FILE, type OverlayOptions } from './engine/overlay.js';
 export { keptOpen, type BlockStore } from './stores/block-store.js';
 export { PloopError, type PloopErrorCode } from './errors.js';
 export {

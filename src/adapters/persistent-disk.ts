@@ -12,7 +12,7 @@
 
 import { keptOpen, type BlockStore } from '../stores/block-store.js';
 import type { DeltaDirectory } from '../stores/directory.js';
-import { openOverlay, OVERLAY_FILE } from '../stores/overlay.js';
+import { openOverlay, OVERLAY_FILE } from '../engine/overlay.js';
 import type { DeltaSource, PloopImage } from '../engine/image.js';
 import { PloopError } from '../errors.js';
 import { imageBlockDevice, type BlockDevice } from './block-device.js';

@@ -4,6 +4,7 @@
 // memory (ring.ts), and their payloads stay in that memory, so no data is copied through
 // structured clone.
 
+import type { HttpRangeOptions } from '../stores/http-range.js';
 import type { Attachment } from '../engine/writeback.js';
 import type { SharedMemorySpec } from '../stores/shared-memory.js';
 
@@ -12,12 +13,15 @@ import type { SharedMemorySpec } from '../stores/shared-memory.js';
  * clone: a path (Node), a SharedArrayBuffer (shared, not copied), a Blob/File (cloned by
  * reference), a URL, an OPFS path.
  */
+export type HttpSpecOptions = Omit<HttpRangeOptions, 'fetch'>;
+
 export type StoreSpec =
   /** syncMaxBytes: a runner serves requests up to this size with blocking pread/pwrite (its thread has nothing else to do). */
   | { kind: 'node-fs'; path: string; writable: boolean; syncMaxBytes?: number }
   | SharedMemorySpec
   | { kind: 'blob'; blob: Blob; name?: string }
-  | { kind: 'http'; url: string }
+  /** options: HttpRangeStore's, less `fetch` (a function does not cross to a worker). */
+  | { kind: 'http'; url: string; options?: HttpSpecOptions }
   /** shared: writable by the coordinator and every runner at once ('readwrite-unsafe' handles; store-spec.ts). */
   | { kind: 'opfs'; path: string; writable: boolean; shared?: boolean };
 

@@ -22,7 +22,7 @@ export async function openPortableStore(spec: StoreSpec, role: 'coordinator' | '
     case 'blob':
       return new BlobStore(spec.blob, { name: spec.name });
     case 'http':
-      return HttpRangeStore.open(spec.url);
+      return HttpRangeStore.open(spec.url, spec.options);
     case 'opfs': {
       // A writable file is opened by the coordinator and every runner only with shared
       // ('readwrite-unsafe') handles: an exclusive one would refuse the others, and so would a

@@ -2,6 +2,7 @@
 // A read-only store over a File or Blob (a dropped or picked file, a fetched body). Reads slice
 // the Blob, so only the bytes asked for are read from disk; nothing is kept in memory.
 
+import type { StoreSpec } from '../runners/protocol.js';
 import type { BlockStore } from './block-store.js';
 import { PloopError, ioError } from '../errors.js';
 
@@ -11,6 +12,11 @@ export class BlobStore implements BlockStore {
   readonly blob: Blob;
 
   /** `name` defaults to the File's name, else 'blob'. */
+  /** A Blob or File crosses to a worker by reference. */
+  spec(): StoreSpec {
+    return { kind: 'blob', blob: this.blob, name: this.name };
+  }
+
   constructor(blob: Blob, options: { name?: string } = {}) {
     this.blob = blob;
     this.name = options.name ?? ((blob as Partial<File>).name || 'blob');

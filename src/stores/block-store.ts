@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The one small interface every storage backend implements. Offsets and lengths are bytes.
 
+import type { StoreSpec } from '../runners/protocol.js';
+
 export interface BlockStore {
   /** Backend name, e.g. 'memory' or 'node-fs'. */
   readonly name: string;
@@ -54,6 +56,13 @@ export interface BlockStore {
    * count its own metadata blocks in, so a few KiB of holes can hide behind them.)
    */
   backing?(): Promise<{ allocatedBytes: number; blockBytes: number }>;
+  /**
+   * Optional: how a runner in another thread opens this same store, with its options (a
+   * structured-clonable StoreSpec; runners/store-spec.ts opens it). Absent or null: only this
+   * thread can (a private memory buffer, an IndexedDB image whose dirty chunks this instance
+   * buffers), and a runner pool serves the store here.
+   */
+  spec?(): StoreSpec | null;
   /** Grow (with zeros) or shrink the store to exactly `size` bytes. */
   truncate(size: number): Promise<void>;
   close(): Promise<void>;

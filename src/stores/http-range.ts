@@ -7,6 +7,7 @@
 // response is checked: a server that ignores Range, answers another range, or whose file
 // changed (size, ETag, Last-Modified) gives an error that says so, never mixed data.
 
+import type { StoreSpec } from '../runners/protocol.js';
 import type { BlockStore } from './block-store.js';
 import { PloopError } from '../errors.js';
 import { readOnly } from './blob.js';
@@ -97,6 +98,12 @@ export class HttpRangeStore implements BlockStore {
    * Open `url`: one ranged GET of the first block finds the size (from Content-Range), checks that
    * the server honours Range, and records ETag / Last-Modified to detect later changes.
    */
+  /** A runner opens the same URL with the same headers, credentials, cache and timeouts (not a custom `fetch`). */
+  spec(): StoreSpec {
+    const { fetch: _custom, ...options } = this.#options;
+    return { kind: 'http', url: this.url, options };
+  }
+
   static async open(url: string | URL, options: HttpRangeOptions = {}): Promise<HttpRangeStore> {
     const blockBytes = options.blockBytes ?? 64 << 10;
     if (!Number.isInteger(blockBytes) || blockBytes < 512) throw new PloopError('EINVAL', `http: blockBytes ${blockBytes} is invalid, expected an integer >= 512`);

@@ -15,6 +15,7 @@
 // after a warm-up of small requests; until it runs they take the pool). `io: 'pool'`
 // keeps them on libuv's pool; larger requests, flush, truncate and stat always go there.
 
+import type { StoreSpec } from '../runners/protocol.js';
 import { open, read, write, fdatasync, ftruncate, close, fstat, constants } from 'node:fs';
 import { preadFully, pwriteFully } from './node-sync-io.js';
 import type { BlockStore } from './block-store.js';
@@ -85,6 +86,11 @@ export class NodeFileStore implements BlockStore {
   /** Requests of this store still in the I/O thread; close() waits for them. */
   #inThread = 0;
   #idle: (() => void) | null = null;
+
+  /** A runner thread opens the same file by its path (runner-node-worker.ts). */
+  spec(): StoreSpec {
+    return { kind: 'node-fs', path: this.path, writable: this.writable };
+  }
 
   private constructor(path: string, fd: number, size: number, writable: boolean, syncMaxBytes: number, io: NodeFileIo, openWarnings: string[]) {
     this.path = path;

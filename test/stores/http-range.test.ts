@@ -9,7 +9,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { HttpRangeStore } from '../../src/stores/http-range.js';
-import { openOverlay } from '../../src/stores/overlay.js';
+import { openOverlay } from '../../src/engine/overlay.js';
 import { MemoryStore } from '../../src/stores/memory.js';
 import { MemoryDirectory } from '../../src/stores/memory-dir.js';
 import { PloopImage } from '../../src/engine/image.js';

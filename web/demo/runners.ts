@@ -4,7 +4,7 @@
 // Web Workers over the shared WASM memory serves the reads; otherwise the open image does, in
 // the page's thread (the single-runner fallback).
 
-import { ParallelImage, BlobStore, HttpRangeStore, sharedMemoryAvailable, type BlockStore, type StoreSpec } from '../../src/browser.js';
+import { ParallelImage, sharedMemoryAvailable, type BlockStore, type StoreSpec } from '../../src/browser.js';
 
 /** Runners the page starts: the cores there are, at most 4. */
 export const RUNNERS = Math.max(1, Math.min(4, globalThis.navigator?.hardwareConcurrency || 2));
@@ -13,16 +13,12 @@ export function describeMode(): string {
   return sharedMemoryAvailable() ? `${RUNNERS} runners (shared memory)` : 'single in-thread runner';
 }
 
-function specOf(store: BlockStore): StoreSpec | null {
-  if (store instanceof BlobStore) return { kind: 'blob', blob: store.blob, name: store.name };
-  if (store instanceof HttpRangeStore) return { kind: 'http', url: store.url };
-  return null;
-}
 
 /** A read-only runner pool over `deltas` (base first), or null when runners cannot open them here. */
 export async function openRunnerPool(deltas: BlockStore[]): Promise<ParallelImage | null> {
   if (!sharedMemoryAvailable()) return null;
-  const specs = deltas.map(specOf);
+  // Each store says how a worker opens it (BlockStore.spec): a File/Blob, an HTTP URL with its options.
+  const specs = deltas.map((d) => d.spec?.() ?? null);
   if (specs.some((s) => s === null)) return null;
   return ParallelImage.open(specs as StoreSpec[], { runners: RUNNERS, onWarning: () => {} });
 }

@@ -4,12 +4,12 @@
 // OPFS, IndexedDB or any other store. The top is an ordinary ploop delta; reads fall through to
 // the base, writes copy-on-write into it.
 
-import type { BlockStore } from './block-store.js';
-import { readFully } from './block-store.js';
-import type { DeltaDirectory } from './directory.js';
+import type { BlockStore } from '../stores/block-store.js';
+import { readFully } from '../stores/block-store.js';
+import type { DeltaDirectory } from '../stores/directory.js';
 import { HEADER_BYTES, parseHeader, deriveGeometry, SECTOR_BYTES, type PloopFormat } from '../format/header.js';
-import { createImage } from '../engine/create.js';
-import { PloopImage, type DeltaSource, type OpenOptions } from '../engine/image.js';
+import { createImage } from './create.js';
+import { PloopImage, type DeltaSource, type OpenOptions } from './image.js';
 import { PloopError } from '../errors.js';
 
 /** Written next to the top delta in a DeltaDirectory: which base the delta was made over. */
