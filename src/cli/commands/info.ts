@@ -18,7 +18,8 @@ export const info: Command = {
   --json   print one JSON object: format, virtualSize, clusterSize, batEntries, dataOffset,
            inUse, allocatedClusters, fileSize, flags, extOffset, heads, cylinders, tracks,
            damage (what is wrong, one sentence each; [] for a sound image) and damagedClusters
-           (cluster, problem: outside|misaligned|duplicate|metadata, hostOffset; the first 64).
+           (cluster, problem: outside|misaligned|duplicate|metadata, hostOffset; up to 4096;
+           the text lists the first 64).
   A damaged image is shown as QEMU reads it; check --repair fixes it.
   For a disk folder (DiskDescriptor.xml) the fields describe the top delta, allocatedClusters
   counts clusters any delta maps, and "deltas" lists the stack base first: level, file, guid,
@@ -177,7 +178,7 @@ async function describeRaw(path: string, json: boolean): Promise<boolean> {
 /** "damage: none", or what is wrong and which clusters (read as QEMU reads them). */
 function damageLines(findings: PloopImage['findings']): string[] {
   if (findings.damage.length === 0) return ['damage: none'];
-  const problems = findings.batProblems;
+  const problems = findings.batProblems.slice(0, 64);
   const more = findings.batProblemCount - problems.length;
   return [
     `damage: ${findings.damage.join('; ')}`,
